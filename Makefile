@@ -1,0 +1,33 @@
+# Two commands do all the set-up on a fresh machine with Python >= 3.10 and pip:
+#   make demo   - the main job on sample_dicom/
+#   make test   - the test suite (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint sample bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/radimt scan sample_dicom/imt_case sample_dicom/carcinoma_washout sample_dicom/fibroadenoma_persistent
+
+test: $(STAMP)
+	$(BIN)/ruff check radimt tests benchmarks
+	$(BIN)/python -m pytest -q
+
+sample: $(STAMP)
+	rm -rf sample_dicom.new
+	$(BIN)/radimt synth sample --out sample_dicom.new
+	rm -rf sample_dicom && mv sample_dicom.new sample_dicom
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_load.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,151 @@
+"""The ``radimt`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from radimt.errors import RadimtError
+
+
+def _series_rows(path: str) -> tuple[list[dict], list[dict]]:
+    from radimt.dicom.roles import assign_roles
+    from radimt.dicom.scan import scan_files
+    from radimt.dicom.study import dce_timing
+
+    stacks, skipped = scan_files(path)
+    assign_roles(stacks)
+    dce = [s for s in stacks if s.role == "dce"]
+    phase_time: dict[int, float] = {}
+    if dce:
+        try:
+            ordered, times, _ = dce_timing(dce)
+            phase_time = {id(s): float(t) for s, t in zip(ordered, times, strict=True)}
+        except RadimtError as exc:
+            logging.getLogger("radimt").warning("%s", exc)
+    rows = []
+    for s in stacks:
+        spacing = None
+        if s.is_planar:
+            spacing = _planar_spacing(s)
+        elif s.pixel_spacing:
+            spacing = [s.pixel_spacing[1], s.pixel_spacing[0]] + ([s.slice_step] if s.slice_step else [])
+        detail = ""
+        if s.b_value is not None:
+            detail = f"b={s.b_value:g}"
+        elif id(s) in phase_time:
+            detail = f"phase t={phase_time[id(s)]:g}s"
+        rows.append(
+            {
+                "series": s.key,
+                "series_number": s.series_number,
+                "modality": s.modality,
+                "role": s.role,
+                "description": s.description,
+                "size": [s.columns, s.rows] + ([s.n_images] if not s.is_planar else []),
+                "frames": s.first.header.n_frames if s.is_planar else None,
+                "spacing_mm": [round(x, 4) for x in spacing] if spacing else None,
+                "plane": s.plane,
+                "detail": detail,
+                "note": s.note,
+                "folder": s.folder,
+            }
+        )
+    skipped_rows = [{"path": k.path, "reason": k.reason} for k in skipped]
+    return rows, skipped_rows
+
+
+def _planar_spacing(s) -> list[float] | None:
+    from radimt.dicom.volume import projection_spacing, ultrasound_spacing
+
+    header = s.first.header
+    try:
+        pair = ultrasound_spacing(header)[0] if header.modality == "US" else projection_spacing(header)[0]
+    except RadimtError:
+        return None
+    return [pair[1], pair[0]]
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    results = [(path, *_series_rows(path)) for path in args.paths]
+    if args.json:
+        payload = [{"path": p, "series": rows, "skipped": skipped} for p, rows, skipped in results]
+        json.dump(payload[0] if len(payload) == 1 else payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for i, (path, rows, skipped) in enumerate(results):
+        if len(results) > 1:
+            print(("\n" if i else "") + f"== {path}")
+        _print_table(rows, skipped)
+    return 0
+
+
+def _print_table(rows: list[dict], skipped: list[dict]) -> None:
+    header = (
+        f"{'series':<8} {'mod':<4} {'role':<6} {'description':<30} {'size':<14} "
+        f"{'spacing mm':<18} {'detail':<14} note"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        size = "x".join(str(x) for x in r["size"]) + (
+            f" ({r['frames']} fr)" if r["frames"] and r["frames"] > 1 else ""
+        )
+        spacing = "x".join(f"{x:g}" for x in r["spacing_mm"]) if r["spacing_mm"] else "-"
+        print(
+            f"{r['series']:<8} {r['modality']:<4} {r['role']:<6} {r['description'][:30]:<30} "
+            f"{size:<14} {spacing:<18} {r['detail']:<14} {r['note']}"
+        )
+    if skipped:
+        print(f"\n{len(skipped)} file(s) set aside:")
+        for k in skipped:
+            print(f"  {k['path']}: {k['reason']}")
+
+
+def cmd_synth_sample(args: argparse.Namespace) -> int:
+    from radimt.synth.studies import write_sample_dicom
+
+    truths = write_sample_dicom(args.out)
+    print(f"wrote {len(truths)} synthetic studies and manifest.csv to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="radimt", description="Breast imaging radiomics from DICOM.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what radimt does")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    scan = sub.add_parser("scan", help="list the series of a study folder with their roles")
+    scan.add_argument("paths", nargs="+", metavar="STUDY", help="study folder(s), each scanned as one study")
+    scan.add_argument("--json", action="store_true", help="machine-readable output")
+    scan.set_defaults(func=cmd_scan)
+
+    synth = sub.add_parser("synth", help="write synthetic studies with ground truth")
+    synth_sub = synth.add_subparsers(dest="what", required=True)
+    sample = synth_sub.add_parser("sample", help="the sample studies shipped in sample_dicom/")
+    sample.add_argument("--out", required=True, help="output folder")
+    sample.set_defaults(func=cmd_synth_sample)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return args.func(args)
+    except RadimtError as exc:
+        print(f"radimt: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into head/less that closed early
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

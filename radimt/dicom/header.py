@@ -1,0 +1,419 @@
+"""Read one DICOM file's header (never its pixel data) into :class:`Frame` records.
+
+A frame is one 2D image: a classic single-frame file gives one, an enhanced multi-frame MR/CT or
+an ultrasound cine loop gives one per frame. Everything the scan, the series splitting and the
+volume assembly need is read here, once, so later steps never reopen a file's header.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from radimt.dicom import values as v
+
+log = logging.getLogger(__name__)
+
+PIXEL_DATA_TAG = 0x7FE00010
+NATIVE_LITTLE_ENDIAN = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
+
+# Private diffusion b-value elements, valid only under their private creator.
+SIEMENS_CREATOR = "SIEMENS MR HEADER"
+GE_CREATOR = "GEMS_PARM_01"
+PHILIPS_CREATOR = "Philips Imaging DD 001"
+GE_BVALUE_OFFSET = 1_000_000_000  # some GE versions add 1e9 to the b-value
+
+
+class NotDicomError(Exception):
+    """Raised internally for files that are not DICOM images at all (skipped by the scan)."""
+
+
+@dataclass(frozen=True)
+class UltrasoundRegion:
+    """One entry of SequenceOfUltrasoundRegions, with its deltas converted to mm."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    spatial_format: int
+    delta_x_mm: float | None
+    delta_y_mm: float | None
+
+    @property
+    def area(self) -> int:
+        return max(0, self.x1 - self.x0 + 1) * max(0, self.y1 - self.y0 + 1)
+
+
+@dataclass(frozen=True)
+class FileHeader:
+    """What a file says about all of its frames."""
+
+    path: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_uid: str
+    series_uid: str
+    series_number: int | None
+    series_description: str
+    modality: str
+    frame_of_reference_uid: str | None
+    image_type: tuple[str, ...]
+    manufacturer: str
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    photometric: str
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    transfer_syntax: str
+    n_frames: int
+    pixel_offset: int | None  # start of native pixel bytes; None -> decode with pydicom
+    problem: str | None  # e.g. truncated pixel data; assembly refuses such a file
+    repetition_time: float | None = None
+    contrast_agent: str | None = None
+    laterality: str | None = None
+    view: str | None = None
+    presentation_intent: str | None = None
+    body_part: str | None = None
+    pixel_spacing: tuple[float, float] | None = None
+    imager_pixel_spacing: tuple[float, float] | None = None
+    magnification: float | None = None
+    us_regions: tuple[UltrasoundRegion, ...] = ()
+    frame_time_ms: float | None = None
+    units: str | None = None
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One 2D image: a single-frame file, or one frame of a multi-frame file."""
+
+    header: FileHeader = field(repr=False)
+    index: int  # frame number inside the file, 0-based
+    instance_number: int | None
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, ...] | None  # row cosines then column cosines (6 values)
+    pixel_spacing: tuple[float, float] | None  # (between rows, between columns) in mm
+    slope: float
+    intercept: float
+    temporal_position: int | None
+    trigger_time_ms: float | None
+    acquisition_time: float | None  # seconds on a common clock
+    content_time: float | None
+    b_value: float | None
+    gradient: tuple[float, float, float] | None
+    echo_time: float | None
+    stack_id: str | None = None  # enhanced multi-frame StackID
+
+    @property
+    def path(self) -> str:
+        return self.header.path
+
+
+def _functional(ds: Dataset, per_frame: Dataset | None, keyword: str) -> Dataset | None:
+    """The first item of a functional group macro, per-frame first, then shared."""
+    for holder in (per_frame, _shared(ds)):
+        if holder is not None and keyword in holder:
+            seq = holder[keyword].value
+            if seq:
+                return seq[0]
+    return None
+
+
+def _shared(ds: Dataset) -> Dataset | None:
+    seq = ds.get("SharedFunctionalGroupsSequence")
+    return seq[0] if seq else None
+
+
+def _b_value(ds: Dataset, diffusion: Dataset | None) -> float | None:
+    """The diffusion b-value in s/mm², standard tag first, then the vendors' private tags."""
+    if diffusion is not None and "DiffusionBValue" in diffusion:
+        return v.to_float(diffusion.DiffusionBValue)
+    if "DiffusionBValue" in ds:
+        return v.to_float(ds.DiffusionBValue)
+    siemens = v.to_float(v.private_value(ds, 0x0019, SIEMENS_CREATOR, 0x0C))
+    if siemens is not None:
+        return siemens
+    ge = v.to_float(v.private_value(ds, 0x0043, GE_CREATOR, 0x39))
+    if ge is not None:
+        return ge - GE_BVALUE_OFFSET if ge >= GE_BVALUE_OFFSET else ge
+    philips = v.binary_float32(v.private_value(ds, 0x2001, PHILIPS_CREATOR, 0x03))
+    return philips
+
+
+def _gradient(ds: Dataset, diffusion: Dataset | None) -> tuple[float, float, float] | None:
+    for holder in (diffusion, ds):
+        if holder is None:
+            continue
+        seq = holder.get("DiffusionGradientDirectionSequence")
+        if seq and "DiffusionGradientOrientation" in seq[0]:
+            return v.to_floats(seq[0].DiffusionGradientOrientation, 3)  # type: ignore[return-value]
+        if "DiffusionGradientOrientation" in holder:
+            return v.to_floats(holder.DiffusionGradientOrientation, 3)  # type: ignore[return-value]
+    siemens = v.private_value(ds, 0x0019, SIEMENS_CREATOR, 0x0E)
+    if siemens is not None:
+        if isinstance(siemens, bytes) and len(siemens) == 24:
+            return struct.unpack("<3d", siemens)
+        return v.to_floats(siemens, 3)  # type: ignore[return-value]
+    return None
+
+
+def _pixel_offset(fp: Any, header_end: int, expected: int, file_size: int) -> tuple[int | None, str | None]:
+    """Where native pixel bytes start, read from the element header at ``header_end``."""
+    fp.seek(header_end)
+    raw = fp.read(12)
+    if len(raw) < 8:
+        return None, "no pixel data"
+    group, element = struct.unpack("<HH", raw[:4])
+    if (group << 16 | element) != PIXEL_DATA_TAG:
+        return None, "no pixel data"
+    if raw[4:6] in _LONG_VRS:
+        length, start = struct.unpack("<I", raw[8:12])[0], header_end + 12
+    elif raw[4:6].isalpha() and raw[4:6].isupper():
+        length, start = struct.unpack("<H", raw[6:8])[0], header_end + 8
+    else:  # implicit VR
+        length, start = struct.unpack("<I", raw[4:8])[0], header_end + 8
+    if length == 0xFFFFFFFF:
+        return None, None  # encapsulated although the syntax says native: let pydicom decide
+    if length < expected or file_size < start + expected:
+        return None, f"pixel data truncated: {min(length, file_size - start)} of {expected} bytes"
+    return start, None
+
+
+def _probe_pixel_tag(fp: Any, header_end: int, syntax: str) -> str | None:
+    """For encoded syntaxes: only check that a pixel data element follows the header."""
+    if syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
+        return None  # the stream position means nothing in a deflated file
+    fp.seek(header_end)
+    raw = fp.read(4)
+    if len(raw) == 4 and PIXEL_DATA_TAG in (
+        (lambda g, e: g << 16 | e)(*struct.unpack("<HH", raw)),
+        (lambda g, e: g << 16 | e)(*struct.unpack(">HH", raw)),
+    ):
+        return None
+    return "no pixel data"
+
+
+def _read_dataset(path: str) -> tuple[Dataset, int, int]:
+    """Header dataset, byte position where it stopped, and the file size."""
+    size = os.path.getsize(path)
+    if size == 0:
+        raise NotDicomError("empty file")
+    with open(path, "rb") as fp:
+        try:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True)
+        except InvalidDicomError:
+            ds = _read_without_preamble(fp)
+        return ds, fp.tell(), size
+
+
+def _read_without_preamble(fp: Any) -> Dataset:
+    """Old files lack the 128-byte preamble and 'DICM': accept them only if they look like images."""
+    fp.seek(0)
+    try:
+        ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+    except Exception as exc:  # noqa: BLE001 - anything unreadable is "not DICOM"
+        raise NotDicomError(f"not DICOM ({exc})") from None
+    if "SOPClassUID" not in ds and "Rows" not in ds:
+        raise NotDicomError("not DICOM (no DICM prefix and no image attributes)")
+    return ds
+
+
+def _syntax(ds: Dataset) -> str:
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax:
+        return str(syntax)
+    # Files without meta information: pydicom worked the encoding out while reading.
+    implicit = getattr(ds, "is_implicit_VR", True)
+    return str(ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian)
+
+
+def _us_regions(ds: Dataset) -> tuple[UltrasoundRegion, ...]:
+    regions = []
+    for item in ds.get("SequenceOfUltrasoundRegions") or []:
+
+        def delta(unit_kw: str, delta_kw: str, item: Dataset = item) -> float | None:
+            unit, value = item.get(unit_kw), v.to_float(item.get(delta_kw))
+            if value is None or unit != 3:  # 3 = cm; other units are not spatial
+                return None
+            return abs(value) * 10.0
+
+        regions.append(
+            UltrasoundRegion(
+                x0=int(item.get("RegionLocationMinX0", 0)),
+                y0=int(item.get("RegionLocationMinY0", 0)),
+                x1=int(item.get("RegionLocationMaxX1", 0)),
+                y1=int(item.get("RegionLocationMaxY1", 0)),
+                spatial_format=int(item.get("RegionSpatialFormat", 0)),
+                delta_x_mm=delta("PhysicalUnitsXDirection", "PhysicalDeltaX"),
+                delta_y_mm=delta("PhysicalUnitsYDirection", "PhysicalDeltaY"),
+            )
+        )
+    return tuple(regions)
+
+
+def _view(ds: Dataset) -> str | None:
+    view = str(ds.get("ViewPosition", "") or "").strip().upper()
+    if view:
+        return view
+    seq = ds.get("ViewCodeSequence")
+    if seq:
+        meaning = str(seq[0].get("CodeMeaning", "")).lower()
+        for needle, code in (
+            ("medio-lateral oblique", "MLO"),
+            ("cranio-caudal", "CC"),
+            ("medio-lateral", "ML"),
+            ("latero-medial", "LM"),
+        ):
+            if needle in meaning:
+                return code
+    return None
+
+
+def read_frames(path: str) -> list[Frame]:
+    """Read one file's header and return its frames.
+
+    Raises
+    ------
+    NotDicomError
+        The file is empty, not DICOM, a DICOMDIR, or carries no image (e.g. a structured report).
+    """
+    ds, header_end, size = _read_dataset(path)
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
+        raise NotDicomError("DICOMDIR (a media index, not an image)")
+    rows, cols = v.to_int(ds.get("Rows")), v.to_int(ds.get("Columns"))
+    modality = str(ds.get("Modality", "") or "").upper()
+    if not rows or not cols:
+        raise NotDicomError(f"no image in this {modality or 'DICOM'} object ({sop_class or 'no SOP class'})")
+
+    n_frames = v.to_int(ds.get("NumberOfFrames")) or 1
+    samples = v.to_int(ds.get("SamplesPerPixel")) or 1
+    bits = v.to_int(ds.get("BitsAllocated")) or 16
+    syntax = _syntax(ds)
+    expected = rows * cols * samples * n_frames * bits // 8
+    with open(path, "rb") as fp:
+        if syntax in NATIVE_LITTLE_ENDIAN:
+            offset, problem = _pixel_offset(fp, header_end, expected, size)
+        else:
+            offset, problem = None, _probe_pixel_tag(fp, header_end, syntax)
+    if bits not in (8, 16, 32) or samples != 1:
+        offset = None  # colour and packed-bit images are decoded by pydicom
+    intent = ds.get("PresentationIntentType")
+    header = FileHeader(
+        path=path,
+        sop_class_uid=sop_class,
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+        study_uid=str(ds.get("StudyInstanceUID", "")),
+        series_uid=str(ds.get("SeriesInstanceUID", "")) or f"no-series-uid:{os.path.dirname(path)}",
+        series_number=v.to_int(ds.get("SeriesNumber")),
+        series_description=str(ds.get("SeriesDescription", "") or "").strip(),
+        modality=modality,
+        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")) or None,
+        image_type=tuple(str(t).upper() for t in (ds.get("ImageType") or ())),
+        manufacturer=str(ds.get("Manufacturer", "") or ""),
+        rows=rows,
+        columns=cols,
+        samples_per_pixel=samples,
+        photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper(),
+        bits_allocated=bits,
+        bits_stored=v.to_int(ds.get("BitsStored")) or bits,
+        pixel_representation=v.to_int(ds.get("PixelRepresentation")) or 0,
+        transfer_syntax=syntax,
+        n_frames=n_frames,
+        pixel_offset=offset,
+        problem=problem,
+        repetition_time=v.to_float(ds.get("RepetitionTime")),
+        contrast_agent=str(ds.get("ContrastBolusAgent", "") or "") or None,
+        laterality=(str(ds.get("ImageLaterality", "") or ds.get("Laterality", "") or "").upper() or None),
+        view=_view(ds),
+        presentation_intent=str(intent).upper() if intent else None,
+        body_part=str(ds.get("BodyPartExamined", "") or "").upper() or None,
+        pixel_spacing=v.to_floats(ds.get("PixelSpacing"), 2),  # type: ignore[arg-type]
+        imager_pixel_spacing=v.to_floats(ds.get("ImagerPixelSpacing"), 2),  # type: ignore[arg-type]
+        magnification=v.to_float(ds.get("EstimatedRadiographicMagnificationFactor")),
+        us_regions=_us_regions(ds),
+        frame_time_ms=v.to_float(ds.get("FrameTime")),
+        units=str(ds.get("Units", "") or ds.get("RescaleType", "") or "") or None,
+    )
+    if "PerFrameFunctionalGroupsSequence" in ds:
+        return _enhanced_frames(ds, header)
+    return _classic_frames(ds, header)
+
+
+def _classic_frames(ds: Dataset, header: FileHeader) -> list[Frame]:
+    acq = v.parse_dt(ds.get("AcquisitionDateTime")) or v.parse_datetime(
+        ds.get("AcquisitionDate") or ds.get("SeriesDate"), ds.get("AcquisitionTime")
+    )
+    content = v.parse_datetime(ds.get("ContentDate") or ds.get("SeriesDate"), ds.get("ContentTime"))
+    common = dict(
+        instance_number=v.to_int(ds.get("InstanceNumber")),
+        position=v.to_floats(ds.get("ImagePositionPatient"), 3),
+        orientation=v.to_floats(ds.get("ImageOrientationPatient"), 6),
+        pixel_spacing=header.pixel_spacing,
+        slope=v.to_float(ds.get("RescaleSlope")) or 1.0,
+        intercept=v.to_float(ds.get("RescaleIntercept")) or 0.0,
+        temporal_position=v.to_int(ds.get("TemporalPositionIdentifier")),
+        trigger_time_ms=v.to_float(ds.get("TriggerTime")),
+        acquisition_time=acq,
+        content_time=content,
+        b_value=_b_value(ds, None),
+        gradient=_gradient(ds, None),
+        echo_time=v.to_float(ds.get("EchoTime")),
+    )
+    return [Frame(header=header, index=i, **common) for i in range(header.n_frames)]
+
+
+def _enhanced_frames(ds: Dataset, header: FileHeader) -> list[Frame]:
+    frames = []
+    per_frame = ds.PerFrameFunctionalGroupsSequence
+    for i in range(header.n_frames):
+        item = per_frame[i] if i < len(per_frame) else None
+        plane = _functional(ds, item, "PlanePositionSequence")
+        orient = _functional(ds, item, "PlaneOrientationSequence")
+        measures = _functional(ds, item, "PixelMeasuresSequence")
+        content = _functional(ds, item, "FrameContentSequence")
+        rescale = _functional(ds, item, "PixelValueTransformationSequence")
+        diffusion = _functional(ds, item, "MRDiffusionSequence")
+        echo = _functional(ds, item, "MREchoSequence")
+        timing = _functional(ds, item, "CardiacSynchronizationSequence")
+        slope = v.to_float(rescale.get("RescaleSlope")) if rescale else None
+        intercept = v.to_float(rescale.get("RescaleIntercept")) if rescale else None
+        frames.append(
+            Frame(
+                header=header,
+                index=i,
+                instance_number=v.to_int(ds.get("InstanceNumber")),
+                position=v.to_floats(plane.get("ImagePositionPatient"), 3) if plane else None,  # type: ignore[arg-type]
+                orientation=v.to_floats(orient.get("ImageOrientationPatient"), 6) if orient else None,
+                pixel_spacing=(v.to_floats(measures.get("PixelSpacing"), 2) if measures else None)  # type: ignore[arg-type]
+                or header.pixel_spacing,
+                slope=slope if slope is not None else (v.to_float(ds.get("RescaleSlope")) or 1.0),
+                intercept=intercept
+                if intercept is not None
+                else (v.to_float(ds.get("RescaleIntercept")) or 0.0),
+                temporal_position=v.to_int(content.get("TemporalPositionIndex")) if content else None,
+                trigger_time_ms=v.to_float(timing.get("NominalCardiacTriggerDelayTime")) if timing else None,
+                acquisition_time=v.parse_dt(content.get("FrameAcquisitionDateTime")) if content else None,
+                content_time=v.parse_dt(content.get("FrameReferenceDateTime")) if content else None,
+                b_value=_b_value(ds, diffusion),
+                gradient=_gradient(ds, diffusion) if diffusion is not None else None,
+                echo_time=v.to_float(echo.get("EffectiveEchoTime"))
+                if echo
+                else v.to_float(ds.get("EchoTime")),
+                stack_id=str(content.get("StackID")) if content and "StackID" in content else None,
+            )
+        )
+    return frames

@@ -1,0 +1,321 @@
+"""A study: its series with roles, and lazily loaded images per role."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import SimpleITK as sitk
+
+from radimt.dicom.roles import assign_roles
+from radimt.dicom.scan import SeriesInfo, SkippedFile, scan_files
+from radimt.dicom.volume import PlanarImage, read_planar, read_volume
+from radimt.errors import MixedOrientationError, RoleError, TimingError
+
+log = logging.getLogger(__name__)
+
+#: ADC stored values above this (99th percentile in tissue) mean units of 10⁻⁶ mm²/s.
+ADC_MICRO_THRESHOLD = 50.0
+#: ADC values below this mean units of mm²/s.
+ADC_SI_THRESHOLD = 0.05
+
+
+@dataclass
+class DCE:
+    """A dynamic contrast-enhanced acquisition.
+
+    Attributes
+    ----------
+    phases
+        One 3D image per phase, all on the same grid, in time order.
+    times
+        Seconds from the start of the first phase (first = 0).
+    time_source
+        Which attribute gave the times: ``trigger``, ``acquisition`` or ``content``.
+    series
+        The stack behind each phase.
+    """
+
+    phases: list[sitk.Image]
+    times: np.ndarray
+    time_source: str
+    series: list[SeriesInfo] = field(repr=False)
+
+
+@dataclass
+class DWI:
+    """Diffusion-weighted images, one 3D image per b-value (ascending, s/mm²)."""
+
+    images: list[sitk.Image]
+    b_values: np.ndarray
+    series: list[SeriesInfo] = field(repr=False)
+
+
+def scan(path: str | os.PathLike[str], roles: Mapping[str, object] | None = None) -> list[SeriesInfo]:
+    """Find every series below ``path`` (headers only) and give each stack a role.
+
+    Parameters
+    ----------
+    path
+        A study folder as exported (any file names, nested folders, DICOMDIR beside the files)
+        or a single file. Non-DICOM and empty files are skipped with a logged note.
+    roles
+        Optional ``{role: selector}`` to force roles (see :func:`assign_roles`).
+
+    Returns
+    -------
+    list of SeriesInfo
+        One entry per stack, ordered by series number.
+    """
+    stacks, _ = scan_files(path)
+    return assign_roles(stacks, roles)
+
+
+def load_study(path: str | os.PathLike[str], roles: Mapping[str, object] | None = None) -> Study:
+    """Scan a study folder and return a :class:`Study` whose images load on first access."""
+    stacks, skipped = scan_files(path)
+    return Study(os.fspath(path), assign_roles(stacks, roles), skipped)
+
+
+class Study:
+    """The series of one study, by role. Images are read the first time they are asked for.
+
+    Role accessors (``dce``, ``dwi``, ``adc``, ``t1``, ``t2``, ``ct``, ``mg``, ``us``) are
+    ``None`` when the study has no such series.
+    """
+
+    def __init__(self, path: str, series: list[SeriesInfo], skipped: list[SkippedFile] | None = None):
+        self.path = path
+        self.series = series
+        self.skipped = skipped or []
+
+    def __repr__(self) -> str:
+        roles = ", ".join(f"{r}={len(self.series_for(r))}" for r in self.roles)
+        return f"Study({self.path!r}: {roles})"
+
+    @property
+    def roles(self) -> list[str]:
+        """The roles present, in a fixed order."""
+        present = {s.role for s in self.series}
+        return [r for r in ("dce", "dwi", "adc", "t1", "t2", "ct", "mg", "us") if r in present]
+
+    def series_for(self, role: str) -> list[SeriesInfo]:
+        """Every stack with ``role``, in series order."""
+        return [s for s in self.series if s.role == role]
+
+    def find(self, key: str | int) -> SeriesInfo:
+        """The stack whose key is ``key`` (``"5"`` or ``"5.2"``) or whose series number is ``key``."""
+        for s in self.series:
+            if s.key == str(key) or (s.stack == 1 and s.series_number == key):
+                return s
+        raise RoleError(f"{self.path}: no series {key}; series found: {[s.key for s in self.series]}")
+
+    def volume(self, series: SeriesInfo) -> sitk.Image:
+        """Read one stack as a 3D volume (not cached)."""
+        return read_volume(series)
+
+    # -- single-volume roles ---------------------------------------------------------------
+    def _single(self, role: str) -> SeriesInfo | None:
+        candidates = self.series_for(role)
+        if not candidates:
+            return None
+        best = max(candidates, key=lambda s: (s.n_images, s.echo_time or 0, -(s.series_number or 0)))
+        siblings = [s for s in candidates if s.series_uid == best.series_uid and s is not best]
+        odd = [s for s in siblings if s.plane != best.plane or s.first.orientation != best.first.orientation]
+        if odd:
+            raise MixedOrientationError(
+                f"{best.label}: the series holds slices in {1 + len({s.plane for s in odd})} "
+                "orientations; force the role onto a single-orientation series "
+                f"(load_study(..., roles={{'{role}': <series number>}}))"
+            )
+        if len(candidates) > 1:
+            log.info("%s: %d series could be %s; using %s", self.path, len(candidates), role, best.label)
+        return best
+
+    def _volume_for(self, role: str) -> sitk.Image | None:
+        chosen = self._single(role)
+        return None if chosen is None else read_volume(chosen)
+
+    @cached_property
+    def t1(self) -> sitk.Image | None:
+        """A T1-weighted (non-dynamic) MR volume."""
+        return self._volume_for("t1")
+
+    @cached_property
+    def t2(self) -> sitk.Image | None:
+        """A T2-weighted MR volume."""
+        return self._volume_for("t2")
+
+    @cached_property
+    def ct(self) -> sitk.Image | None:
+        """The CT volume in Hounsfield units."""
+        return self._volume_for("ct")
+
+    @cached_property
+    def adc(self) -> sitk.Image | None:
+        """The scanner's ADC map in 10⁻³ mm²/s, whatever unit it was stored in."""
+        chosen = self._single("adc")
+        if chosen is None:
+            return None
+        image = read_volume(chosen)
+        factor = adc_unit_factor(sitk.GetArrayViewFromImage(image), chosen.first.header.units)
+        out = (
+            sitk.Cast(image, sitk.sitkFloat32) * factor
+            if factor != 1.0
+            else sitk.Cast(image, sitk.sitkFloat32)
+        )
+        out.CopyInformation(image)
+        return out
+
+    # -- multi-volume roles ------------------------------------------------------------------
+    @cached_property
+    def dce(self) -> DCE | None:
+        """The dynamic series: phases in time order and their times in seconds."""
+        stacks = self.series_for("dce")
+        if not stacks:
+            return None
+        ordered, times, source = dce_timing(stacks)
+        phases = [read_volume(s) for s in ordered]
+        _check_same_grid(phases, ordered, "DCE phases")
+        return DCE(phases=phases, times=times, time_source=source, series=ordered)
+
+    @cached_property
+    def dwi(self) -> DWI | None:
+        """Diffusion-weighted volumes per b-value (s/mm²), ascending."""
+        stacks = self.series_for("dwi")
+        if not stacks:
+            return None
+        missing = [s for s in stacks if s.b_value is None]
+        if missing:
+            raise RoleError(
+                f"{missing[0].label}: diffusion images without a b-value (looked in (0018,9087) and "
+                "the Siemens (0019,100C), GE (0043,1039) and Philips (2001,1003) private tags); "
+                "force the role elsewhere or fix the export"
+            )
+        by_b: dict[float, list[SeriesInfo]] = defaultdict(list)
+        for s in stacks:
+            by_b[round(float(s.b_value), 1)].append(s)  # type: ignore[arg-type]
+        images, b_values, used = [], [], []
+        for b in sorted(by_b):
+            group = by_b[b]
+            isotropic = [s for s in group if s.gradient is None or not any(s.gradient)]
+            if isotropic or len(group) == 1:
+                chosen = max(isotropic or group, key=lambda s: s.n_images)
+                images.append(read_volume(chosen))
+                used.append(chosen)
+            else:  # only directional images: their geometric mean is the trace-weighted image
+                images.append(_geometric_mean([read_volume(s) for s in group]))
+                used.append(group[0])
+            b_values.append(b)
+        _check_same_grid(images, used, "DWI b-values")
+        return DWI(images=images, b_values=np.array(b_values, float), series=used)
+
+    @cached_property
+    def mg(self) -> list[PlanarImage] | None:
+        """Mammograms (2D), one per view, with laterality and view."""
+        stacks = self.series_for("mg")
+        return [read_planar(s) for s in stacks] or None
+
+    @cached_property
+    def us(self) -> list[PlanarImage] | None:
+        """Ultrasound images (2D); a cine loop keeps its frames in ``.frames``."""
+        stacks = self.series_for("us")
+        return [read_planar(s) for s in stacks] or None
+
+
+def _geometric_mean(volumes: list[sitk.Image]) -> sitk.Image:
+    """Voxel-wise geometric mean (zero where any input is zero or negative), as float32."""
+    arrays = np.stack([sitk.GetArrayViewFromImage(v).astype(np.float32) for v in volumes])
+    positive = np.all(arrays > 0, axis=0)
+    logs = np.log(np.where(arrays > 0, arrays, 1.0)).mean(axis=0)
+    out = sitk.GetImageFromArray(np.where(positive, np.exp(logs), 0.0).astype(np.float32))
+    out.CopyInformation(volumes[0])
+    return out
+
+
+def adc_unit_factor(values: np.ndarray, units: str | None = None) -> float:
+    """Factor that brings stored ADC values to 10⁻³ mm²/s.
+
+    Scanners store ADC maps as integers in 10⁻⁶ mm²/s (Siemens, GE, Philips), or as floats in
+    mm²/s or 10⁻³ mm²/s. An explicit unit string wins; otherwise the 99th percentile of positive
+    values decides: tissue ADC lies between about 0.1 and 3.5 × 10⁻³ mm²/s.
+    """
+    text = (units or "").lower().replace(" ", "")
+    if "10^-6" in text or "1e-6" in text or "um2/s" in text or "µm2/s" in text:
+        return 1e-3
+    if "10^-3" in text or "1e-3" in text:
+        return 1.0
+    positive = values[values > 0]
+    if positive.size == 0:
+        return 1.0
+    high = float(np.percentile(positive, 99))
+    if high > ADC_MICRO_THRESHOLD:
+        return 1e-3
+    if high < ADC_SI_THRESHOLD:
+        return 1e3
+    return 1.0
+
+
+def dce_timing(stacks: list[SeriesInfo]) -> tuple[list[SeriesInfo], np.ndarray, str]:
+    """Order dynamic phases in time and give their times in seconds from the first phase.
+
+    Times come from TriggerTime when all phases are in one series (the offset the scanner
+    records per phase), else AcquisitionDate/Time, else ContentDate/Time; each phase's time is
+    its earliest image. When TemporalPositionIdentifier is present it fixes the order and the
+    times must increase with it.
+
+    Raises
+    ------
+    TimingError
+        No usable times, two phases at the same time, or times that contradict the temporal
+        positions.
+    """
+    label = stacks[0].label
+    single_series = len({s.series_uid for s in stacks}) == 1
+    sources = (["trigger"] if single_series else []) + ["acquisition", "content"]
+    for source in sources:
+        per_stack = [s.times(source) for s in stacks]
+        if not all(per_stack):
+            continue
+        starts = np.array([min(t) for t in per_stack])
+        if len(np.unique(starts)) != len(starts):
+            continue
+        positions = [s.temporal_position for s in stacks]
+        if single_series and all(p is not None for p in positions):
+            order = np.argsort(positions, kind="stable")
+            if np.any(np.diff(starts[order]) <= 0):
+                raise TimingError(
+                    f"{label}: {source} times do not increase with TemporalPositionIdentifier "
+                    f"({[float(x) for x in starts[order]]}); check the export"
+                )
+        else:
+            order = np.argsort(starts, kind="stable")
+        ordered = [stacks[i] for i in order]
+        times = starts[order] - starts[order][0]
+        return ordered, times.astype(float), source
+    raise TimingError(
+        f"{label}: the {len(stacks)} dynamic phases have no distinct TriggerTime, AcquisitionTime "
+        "or ContentTime, so they cannot be placed in time; radimt will not guess phase times. "
+        "Re-export with timing attributes"
+    )
+
+
+def _check_same_grid(images: list[sitk.Image], stacks: list[SeriesInfo], what: str) -> None:
+    ref = images[0]
+    for image, s in zip(images[1:], stacks[1:], strict=True):
+        same = (
+            image.GetSize() == ref.GetSize()
+            and np.allclose(image.GetSpacing(), ref.GetSpacing(), atol=1e-3)
+            and np.allclose(image.GetOrigin(), ref.GetOrigin(), atol=1e-2)
+            and np.allclose(image.GetDirection(), ref.GetDirection(), atol=1e-4)
+        )
+        if not same:
+            raise RoleError(
+                f"{what}: {s.label} is not on the same grid as {stacks[0].label}; force the "
+                "roles onto matching series"
+            )

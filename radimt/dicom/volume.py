@@ -1,0 +1,218 @@
+"""Turn stacks into SimpleITK images: 3D volumes (MR, CT) and 2D planar images (MG, US)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from radimt.dicom.geometry import order_slices
+from radimt.dicom.header import FileHeader, Frame, UltrasoundRegion
+from radimt.dicom.pixels import decode_file, read_frames_into, stored_dtype
+from radimt.dicom.scan import SeriesInfo
+from radimt.errors import DicomReadError
+
+log = logging.getLogger(__name__)
+
+
+def _rescaled(stored: np.ndarray, frames: Sequence[Frame]) -> np.ndarray:
+    """Apply RescaleSlope/Intercept per frame, keeping integers when the result is exact."""
+    slopes = np.array([f.slope for f in frames], float)
+    intercepts = np.array([f.intercept for f in frames], float)
+    if np.all(slopes == 1) and np.all(intercepts == 0):
+        return stored
+    exact = (
+        np.issubdtype(stored.dtype, np.integer)
+        and np.all(slopes == slopes[0])
+        and float(slopes[0]).is_integer()
+        and np.all(intercepts == np.round(intercepts))
+    )
+    if exact:
+        lo = float(stored.min()) * slopes[0] + intercepts.min()
+        hi = float(stored.max()) * slopes[0] + intercepts.max()
+        for dtype in (np.int16, np.int32):
+            info = np.iinfo(dtype)
+            if info.min <= lo and hi <= info.max:
+                out = stored.astype(dtype)
+                if slopes[0] != 1:
+                    out *= dtype(slopes[0])
+                out += intercepts.astype(dtype)[:, None, None]
+                return out
+    out = stored.astype(np.float32)
+    out *= slopes.astype(np.float32)[:, None, None]
+    out += intercepts.astype(np.float32)[:, None, None]
+    return out
+
+
+def _buffer(header: FileHeader, n: int) -> np.ndarray:
+    colour = header.samples_per_pixel == 3 or header.photometric == "PALETTE COLOR"
+    dtype = np.float32 if colour else stored_dtype(header)
+    return np.empty((n, header.rows, header.columns), dtype)
+
+
+def read_volume(series: SeriesInfo) -> sitk.Image:
+    """Assemble one stack into a 3D image in patient LPS coordinates, values after rescale.
+
+    Slices are ordered along the slice normal and the slice spacing comes from their positions;
+    see :mod:`radimt.dicom.geometry` for the checks and tolerances.
+
+    Raises
+    ------
+    SeriesAssemblyError, DicomReadError
+        With the series and file named, when the slices do not make one volume or a file's pixel
+        data is missing or broken.
+    """
+    frames, geometry = order_slices(series.frames, series.label)
+    headers = {(f.header.rows, f.header.columns, f.header.bits_allocated) for f in frames}
+    if len(headers) > 1:
+        raise DicomReadError(f"{series.label}: images differ in matrix or bit depth: {sorted(headers)}")
+    stored = read_frames_into(frames, _buffer(frames[0].header, len(frames)), series.label)
+    values = _rescaled(stored, frames)
+    del stored
+    image = sitk.GetImageFromArray(values)
+    image.SetSpacing(geometry.spacing)
+    image.SetOrigin(geometry.origin)
+    image.SetDirection(geometry.direction)
+    return image
+
+
+# -- planar images ------------------------------------------------------------------------
+
+
+@dataclass
+class PlanarImage:
+    """A 2D image (mammogram view, ultrasound frame) with what a reader needs to know.
+
+    Attributes
+    ----------
+    image
+        2D SimpleITK image, spacing in mm, higher values always brighter.
+    series
+        The stack it came from.
+    laterality, view
+        ``"L"``/``"R"`` and ``"CC"``/``"MLO"``/... for mammograms, when the header says.
+    spacing_source
+        Which attribute gave the pixel size (e.g. ``"PixelSpacing"``,
+        ``"ImagerPixelSpacing/magnification"``, ``"UltrasoundRegion"``).
+    presentation_intent
+        ``"FOR PROCESSING"`` or ``"FOR PRESENTATION"`` for digital mammograms.
+    frames
+        For a cine loop: all frames as a 3D image (x, y, frame), else ``None``.
+    frame_time_ms
+        Time between cine frames, when given.
+    region
+        The ultrasound region whose deltas gave the spacing.
+    """
+
+    image: sitk.Image
+    series: SeriesInfo
+    laterality: str | None = None
+    view: str | None = None
+    spacing_source: str = ""
+    presentation_intent: str | None = None
+    frames: sitk.Image | None = None
+    frame_time_ms: float | None = None
+    region: UltrasoundRegion | None = None
+
+
+def _valid_pair(pair: tuple[float, float] | None) -> tuple[float, float] | None:
+    """A (row, column) spacing, or ``None`` when absent or zero (``"0\\0"`` means unknown)."""
+    if pair is None or min(pair) <= 0:
+        return None
+    return pair
+
+
+def projection_spacing(header: FileHeader) -> tuple[tuple[float, float], str]:
+    """Pixel spacing (row, column) of a projection radiograph and which attribute gave it.
+
+    PixelSpacing (calibrated at the patient) wins; otherwise ImagerPixelSpacing (at the
+    detector), divided by EstimatedRadiographicMagnificationFactor when present.
+    """
+    pixel = _valid_pair(header.pixel_spacing)
+    if pixel is not None:
+        return pixel, "PixelSpacing"
+    imager = _valid_pair(header.imager_pixel_spacing)
+    if imager is not None:
+        if header.magnification and header.magnification > 0:
+            factor = header.magnification
+            return (imager[0] / factor, imager[1] / factor), "ImagerPixelSpacing/magnification"
+        return imager, "ImagerPixelSpacing"
+    raise DicomReadError(
+        f"{header.path}: neither PixelSpacing nor ImagerPixelSpacing is set, so the pixel size "
+        "is unknown; radimt will not measure in pixels. Export the image with its spacing"
+    )
+
+
+def ultrasound_spacing(header: FileHeader) -> tuple[tuple[float, float], str, UltrasoundRegion | None]:
+    """Pixel spacing (row, column) of an ultrasound image and where it came from.
+
+    The largest 2D tissue region (RegionSpatialFormat 1) with physical deltas in cm gives the
+    spacing; PixelSpacing is the fallback.
+    """
+    regions = [r for r in header.us_regions if r.delta_x_mm and r.delta_y_mm]
+    tissue = [r for r in regions if r.spatial_format == 1] or regions
+    if tissue:
+        region = max(tissue, key=lambda r: r.area)
+        return (region.delta_y_mm, region.delta_x_mm), "UltrasoundRegion", region  # type: ignore[return-value]
+    pixel = _valid_pair(header.pixel_spacing)
+    if pixel is not None:
+        return pixel, "PixelSpacing", None
+    raise DicomReadError(
+        f"{header.path}: no SequenceOfUltrasoundRegions with physical deltas and no PixelSpacing, "
+        "so the pixel size is unknown; export the ultrasound image with its calibration"
+    )
+
+
+def _invert_monochrome1(values: np.ndarray, header: FileHeader, frame: Frame) -> np.ndarray:
+    """MONOCHROME1 stores dark as high: flip within the stored range so higher is brighter."""
+    signed = header.pixel_representation == 1
+    lo_stored = -(2 ** (header.bits_stored - 1)) if signed else 0
+    hi_stored = 2 ** (header.bits_stored - 1) - 1 if signed else 2**header.bits_stored - 1
+    lo = lo_stored * frame.slope + frame.intercept
+    hi = hi_stored * frame.slope + frame.intercept
+    flipped = (lo + hi) - values.astype(np.float64)
+    if np.issubdtype(values.dtype, np.integer) and float(lo + hi).is_integer():
+        info = np.iinfo(values.dtype)
+        if info.min <= flipped.min() and flipped.max() <= info.max:
+            return flipped.astype(values.dtype)
+    return flipped.astype(np.float32)
+
+
+def read_planar(series: SeriesInfo) -> PlanarImage:
+    """Read a mammogram, projection radiograph or ultrasound image (all frames of one file)."""
+    header = series.first.header
+    if header.problem:
+        raise DicomReadError(f"{series.label}: {header.path}: {header.problem}; re-export this file")
+    if header.modality == "US":
+        spacing, source, region = ultrasound_spacing(header)
+    else:
+        (spacing, source), region = projection_spacing(header), None
+    frames = sorted(series.frames, key=lambda f: f.index)
+    if header.pixel_offset is not None:
+        stored = read_frames_into(frames, _buffer(header, len(frames)), series.label)
+    else:
+        stored = decode_file(header.path, header, series.label)
+    values = _rescaled(stored, frames)
+    if header.photometric == "MONOCHROME1":
+        values = _invert_monochrome1(values, header, frames[0])
+    sitk_spacing = (float(spacing[1]), float(spacing[0]))
+    image = sitk.GetImageFromArray(values[0])
+    image.SetSpacing(sitk_spacing)
+    cine = None
+    if values.shape[0] > 1:
+        cine = sitk.GetImageFromArray(values)
+        cine.SetSpacing(sitk_spacing + ((header.frame_time_ms or 1.0),))
+    return PlanarImage(
+        image=image,
+        series=series,
+        laterality=header.laterality,
+        view=header.view,
+        spacing_source=source,
+        presentation_intent=header.presentation_intent,
+        frames=cine,
+        frame_time_ms=header.frame_time_ms,
+        region=region,
+    )

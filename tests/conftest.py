@@ -1,0 +1,55 @@
+"""Shared fixtures: real DICOM from installed packages, and small synthetic studies."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import nibabel
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+
+from radimt.synth.phantom import Lesion
+from radimt.synth.studies import MRStudySpec
+from radimt.synth.writer import Grid
+
+PYDICOM_DATA = Path(pydicom.__file__).parent / "data" / "test_files"
+NIBABEL_DATA = Path(nibabel.__file__).parent / "nicom" / "tests" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DICOM = REPO / "sample_dicom"
+
+
+def small_spec(study_id: str = "t", **overrides) -> MRStudySpec:
+    """A quick MR study: 48x48x12 voxels of 2x2x4 mm, a 16 mm lesion in the breast."""
+    values = dict(
+        lesion=Lesion((100.0, -4.0, -4.0), 16.0, "sphere"),
+        grid=Grid((48, 48, 12), (2.0, 2.0, 4.0), (42.0, -48.0, -24.0)),
+        extras=False,
+        seed=3,
+    )
+    values.update(overrides)
+    return MRStudySpec(study_id, **values)
+
+
+def ball_mean(image: sitk.Image, centre_lps, radius_mm: float) -> float:
+    """Mean of an image within a ball around an LPS point."""
+    arr = sitk.GetArrayViewFromImage(image)
+    zi, yi, xi = np.indices(arr.shape)
+    idx = np.stack([xi, yi, zi], -1).astype(float)
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    pts = (idx * image.GetSpacing()) @ direction.T + image.GetOrigin()
+    inside = np.linalg.norm(pts - np.asarray(centre_lps), axis=-1) <= radius_mm
+    return float(arr[inside].mean())
+
+
+@pytest.fixture(scope="session")
+def siemens_dwi_dir(tmp_path_factory) -> Path:
+    """nibabel's real Siemens diffusion files (b=0 and b=1000 of one acquisition), unzipped."""
+    out = tmp_path_factory.mktemp("siemens_dwi")
+    for name in ("siemens_dwi_0.dcm.gz", "siemens_dwi_1000.dcm.gz"):
+        with gzip.open(NIBABEL_DATA / name) as src, open(out / name[:-3], "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return out
