@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,7 +223,9 @@ def _read_without_preamble(fp: Any) -> Dataset:
     """Old files lack the 128-byte preamble and 'DICM': accept them only if they look like images."""
     fp.seek(0)
     try:
-        ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+        with warnings.catch_warnings():  # random bytes make pydicom guess aloud
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
     except Exception as exc:  # noqa: BLE001 - anything unreadable is "not DICOM"
         raise NotDicomError(f"not DICOM ({exc})") from None
     if "SOPClassUID" not in ds and "Rows" not in ds:

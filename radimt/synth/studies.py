@@ -355,8 +355,10 @@ def write_ct_series(
     model = breast_model(grid, lesion, rng)
     rim, core = lesion_shell(model.lesion, grid, 2.0)
     hu = np.where(model.breast, -100 + 130 * model.gland, -1000.0)
-    lesion_hu = np.where(rim, rim_hu, core_hu)
-    lesion_hu = ndimage.gaussian_filter(lesion_hu.astype(np.float32), 0.7)
+    # Heterogeneous rim: the shell enhances patchily, the core stays low.
+    patches = ndimage.gaussian_filter(rng.standard_normal(hu.shape), 1.5)
+    patches /= patches.std() + 1e-9
+    lesion_hu = np.where(rim, rim_hu + 12.0 * patches, core_hu)
     hu = hu * (1 - model.lesion) + lesion_hu * model.lesion + rng.normal(0, 10, hu.shape)
     stored = np.clip(np.round(hu + 1024), 0, 4095).astype(np.uint16)
     spec = SeriesSpec(

@@ -1,0 +1,88 @@
+"""The published case, as shipped in sample_dicom/, loads with every modality and its truth."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+import radimt
+from radimt.synth.phantom import lesion_shell
+from radimt.synth.studies import write_sample_dicom
+from tests.conftest import SAMPLE_DICOM, ball_mean
+
+CASE = SAMPLE_DICOM / "imt_case"
+
+
+@pytest.fixture(scope="module")
+def case():
+    return radimt.load_study(CASE), json.loads((CASE / "truth.json").read_text())
+
+
+def test_case_has_every_modality_with_roles(case):
+    study, truth = case
+    assert study.roles == ["dce", "dwi", "adc", "t2", "ct", "mg", "us"]
+    other = {s.description: s.note for s in study.series if s.role == "other"}
+    assert other == {
+        "localizer": "localizer/scout",
+        "Screen Save": "secondary capture (a copy of a screen, not an acquisition)",
+    }
+    assert truth["published_case"]["age"] == 52 and truth["lesion"]["diameter_mm"] == 12.0
+
+
+def test_case_kinetics_medium_plateau(case):
+    study, truth = case
+    assert truth["kinetics"]["initial_phase"] == "medium" and truth["kinetics"]["kuhl_type"] == "II"
+    centre = truth["lesion"]["centre_lps"]
+    signal = np.array([ball_mean(p, centre, 3.0) for p in study.dce.phases])
+    enhancement = 100 * (signal - signal[0]) / signal[0]
+    assert 50 < enhancement[1] < 100  # medium initial enhancement at 90 s
+    assert abs(enhancement[-1] - enhancement[1]) / enhancement[1] < 0.10  # plateau
+
+
+def test_case_low_adc_and_high_dwi(case):
+    study, truth = case
+    centre = truth["lesion"]["centre_lps"]
+    assert ball_mean(study.adc, centre, 3.0) < 1.3
+    b800 = study.dwi.images[-1]
+    assert study.dwi.b_values.tolist() == [0.0, 800.0]
+    assert ball_mean(b800, centre, 3.0) > 2 * ball_mean(b800, (centre[0] - 30, centre[1], centre[2]), 3.0)
+
+
+def test_case_lesion_placed_in_lower_outer_left_breast(case):
+    study, truth = case
+    x, _, z = truth["lesion"]["centre_lps"]
+    assert x > 90 and z < 0  # left (+x in LPS), lateral to the breast centre, inferior
+    t2 = study.t2
+    index = t2.TransformPhysicalPointToIndex(truth["lesion"]["centre_lps"])
+    assert sitk.GetArrayViewFromImage(t2)[index[::-1]] > 250  # mildly high T2
+
+
+def test_case_ct_rim_enhances_more_than_core(case):
+    study, truth = case
+    ct = study.ct
+    from radimt.synth.phantom import Lesion, lesion_fraction
+    from radimt.synth.writer import Grid
+
+    grid = Grid(ct.GetSize(), ct.GetSpacing(), ct.GetOrigin())
+    fraction = lesion_fraction(grid, Lesion(tuple(truth["ct"]["centre_lps"]), 12.0, "oval"))
+    rim, core = lesion_shell(fraction, grid, 2.0)
+    hu = sitk.GetArrayViewFromImage(ct)
+    solid = fraction >= 0.99  # leave out voxels that share space with the surrounding fat
+    assert hu[rim & solid].mean() > hu[core].mean() + 20
+
+
+def test_sample_dicom_is_what_radimt_synth_writes(tmp_path):
+    write_sample_dicom(str(tmp_path))
+    compared = filecmp.dircmp(SAMPLE_DICOM, tmp_path)
+
+    def differences(d: filecmp.dircmp) -> list[str]:
+        out = d.left_only + d.right_only + d.diff_files
+        for sub in d.subdirs.values():
+            out += differences(sub)
+        return out
+
+    assert differences(compared) == [], "sample_dicom/ is stale: run `make sample`"
