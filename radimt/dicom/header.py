@@ -122,7 +122,7 @@ class Frame:
         return self.header.path
 
 
-def _functional(ds: Dataset, per_frame: Dataset | None, keyword: str) -> Dataset | None:
+def _functional(ds: v.HeaderView, per_frame: Dataset | None, keyword: str) -> Dataset | None:
     """The first item of a functional group macro, per-frame first, then shared."""
     for holder in (per_frame, _shared(ds)):
         if holder is not None and keyword in holder:
@@ -132,28 +132,28 @@ def _functional(ds: Dataset, per_frame: Dataset | None, keyword: str) -> Dataset
     return None
 
 
-def _shared(ds: Dataset) -> Dataset | None:
+def _shared(ds: v.HeaderView) -> Dataset | None:
     seq = ds.get("SharedFunctionalGroupsSequence")
     return seq[0] if seq else None
 
 
-def _b_value(ds: Dataset, diffusion: Dataset | None) -> float | None:
+def _b_value(ds: v.HeaderView, diffusion: Dataset | None) -> float | None:
     """The diffusion b-value in s/mm², standard tag first, then the vendors' private tags."""
     if diffusion is not None and "DiffusionBValue" in diffusion:
         return v.to_float(diffusion.DiffusionBValue)
     if "DiffusionBValue" in ds:
         return v.to_float(ds.DiffusionBValue)
-    siemens = v.to_float(v.private_value(ds, 0x0019, SIEMENS_CREATOR, 0x0C))
+    siemens = v.to_float(ds.private(0x0019, SIEMENS_CREATOR, 0x0C))
     if siemens is not None:
         return siemens
-    ge = v.to_float(v.private_value(ds, 0x0043, GE_CREATOR, 0x39))
+    ge = v.to_float(ds.private(0x0043, GE_CREATOR, 0x39))
     if ge is not None:
         return ge - GE_BVALUE_OFFSET if ge >= GE_BVALUE_OFFSET else ge
-    philips = v.binary_float32(v.private_value(ds, 0x2001, PHILIPS_CREATOR, 0x03))
+    philips = v.binary_float32(ds.private(0x2001, PHILIPS_CREATOR, 0x03))
     return philips
 
 
-def _gradient(ds: Dataset, diffusion: Dataset | None) -> tuple[float, float, float] | None:
+def _gradient(ds: v.HeaderView, diffusion: Dataset | None) -> tuple[float, float, float] | None:
     for holder in (diffusion, ds):
         if holder is None:
             continue
@@ -162,7 +162,7 @@ def _gradient(ds: Dataset, diffusion: Dataset | None) -> tuple[float, float, flo
             return v.to_floats(seq[0].DiffusionGradientOrientation, 3)  # type: ignore[return-value]
         if "DiffusionGradientOrientation" in holder:
             return v.to_floats(holder.DiffusionGradientOrientation, 3)  # type: ignore[return-value]
-    siemens = v.private_value(ds, 0x0019, SIEMENS_CREATOR, 0x0E)
+    siemens = ds.private(0x0019, SIEMENS_CREATOR, 0x0E)
     if siemens is not None:
         if isinstance(siemens, bytes) and len(siemens) == 24:
             return struct.unpack("<3d", siemens)
@@ -170,10 +170,10 @@ def _gradient(ds: Dataset, diffusion: Dataset | None) -> tuple[float, float, flo
     return None
 
 
-def _pixel_offset(fp: Any, header_end: int, expected: int, file_size: int) -> tuple[int | None, str | None]:
-    """Where native pixel bytes start, read from the element header at ``header_end``."""
-    fp.seek(header_end)
-    raw = fp.read(12)
+def _pixel_offset(
+    raw: bytes, header_end: int, expected: int, file_size: int
+) -> tuple[int | None, str | None]:
+    """Where native pixel bytes start, from the 12 bytes of element header at ``header_end``."""
     if len(raw) < 8:
         return None, "no pixel data"
     group, element = struct.unpack("<HH", raw[:4])
@@ -192,12 +192,11 @@ def _pixel_offset(fp: Any, header_end: int, expected: int, file_size: int) -> tu
     return start, None
 
 
-def _probe_pixel_tag(fp: Any, header_end: int, syntax: str) -> str | None:
+def _probe_pixel_tag(raw: bytes, syntax: str) -> str | None:
     """For encoded syntaxes: only check that a pixel data element follows the header."""
     if syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
         return None  # the stream position means nothing in a deflated file
-    fp.seek(header_end)
-    raw = fp.read(4)
+    raw = raw[:4]
     if len(raw) == 4 and PIXEL_DATA_TAG in (
         (lambda g, e: g << 16 | e)(*struct.unpack("<HH", raw)),
         (lambda g, e: g << 16 | e)(*struct.unpack(">HH", raw)),
@@ -206,8 +205,8 @@ def _probe_pixel_tag(fp: Any, header_end: int, syntax: str) -> str | None:
     return "no pixel data"
 
 
-def _read_dataset(path: str) -> tuple[Dataset, int, int]:
-    """Header dataset, byte position where it stopped, and the file size."""
+def _read_dataset(path: str) -> tuple[Dataset, int, int, bytes]:
+    """Header dataset, byte position where it stopped, file size, and the next 12 bytes."""
     size = os.path.getsize(path)
     if size == 0:
         raise NotDicomError("empty file")
@@ -216,7 +215,8 @@ def _read_dataset(path: str) -> tuple[Dataset, int, int]:
             ds = pydicom.dcmread(fp, stop_before_pixels=True)
         except InvalidDicomError:
             ds = _read_without_preamble(fp)
-        return ds, fp.tell(), size
+        header_end = fp.tell()
+        return ds, header_end, size, fp.read(12)
 
 
 def _read_without_preamble(fp: Any) -> Dataset:
@@ -233,7 +233,7 @@ def _read_without_preamble(fp: Any) -> Dataset:
     return ds
 
 
-def _syntax(ds: Dataset) -> str:
+def _syntax(ds: v.HeaderView) -> str:
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
     if syntax:
@@ -243,7 +243,7 @@ def _syntax(ds: Dataset) -> str:
     return str(ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian)
 
 
-def _us_regions(ds: Dataset) -> tuple[UltrasoundRegion, ...]:
+def _us_regions(ds: v.HeaderView) -> tuple[UltrasoundRegion, ...]:
     regions = []
     for item in ds.get("SequenceOfUltrasoundRegions") or []:
 
@@ -267,7 +267,7 @@ def _us_regions(ds: Dataset) -> tuple[UltrasoundRegion, ...]:
     return tuple(regions)
 
 
-def _view(ds: Dataset) -> str | None:
+def _view(ds: v.HeaderView) -> str | None:
     view = str(ds.get("ViewPosition", "") or "").strip().upper()
     if view:
         return view
@@ -293,7 +293,8 @@ def read_frames(path: str) -> list[Frame]:
     NotDicomError
         The file is empty, not DICOM, a DICOMDIR, or carries no image (e.g. a structured report).
     """
-    ds, header_end, size = _read_dataset(path)
+    dataset, header_end, size, peek = _read_dataset(path)
+    ds = v.HeaderView(dataset)
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
         raise NotDicomError("DICOMDIR (a media index, not an image)")
@@ -307,13 +308,13 @@ def read_frames(path: str) -> list[Frame]:
     bits = v.to_int(ds.get("BitsAllocated")) or 16
     syntax = _syntax(ds)
     expected = rows * cols * samples * n_frames * bits // 8
-    with open(path, "rb") as fp:
-        if syntax in NATIVE_LITTLE_ENDIAN:
-            offset, problem = _pixel_offset(fp, header_end, expected, size)
-        else:
-            offset, problem = None, _probe_pixel_tag(fp, header_end, syntax)
-    if bits not in (8, 16, 32) or samples != 1:
-        offset = None  # colour and packed-bit images are decoded by pydicom
+    if syntax in NATIVE_LITTLE_ENDIAN:
+        offset, problem = _pixel_offset(peek, header_end, expected, size)
+    else:
+        offset, problem = None, _probe_pixel_tag(peek, syntax)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if bits not in (8, 16, 32) or samples != 1 or not photometric.startswith("MONOCHROME"):
+        offset = None  # colour, palette and packed-bit images are decoded by pydicom
     intent = ds.get("PresentationIntentType")
     header = FileHeader(
         path=path,
@@ -325,12 +326,12 @@ def read_frames(path: str) -> list[Frame]:
         series_description=str(ds.get("SeriesDescription", "") or "").strip(),
         modality=modality,
         frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")) or None,
-        image_type=tuple(str(t).upper() for t in (ds.get("ImageType") or ())),
+        image_type=tuple(str(t).upper() for t in v.as_list(ds.get("ImageType"))),
         manufacturer=str(ds.get("Manufacturer", "") or ""),
         rows=rows,
         columns=cols,
         samples_per_pixel=samples,
-        photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper(),
+        photometric=photometric,
         bits_allocated=bits,
         bits_stored=v.to_int(ds.get("BitsStored")) or bits,
         pixel_representation=v.to_int(ds.get("PixelRepresentation")) or 0,
@@ -356,7 +357,7 @@ def read_frames(path: str) -> list[Frame]:
     return _classic_frames(ds, header)
 
 
-def _classic_frames(ds: Dataset, header: FileHeader) -> list[Frame]:
+def _classic_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:
     acq = v.parse_dt(ds.get("AcquisitionDateTime")) or v.parse_datetime(
         ds.get("AcquisitionDate") or ds.get("SeriesDate"), ds.get("AcquisitionTime")
     )
@@ -379,7 +380,7 @@ def _classic_frames(ds: Dataset, header: FileHeader) -> list[Frame]:
     return [Frame(header=header, index=i, **common) for i in range(header.n_frames)]
 
 
-def _enhanced_frames(ds: Dataset, header: FileHeader) -> list[Frame]:
+def _enhanced_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:
     frames = []
     per_frame = ds.PerFrameFunctionalGroupsSequence
     for i in range(header.n_frames):

@@ -8,10 +8,13 @@ elements read as raw bytes (VR UN). These helpers turn all of that into ``float`
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import struct
 from collections.abc import Sequence
 from typing import Any
 
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 
@@ -72,18 +75,114 @@ def binary_float32(value: Any) -> float | None:
     return to_float(value)
 
 
-def private_value(ds: Dataset, group: int, creator: str, element: int) -> Any:
-    """The value of a private element, read only under its private creator.
+class HeaderView:
+    """Fast read-only access to a dataset's top-level elements by keyword.
 
-    A private element's meaning belongs to the block its creator reserved: ``(0019,100C)`` is the
-    Siemens b-value only inside a ``SIEMENS MR HEADER`` block. Returns ``None`` when the creator is
-    absent or the element is not in its block.
+    ``Dataset.get(keyword)`` goes through attribute lookup and raises internally for every
+    absent element; a scan asks for ~50 elements of which half are absent, thousands of times.
+    This view checks presence in a set of tags first. Anything else is passed to the dataset.
     """
+
+    def __init__(self, ds: Dataset):
+        self.ds = ds
+        self.present = set(ds.keys())
+        self._creators: dict[tuple[int, str], int] | None = None
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        tag = _tag(keyword)
+        if tag not in self.present:
+            return default
+        value = _fast_value(self.ds.get_item(tag))
+        return self.ds[tag].value if value is _SLOW else value
+
+    def __contains__(self, keyword: str) -> bool:
+        return _tag(keyword) in self.present
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ds, name)
+
+    def private(self, group: int, creator: str, element: int) -> Any:
+        """The value of a private element, read only under its private creator.
+
+        A private element's meaning belongs to the block its creator reserved: ``(0019,100C)``
+        is the Siemens b-value only inside a ``SIEMENS MR HEADER`` block. Returns ``None`` when
+        the creator is absent or the element is not in its block.
+        """
+        if self._creators is None:
+            self._creators = {}
+            for tag in self.present:
+                if tag >> 16 & 1 and 0x10 <= (tag & 0xFFFF) <= 0xFF:
+                    name = self.ds[tag].value
+                    if isinstance(name, bytes):
+                        name = name.decode("latin-1")
+                    self._creators[(tag >> 16, str(name).strip())] = tag & 0xFF
+        block = self._creators.get((group, creator))
+        if block is None:
+            return None
+        tag = group << 16 | block << 8 | element
+        return self.ds[tag].value if tag in self.present else None
+
+
+_SLOW = object()
+_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "SH", "TM", "UI"}
+_BINARY_VRS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
+
+
+@functools.lru_cache(maxsize=4096)
+def _dictionary_vr(tag: int) -> str | None:
     try:
-        block = ds.private_block(group, creator)
-        return block[element].value
-    except (KeyError, ValueError):
+        return dictionary_VR(tag)
+    except KeyError:
         return None
+
+
+def _fast_value(elem: Any) -> Any:
+    """The value of a not-yet-converted element for the plain VRs a scan reads, else ``_SLOW``.
+
+    pydicom converts every element through its generic machinery (~10 µs each); the header
+    scan reads ~30 per file, so plain ASCII text, numeric strings and little binary numbers are
+    converted here directly. Anything else (sequences, non-ASCII text, private or ambiguous VRs)
+    is left to pydicom. Text comes back as ``str``, or a list of ``str`` when multi-valued, as
+    pydicom gives it; numeric strings (DS/IS) stay strings for :func:`to_float`.
+    """
+    if not isinstance(elem, RawDataElement):
+        return elem.value if elem is not None else None
+    vr = elem.VR or _dictionary_vr(elem.tag)
+    raw = elem.value
+    if raw is None or len(raw) == 0:
+        return _SLOW if vr not in _TEXT_VRS and vr not in _BINARY_VRS else None
+    if vr in _TEXT_VRS:
+        if max(raw) >= 0x80:
+            return _SLOW
+        text = raw.decode("ascii").rstrip(" \x00")
+        if vr != "UI":
+            text = text.strip(" ")
+        parts = text.split("\\")
+        return parts[0] if len(parts) == 1 else parts
+    code = _BINARY_VRS.get(vr or "")
+    if code is None:
+        return _SLOW
+    size = struct.calcsize(code)
+    count = len(raw) // size
+    values = struct.unpack(("<" if elem.is_little_endian else ">") + code * count, raw[: count * size])
+    return values[0] if count == 1 else list(values)
+
+
+def as_list(value: Any) -> list:
+    """A multi-valued element as a list; a single value becomes a one-item list."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, (str, bytes, int, float)):
+        return [value]
+    return list(value)
+
+
+@functools.cache
+def _tag(keyword: str) -> int:
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(f"unknown DICOM keyword {keyword!r}")
+    return tag
 
 
 def parse_time(text: Any) -> float | None:
