@@ -41,3 +41,19 @@ class RoleError(RadimtError):
 
 class TimingError(RoleError):
     """Dynamic phases have missing or non-increasing acquisition times."""
+
+
+class SegmentationError(RadimtError):
+    """Seeded segmentation could not delineate a lesion (no contrast, or a leak)."""
+
+
+class SeedError(SegmentationError):
+    """The seed point is outside the image, in air/background, or on another frame of reference."""
+
+
+class MaskError(RadimtError):
+    """A mask is empty, unreadable, or does not fit the image it is meant for."""
+
+
+class FrameOfReferenceError(MaskError):
+    """Two images or an image and a point are in different frames of reference."""

@@ -76,7 +76,16 @@ def read_volume(series: SeriesInfo) -> sitk.Image:
     image.SetSpacing(geometry.spacing)
     image.SetOrigin(geometry.origin)
     image.SetDirection(geometry.direction)
+    tag_provenance(image, frames[0].header)
     return image
+
+
+def tag_provenance(image: sitk.Image, header: FileHeader) -> None:
+    """Record frame of reference, series and modality on the image (SimpleITK metadata)."""
+    if header.frame_of_reference_uid:
+        image.SetMetaData("0020|0052", header.frame_of_reference_uid)
+    image.SetMetaData("0020|000e", header.series_uid)
+    image.SetMetaData("0008|0060", header.modality)
 
 
 # -- planar images ------------------------------------------------------------------------
@@ -201,6 +210,7 @@ def read_planar(series: SeriesInfo) -> PlanarImage:
     sitk_spacing = (float(spacing[1]), float(spacing[0]))
     image = sitk.GetImageFromArray(values[0])
     image.SetSpacing(sitk_spacing)
+    tag_provenance(image, header)
     cine = None
     if values.shape[0] > 1:
         cine = sitk.GetImageFromArray(values)

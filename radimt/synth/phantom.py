@@ -145,3 +145,40 @@ def disk_fraction(
     radius = radius_px * (1 + irregular * np.cos(5 * theta + seed))
     inside = (np.hypot(dr, dc) <= radius).astype(np.float32)
     return inside.reshape(shape[0], sub, shape[1], sub).mean(axis=(1, 3))
+
+
+def lesion_image(
+    shape: str = "sphere",
+    cnr: float = 5.0,
+    *,
+    spacing: tuple[float, float, float] = (0.8, 0.8, 1.0),
+    size: tuple[int, int, int] = (80, 80, 60),
+    diameter: float = 12.0,
+    texture_share: float = 0.3,
+    contrast: float = 100.0,
+    seed: int = 0,
+):
+    """A 3D test image of one lesion (e.g. an early subtraction) and its true mask.
+
+    The lesion sits at the centre of the grid, ``contrast`` above a background whose standard
+    deviation is ``contrast / cnr`` (the contrast-to-noise ratio). ``texture_share`` of the
+    background variance is smooth texture (anatomy, parenchymal enhancement), the rest white
+    noise. Returns ``(image, truth, lesion)``: float32 image, uint8 mask of the voxels at least
+    half inside the lesion, and the :class:`Lesion`.
+    """
+    import SimpleITK as sitk
+
+    rng = np.random.default_rng(seed)
+    grid = Grid(size, spacing, (0.0, 0.0, 0.0))
+    lesion = Lesion(tuple(float(c) for c in np.array(size) * np.array(spacing) / 2), diameter, shape)
+    fraction = lesion_fraction(grid, lesion)
+    sd = contrast / cnr
+    smooth = ndimage.gaussian_filter(rng.standard_normal(size[::-1]), 4)
+    background = np.sqrt(texture_share) * sd * smooth / smooth.std()
+    noise = rng.normal(0, np.sqrt(1 - texture_share) * sd, fraction.shape)
+    values = background + noise + contrast * fraction
+    image = sitk.GetImageFromArray(values.astype(np.float32))
+    image.SetSpacing(spacing)
+    truth = sitk.GetImageFromArray((fraction >= 0.5).astype(np.uint8))
+    truth.CopyInformation(image)
+    return image, truth, lesion

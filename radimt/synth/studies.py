@@ -346,8 +346,8 @@ def write_ct_series(
     lesion: Lesion,
     seed: int = 0,
     grid: Grid | None = None,
-    rim_hu: float = 95.0,
-    core_hu: float = 40.0,
+    rim_hu: float = 130.0,
+    core_hu: float = 80.0,
 ) -> dict:
     """A contrast CT of the same breast: the lesion with a rim enhancing more than its core."""
     rng = np.random.default_rng(seed)

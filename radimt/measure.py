@@ -1,0 +1,87 @@
+"""Measurements on masks: voxel count, volume, longest diameter, centroid, overlap."""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+from scipy.spatial import ConvexHull, QhullError
+
+from radimt.errors import MaskError
+
+
+def mask_points(mask: sitk.Image) -> np.ndarray:
+    """Physical (LPS mm) coordinates of the voxel centres inside a mask, shape (n, dim)."""
+    arr = sitk.GetArrayViewFromImage(mask)
+    index = np.argwhere(arr > 0)[:, ::-1].astype(float)  # (x, y[, z]) order
+    dim = mask.GetDimension()
+    direction = np.asarray(mask.GetDirection()).reshape(dim, dim)
+    return (index * mask.GetSpacing()) @ direction.T + np.asarray(mask.GetOrigin())
+
+
+def voxel_count(mask: sitk.Image) -> int:
+    """Number of voxels (pixels) inside the mask."""
+    return int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
+
+
+def mask_volume_mm3(mask: sitk.Image) -> float:
+    """Volume in mm³ (area in mm² for a 2D mask): voxel count times voxel size."""
+    return voxel_count(mask) * float(np.prod(mask.GetSpacing()))
+
+
+def centroid_lps(mask: sitk.Image) -> np.ndarray:
+    """Centre of mass of the mask in patient coordinates (mm)."""
+    points = mask_points(mask)
+    if not len(points):
+        raise MaskError("the mask is empty: no centroid")
+    return points.mean(axis=0)
+
+
+def boundary_face_points(mask: sitk.Image) -> np.ndarray:
+    """Physical centres of the voxel faces between the mask and the outside, shape (n, dim).
+
+    These points sit on the mask's boundary surface (half a voxel from the boundary voxels'
+    centres), so distances between them measure the object itself, not its voxel centres.
+    """
+    arr = np.pad(sitk.GetArrayViewFromImage(mask) > 0, 1)
+    dim = mask.GetDimension()
+    direction = np.asarray(mask.GetDirection()).reshape(dim, dim)
+    spacing = np.asarray(mask.GetSpacing())
+    points = []
+    for axis in range(dim):  # array axis; SimpleITK axis is dim - 1 - axis
+        for step in (-1, 1):
+            neighbour = np.roll(arr, -step, axis=axis)
+            face = arr & ~neighbour
+            index = np.argwhere(face)[:, ::-1].astype(float) - 1.0  # undo the padding
+            index[:, dim - 1 - axis] += 0.5 * step
+            points.append(index)
+    index = np.concatenate(points)
+    return (index * spacing) @ direction.T + np.asarray(mask.GetOrigin())
+
+
+def longest_diameter_mm(mask: sitk.Image) -> float:
+    """Longest diameter (maximum Feret diameter) of a mask in mm.
+
+    The largest distance between two points of the mask's boundary surface (the centres of its
+    outer voxel faces, see :func:`boundary_face_points`), found on their convex hull.
+    """
+    points = boundary_face_points(mask)
+    if len(points) == 0:
+        raise MaskError("the mask is empty: no diameter")
+    try:
+        points = points[ConvexHull(points).vertices]
+    except (QhullError, ValueError):  # flat or tiny: every point is a candidate
+        pass
+    if len(points) > 4000:
+        points = points[np.linspace(0, len(points) - 1, 4000).astype(int)]
+    dist = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=-1)
+    return float(dist.max())
+
+
+def dice(a: sitk.Image, b: sitk.Image) -> float:
+    """Dice overlap of two masks on the same grid."""
+    x = sitk.GetArrayViewFromImage(a) > 0
+    y = sitk.GetArrayViewFromImage(b) > 0
+    if x.shape != y.shape:
+        raise MaskError(f"masks on different grids: {x.shape[::-1]} and {y.shape[::-1]}")
+    total = int(x.sum() + y.sum())
+    return 1.0 if total == 0 else 2.0 * int(np.logical_and(x, y).sum()) / total

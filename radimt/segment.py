@@ -1,0 +1,489 @@
+"""Seeded lesion segmentation, DCE subtraction, and mask transfer between series.
+
+The segmentation is an adaptive half-maximum region growing, bounded around the seed:
+
+1. Crop a box around the seed (first small, enlarged only if the lesion reaches its border,
+   never beyond ``max_diameter_mm`` from the seed): nothing touches the rest of the volume.
+2. Smooth (Gaussian; a median filter first for ultrasound speckle).
+3. Lesion level = median in a small ball at the seed; noise = robust spread of neighbour
+   differences. Grow the connected region above ``lesion - 2.5 noise`` (SimpleITK
+   ConnectedThreshold), fill holes.
+4. Background level = median of a ring just outside the region. The boundary is put where the
+   intensity crosses ``background + tolerance x (lesion - background)`` (0.5: half-way, which is
+   where a voxel half inside the lesion sits), the region regrown from the seed, and steps 3-4
+   repeated until the region settles. Lesion level is then the median of the region's core.
+5. Guard against leaks: a region reaching farther than ``max_diameter_mm`` from the seed is
+   retried with a tighter tolerance and a morphological opening that cuts thin bridges; if it
+   still leaks, :class:`SegmentationError` says so rather than returning a breast-sized mask.
+
+Dark lesions (hypoechoic on ultrasound, low ADC) are handled by the ``polarity`` option.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import SimpleITK as sitk
+
+from radimt.dicom.study import DCE
+from radimt.errors import FrameOfReferenceError, MaskError, SeedError, SegmentationError
+
+#: SimpleITK metadata keys radimt sets on images it reads, and copies onto masks.
+FRAME_OF_REFERENCE_KEY = "0020|0052"
+SERIES_UID_KEY = "0020|000e"
+MODALITY_KEY = "0008|0060"
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """Options of :func:`segment_from_seed`; every field can be passed as a keyword.
+
+    Attributes
+    ----------
+    tolerance
+        Where the boundary sits between background (0) and lesion (1) intensity; 0.5 is
+        half-way. Larger values give tighter masks.
+    max_diameter_mm
+        The largest lesion expected. The search never reaches farther than this from the seed;
+        a region that does is a leak.
+    smoothing_mm
+        Gaussian sigma before growing; ``None`` means 0.75 of the smallest voxel spacing.
+    median_radius
+        Median filter radius in pixels before smoothing (0 = none); for speckle.
+    polarity
+        ``"bright"`` (enhancing lesion, CT, mammography), ``"dark"`` (ultrasound, ADC) or
+        ``"auto"`` (compare the seed with its surroundings).
+    seed_radius_mm
+        Radius of the ball at the seed that gives the first lesion level.
+    min_contrast
+        Lesion-to-background difference required, in standard deviations of the image noise
+        (estimated from differences between neighbouring voxels of the unsmoothed image).
+    fill_holes
+        Fill enclosed holes (necrotic or cystic centres) in the final mask.
+    opening_mm
+        Radius of a morphological opening applied to the grown region, which cuts thin bridges
+        into neighbouring structures (0 = none). Retries after a leak open more.
+    """
+
+    tolerance: float = 0.5
+    max_diameter_mm: float = 50.0
+    smoothing_mm: float | None = None
+    median_radius: int = 0
+    polarity: str = "bright"
+    seed_radius_mm: float = 1.5
+    min_contrast: float = 3.0
+    fill_holes: bool = True
+    opening_mm: float = 0.0
+
+
+#: Defaults per modality (``modality=`` in :func:`segment_from_seed`).
+PRESETS: dict[str, SegmentOptions] = {
+    "mr": SegmentOptions(),
+    "ct": SegmentOptions(),
+    "mg": SegmentOptions(smoothing_mm=0.8),
+    # Speckle is multiplicative and strong: its per-pixel spread is close to the lesion contrast.
+    "us": SegmentOptions(
+        polarity="dark", median_radius=2, smoothing_mm=0.3, seed_radius_mm=1.5, min_contrast=1.0
+    ),
+    "adc": SegmentOptions(polarity="dark"),
+    "dwi": SegmentOptions(),
+}
+
+_START_RADIUS_MM = 20.0  # first crop radius; enlarged when the lesion reaches the border
+_MAX_ITERATIONS = 6
+_RING_MM = 3.0
+
+
+def subtraction(dce: DCE, phase: int = 1, baseline: int = 0) -> sitk.Image:
+    """Subtraction image ``phases[phase] - phases[baseline]`` as float32, on the DCE grid.
+
+    The early subtraction (``phase=1``) is the default reference for segmenting an enhancing
+    breast lesion.
+    """
+    if not 0 <= phase < len(dce.phases) or not 0 <= baseline < len(dce.phases):
+        raise SegmentationError(f"DCE has {len(dce.phases)} phases; no phase {phase} or baseline {baseline}")
+    post = sitk.Cast(dce.phases[phase], sitk.sitkFloat32)
+    pre = sitk.Cast(dce.phases[baseline], sitk.sitkFloat32)
+    out = post - pre
+    copy_reference_metadata(dce.phases[phase], out)
+    return out
+
+
+def copy_reference_metadata(source: sitk.Image, target: sitk.Image) -> None:
+    """Copy radimt's provenance metadata (frame of reference, series, modality)."""
+    for key in (FRAME_OF_REFERENCE_KEY, SERIES_UID_KEY, MODALITY_KEY):
+        if source.HasMetaDataKey(key):
+            target.SetMetaData(key, source.GetMetaData(key))
+
+
+def _options(modality: str, overrides: dict) -> SegmentOptions:
+    if modality.lower() not in PRESETS:
+        raise SegmentationError(f"unknown modality preset {modality!r}; use one of {sorted(PRESETS)}")
+    known = {f.name for f in fields(SegmentOptions)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise TypeError(f"unknown segmentation option(s) {sorted(unknown)}; options are {sorted(known)}")
+    return replace(PRESETS[modality.lower()], **overrides)
+
+
+def seed_index(image: sitk.Image, seed: Sequence[float], seed_is_index: bool = False) -> tuple[int, ...]:
+    """The voxel index of a seed given in LPS mm (or as an index), checked to be in the image."""
+    dim = image.GetDimension()
+    if len(seed) != dim:
+        raise SeedError(f"seed {tuple(seed)} has {len(seed)} coordinates; the image is {dim}D")
+    if seed_is_index:
+        index = tuple(int(round(float(s))) for s in seed)
+    else:
+        index = tuple(
+            int(round(c)) for c in image.TransformPhysicalPointToContinuousIndex([float(s) for s in seed])
+        )
+    size = image.GetSize()
+    if any(i < 0 or i >= n for i, n in zip(index, size, strict=True)):
+        where = "index" if seed_is_index else "point (LPS mm)"
+        raise SeedError(
+            f"seed {where} {tuple(seed)} lies outside the image (voxel {index}, size {size}); "
+            "check the seed's coordinate system (LPS, not RAS) and the series it belongs to"
+        )
+    return index
+
+
+def check_frame_of_reference(image: sitk.Image, frame_of_reference: str | None, what: str = "seed") -> None:
+    """Refuse a point or mask from another frame of reference than ``image``'s."""
+    if not frame_of_reference or not image.HasMetaDataKey(FRAME_OF_REFERENCE_KEY):
+        return
+    own = image.GetMetaData(FRAME_OF_REFERENCE_KEY)
+    if own and own != frame_of_reference:
+        raise FrameOfReferenceError(
+            f"the {what} is in frame of reference {frame_of_reference}, the image in {own}: "
+            "coordinates do not carry over between them without a registration"
+        )
+
+
+def _radius_voxels(image: sitk.Image, mm: float) -> list[int]:
+    return [max(1, int(math.ceil(mm / s))) for s in image.GetSpacing()]
+
+
+def _crop(
+    image: sitk.Image, index: Sequence[int], radius_mm: float
+) -> tuple[sitk.Image, tuple[int, ...], bool]:
+    """A box of ``radius_mm`` around ``index``; also whether it was clipped by the image edge."""
+    radius = _radius_voxels(image, radius_mm)
+    lower = [max(0, i - r) for i, r in zip(index, radius, strict=True)]
+    upper = [min(n, i + r + 1) for i, r, n in zip(index, radius, image.GetSize(), strict=True)]
+    size = [u - lo for u, lo in zip(upper, lower, strict=True)]
+    roi = sitk.RegionOfInterest(image, size, lower)
+    return roi, tuple(i - lo for i, lo in zip(index, lower, strict=True)), size == list(image.GetSize())
+
+
+def _ball(
+    shape: tuple[int, ...], centre: Sequence[int], spacing: Sequence[float], radius_mm: float
+) -> np.ndarray:
+    """Boolean ball (array order) of ``radius_mm`` around ``centre`` (SimpleITK index order)."""
+    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
+    dist2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre[::-1], spacing[::-1], strict=True))
+    return dist2 <= radius_mm**2
+
+
+def _noise_sigma(values: np.ndarray) -> float:
+    """Robust noise SD from differences of neighbours along the fastest axis (MAD estimator)."""
+    diff = np.diff(values, axis=-1).ravel()
+    mad = np.median(np.abs(diff - np.median(diff)))
+    return float(1.4826 * mad / math.sqrt(2)) or 1e-6
+
+
+def _grow(image: sitk.Image, index: Sequence[int], threshold: float, fill: bool) -> sitk.Image:
+    region = sitk.ConnectedThreshold(
+        image, seedList=[tuple(int(i) for i in index)], lower=float(threshold), upper=1e30
+    )
+    return sitk.BinaryFillhole(region) if fill else region
+
+
+def _ring_stats(values: np.ndarray, region: sitk.Image) -> tuple[float, float] | None:
+    """Median and robust SD of a ring (1 voxel to ``_RING_MM`` outside the region)."""
+    radius = _radius_voxels(region, _RING_MM)
+    inner = sitk.BinaryDilate(region, [1] * region.GetDimension())
+    outer = sitk.BinaryDilate(region, radius)
+    ring = sitk.GetArrayViewFromImage(outer).astype(bool) & ~sitk.GetArrayViewFromImage(inner).astype(bool)
+    if not ring.any():
+        return None
+    samples = values[ring]
+    median = float(np.median(samples))
+    return median, 1.4826 * float(np.median(np.abs(samples - median)))
+
+
+def _core_median(values: np.ndarray, region: sitk.Image) -> float:
+    core = sitk.GetArrayFromImage(sitk.BinaryErode(region, [1] * region.GetDimension())).astype(bool)
+    if core.sum() < 3:
+        core = sitk.GetArrayViewFromImage(region).astype(bool)
+    return float(np.median(values[core]))
+
+
+def _reach_mm(region: np.ndarray, centre: Sequence[int], spacing: Sequence[float]) -> float:
+    """Largest distance (mm) of a region voxel from the seed."""
+    pts = np.argwhere(region)
+    if not len(pts):
+        return 0.0
+    delta = (pts - np.asarray(centre[::-1])) * np.asarray(spacing[::-1])
+    return float(np.sqrt((delta**2).sum(axis=1)).max())
+
+
+def _touches_border(region: np.ndarray) -> bool:
+    return any(np.take(region, i, axis=a).any() for a in range(region.ndim) for i in (0, -1))
+
+
+def _prepare(roi: sitk.Image, opts: SegmentOptions) -> sitk.Image:
+    image = sitk.Cast(roi, sitk.sitkFloat32)
+    if opts.median_radius > 0:
+        image = sitk.Median(image, [opts.median_radius] * image.GetDimension())
+    sigma = opts.smoothing_mm if opts.smoothing_mm is not None else 0.75 * min(image.GetSpacing())
+    if sigma > 0:
+        image = sitk.SmoothingRecursiveGaussian(image, sigma)
+    if opts.polarity == "dark":
+        image = -image
+    return image
+
+
+def _delineate(
+    roi: sitk.Image,
+    seed: tuple[int, ...],
+    opts: SegmentOptions,
+    tolerance: float,
+    opening_mm: float,
+    noise: float,
+):
+    """One adaptive half-maximum segmentation in a cropped ROI: (region, lesion, background, noise)."""
+    values = sitk.GetArrayFromImage(roi)
+    spacing = roi.GetSpacing()
+    seed_ball = _ball(values.shape, seed, spacing, max(opts.seed_radius_mm, min(spacing)))
+    lesion = float(np.median(values[seed_ball]))
+    spread = 1.4826 * float(np.median(np.abs(values[seed_ball] - lesion)))
+    # The first region must hold the seed voxel itself, however noisy or textured it is.
+    start = min(lesion - 2.5 * max(noise, spread), float(values[tuple(seed[::-1])]))
+    region = _grow(roi, seed, start, opts.fill_holes)
+    background = None
+    previous = None
+    for _ in range(_MAX_ITERATIONS):
+        ring = _ring_stats(values, region)
+        if ring is None:
+            break
+        background, _ = ring
+        if lesion - background < opts.min_contrast * noise:
+            raise SegmentationError(
+                f"the seed does not lie in a lesion that stands out from its surroundings "
+                f"(lesion {lesion:.4g}, background {background:.4g}, noise {noise:.3g}); "
+                "move the seed into the lesion or segment on an image where it is visible"
+            )
+        threshold = background + tolerance * (lesion - background)
+        region = _grow(roi, seed, min(threshold, float(values[tuple(seed[::-1])])), opts.fill_holes)
+        if opening_mm > 0:
+            radius = [max(1, int(round(opening_mm / sp))) for sp in spacing]
+            region = _keep_seed_component(sitk.BinaryMorphologicalOpening(region, radius), seed)
+        current = sitk.GetArrayViewFromImage(region).astype(bool)
+        if not current.any():
+            break
+        lesion = _core_median(values, region)
+        if previous is not None and np.count_nonzero(current ^ previous) <= 0.01 * current.sum():
+            break
+        previous = current.copy()
+    return region, lesion, background, noise
+
+
+def _keep_seed_component(region: sitk.Image, seed: Sequence[int]) -> sitk.Image:
+    labels = sitk.ConnectedComponent(region)
+    arr = sitk.GetArrayViewFromImage(labels)
+    label = int(arr[tuple(seed[::-1])])
+    if label == 0:  # the opening removed the seed voxel: take the component nearest to it
+        pts = np.argwhere(arr > 0)
+        if not len(pts):
+            return region * 0
+        nearest = pts[np.argmin(((pts - np.asarray(seed[::-1])) ** 2).sum(axis=1))]
+        label = int(arr[tuple(nearest)])
+    out = sitk.Cast(labels == label, sitk.sitkUInt8)
+    out.CopyInformation(region)
+    return out
+
+
+def segment_from_seed(
+    image: sitk.Image,
+    seed: Sequence[float],
+    *,
+    seed_is_index: bool = False,
+    modality: str = "mr",
+    frame_of_reference: str | None = None,
+    **options,
+) -> sitk.Image:
+    """Delineate the lesion around one seed point.
+
+    Parameters
+    ----------
+    image
+        3D (MR phase or subtraction, DWI, ADC, CT) or 2D (mammogram, ultrasound) image.
+    seed
+        A point in patient LPS mm, or a voxel index with ``seed_is_index=True``.
+    modality
+        Defaults to use: ``mr``, ``ct``, ``mg``, ``us``, ``adc`` or ``dwi`` (see ``PRESETS``).
+    frame_of_reference
+        FrameOfReferenceUID the seed was given in, if known; refused when it differs from the
+        image's.
+    **options
+        Any field of :class:`SegmentOptions` (``tolerance``, ``max_diameter_mm``, ...).
+
+    Returns
+    -------
+    SimpleITK.Image
+        uint8 mask (1 = lesion) on the image's grid, never empty.
+
+    Raises
+    ------
+    SeedError
+        Seed outside the image, in air, or in another frame of reference.
+    SegmentationError
+        No lesion stands out at the seed, or the region leaks beyond ``max_diameter_mm``.
+    """
+    opts = _options(modality, options)
+    check_frame_of_reference(image, frame_of_reference)
+    index = seed_index(image, seed, seed_is_index)
+    full = image
+    if opts.polarity == "auto":
+        opts = replace(opts, polarity=_polarity(full, index, opts))
+    radius = min(_START_RADIUS_MM, opts.max_diameter_mm)
+    attempts = [
+        (opts.tolerance, opts.opening_mm),
+        (min(0.75, opts.tolerance + 0.15), max(opts.opening_mm, 1.0)),
+        (min(0.85, opts.tolerance + 0.25), max(opts.opening_mm, 2.0)),
+    ]
+    reach = 0.0
+    for tolerance, opening_mm in attempts:
+        while True:
+            roi_raw, local_seed, whole = _crop(full, index, radius)
+            roi = _prepare(roi_raw, opts)
+            noise = _noise_sigma(sitk.GetArrayFromImage(roi_raw).astype(np.float32))
+            region, _, _, _ = _delineate(roi, local_seed, opts, tolerance, opening_mm, noise)
+            mask = sitk.GetArrayViewFromImage(region).astype(bool)
+            reaches_edge = _touches_border(mask) and not whole
+            if reaches_edge and radius < opts.max_diameter_mm:
+                radius = opts.max_diameter_mm  # the lesion is larger than the first box
+                continue
+            break
+        if not mask.any():
+            raise SegmentationError(
+                "nothing could be grown from the seed (an opening removed everything around it); "
+                "move the seed into the lesion's body or lower opening_mm"
+            )
+        reach = _reach_mm(mask, local_seed, roi.GetSpacing())
+        if reach <= opts.max_diameter_mm and not reaches_edge:
+            return _paste(full, roi_raw, region)
+    raise SegmentationError(
+        f"the region grown from the seed leaks into surrounding tissue (reaches {reach:.0f} mm from "
+        f"the seed, more than max_diameter_mm={opts.max_diameter_mm:g}, even with a tighter "
+        "tolerance); place the seed in the lesion's brightest part, segment on the subtraction "
+        "image, or raise max_diameter_mm if the lesion really is that large"
+    )
+
+
+def _polarity(image: sitk.Image, index: Sequence[int], opts: SegmentOptions) -> str:
+    roi, seed, _ = _crop(image, index, opts.max_diameter_mm / 2)
+    values = sitk.GetArrayViewFromImage(roi).astype(np.float32)
+    ball = _ball(values.shape, seed, roi.GetSpacing(), max(opts.seed_radius_mm, min(roi.GetSpacing())))
+    return "bright" if np.median(values[ball]) >= np.median(values) else "dark"
+
+
+def _paste(full: sitk.Image, roi: sitk.Image, region: sitk.Image) -> sitk.Image:
+    mask = sitk.Image(full.GetSize(), sitk.sitkUInt8)
+    mask.CopyInformation(full)
+    start = full.TransformPhysicalPointToIndex(roi.GetOrigin())
+    mask = sitk.Paste(
+        mask, sitk.Cast(region, sitk.sitkUInt8), region.GetSize(), [0] * full.GetDimension(), start
+    )
+    copy_reference_metadata(full, mask)
+    if not np.any(sitk.GetArrayViewFromImage(mask)):
+        raise SegmentationError("segmentation produced an empty mask")
+    return mask
+
+
+def resample_mask(
+    mask: sitk.Image, reference: sitk.Image, *, method: str = "partial", threshold: float = 0.5
+) -> sitk.Image:
+    """Carry a mask onto another image's grid by physical coordinates.
+
+    Parameters
+    ----------
+    mask
+        uint8 mask (any grid, spacing, orientation).
+    reference
+        The image whose grid the mask should take.
+    method
+        ``"nearest"``: nearest-neighbour lookup of the mask at each target voxel centre.
+        ``"partial"``: the fraction of each target voxel covered by the mask (sampled on a 3×
+        finer sub-grid inside each target voxel), kept where it reaches ``threshold``. This is
+        the one to use between grids of different resolution.
+    threshold
+        Partial-volume fraction that counts as inside (0.5 keeps the volume unbiased).
+
+    Raises
+    ------
+    FrameOfReferenceError
+        When both images carry different FrameOfReferenceUIDs.
+    """
+    if mask.HasMetaDataKey(FRAME_OF_REFERENCE_KEY):
+        check_frame_of_reference(reference, mask.GetMetaData(FRAME_OF_REFERENCE_KEY), what="mask")
+    if mask.GetDimension() != reference.GetDimension():
+        raise MaskError(f"a {mask.GetDimension()}D mask cannot go onto a {reference.GetDimension()}D image")
+    binary = sitk.Cast(mask > 0, sitk.sitkUInt8)
+    if method == "nearest":
+        out = sitk.Resample(binary, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    elif method == "partial":
+        out = _partial_volume_resample(binary, reference, threshold)
+    else:
+        raise MaskError(f"unknown resampling method {method!r}: use 'nearest' or 'partial'")
+    out.CopyInformation(reference)
+    copy_reference_metadata(reference, out)
+    return out
+
+
+def _partial_volume_resample(
+    mask: sitk.Image, reference: sitk.Image, threshold: float, factor: int = 3
+) -> sitk.Image:
+    dim = reference.GetDimension()
+    out = sitk.Image(reference.GetSize(), sitk.sitkUInt8)
+    out.CopyInformation(reference)
+    points = _bounding_corners(mask)
+    if points is None:
+        return out
+    cont = np.array([reference.TransformPhysicalPointToContinuousIndex(p.tolist()) for p in points])
+    lower = np.maximum(np.floor(cont.min(axis=0)).astype(int) - 1, 0)
+    upper = np.minimum(np.ceil(cont.max(axis=0)).astype(int) + 2, np.array(reference.GetSize()))
+    if np.any(upper <= lower):
+        return out
+    size = upper - lower
+    spacing = np.array(reference.GetSpacing())
+    direction = np.array(reference.GetDirection()).reshape(dim, dim)
+    fine_spacing = spacing / factor
+    # The fine grid's first sample sits at the centre of the first sub-voxel of voxel `lower`.
+    first = np.array(reference.TransformContinuousIndexToPhysicalPoint((lower - 0.5 + 0.5 / factor).tolist()))
+    fine = sitk.Image((size * factor).tolist(), sitk.sitkFloat32)
+    fine.SetSpacing(fine_spacing.tolist())
+    fine.SetDirection(direction.ravel().tolist())
+    fine.SetOrigin(first.tolist())
+    sampled = sitk.Resample(sitk.Cast(mask, sitk.sitkFloat32), fine, sitk.Transform(), sitk.sitkLinear, 0.0)
+    arr = sitk.GetArrayViewFromImage(sampled)
+    shape = []
+    for n in size[::-1]:
+        shape += [int(n), factor]
+    fraction = arr.reshape(shape).mean(axis=tuple(range(1, 2 * dim, 2)))
+    block = sitk.GetImageFromArray((fraction >= threshold).astype(np.uint8))
+    return sitk.Paste(out, block, block.GetSize(), [0] * dim, lower.tolist())
+
+
+def _bounding_corners(mask: sitk.Image) -> np.ndarray | None:
+    arr = sitk.GetArrayViewFromImage(mask)
+    idx = np.argwhere(arr > 0)
+    if not len(idx):
+        return None
+    lo, hi = idx.min(axis=0)[::-1] - 1, idx.max(axis=0)[::-1] + 1
+    dim = mask.GetDimension()
+    corners = np.array(np.meshgrid(*[(lo[d], hi[d]) for d in range(dim)], indexing="ij")).reshape(dim, -1).T
+    return np.array([mask.TransformContinuousIndexToPhysicalPoint(c.astype(float).tolist()) for c in corners])

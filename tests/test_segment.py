@@ -1,0 +1,165 @@
+"""Seeded segmentation against synthetic truth: accuracy, robustness, leaks and bad seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+import radimt
+from radimt.errors import FrameOfReferenceError, SeedError, SegmentationError
+from radimt.measure import dice, longest_diameter_mm, mask_volume_mm3
+from radimt.segment import segment_from_seed, subtraction
+from radimt.synth.phantom import Lesion, disk_fraction, lesion_fraction, lesion_image
+from radimt.synth.studies import _mammogram, ultrasound_frame, write_ct_series, write_mr_study
+from radimt.synth.writer import Grid
+from tests.conftest import small_spec
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_12mm_lesion_at_cnr_5_mr_subtraction(seed):
+    image, truth, lesion = lesion_image("sphere", 5.0, seed=seed)
+    mask = segment_from_seed(image, lesion.centre)
+    assert mask.GetPixelID() == sitk.sitkUInt8 and mask.GetSize() == image.GetSize()
+    assert dice(mask, truth) >= 0.90
+    assert abs(longest_diameter_mm(mask) - 12.0) <= 1.5
+
+
+@pytest.mark.parametrize("shape", ["lobulated", "spiculated"])
+def test_irregular_lesions(shape):
+    image, truth, lesion = lesion_image(shape, 5.0, seed=4)
+    assert dice(segment_from_seed(image, lesion.centre), truth) >= 0.80
+
+
+def test_ct_lesion_with_rim_enhancement(tmp_path):
+    lesion = Lesion((100.0, 0.0, 0.0), 12.0, "sphere")
+    grid = Grid((64, 64, 40), (0.8, 0.8, 1.0), (75.0, -25.0, -20.0))
+    write_ct_series(str(tmp_path), "ct", lesion, grid=grid)
+    ct = radimt.load_study(tmp_path).ct
+    mask = segment_from_seed(ct, lesion.centre, modality="ct")
+    truth = lesion_fraction(Grid(ct.GetSize(), ct.GetSpacing(), ct.GetOrigin()), lesion) >= 0.5
+    truth_image = sitk.GetImageFromArray(truth.astype(np.uint8))
+    truth_image.CopyInformation(mask)
+    assert dice(mask, truth_image) >= 0.90
+    assert abs(longest_diameter_mm(mask) - 12.0) <= 1.5
+
+
+def _dice_mean(images) -> list[float]:
+    return [
+        dice(segment_from_seed(im, seed, seed_is_index=True, modality=m), truth)
+        for im, seed, m, truth in images
+    ]
+
+
+def _planar(values: np.ndarray, spacing: float, truth: np.ndarray):
+    image = sitk.GetImageFromArray(values.astype(np.float32))
+    image.SetSpacing((spacing, spacing))
+    mask = sitk.GetImageFromArray(truth.astype(np.uint8))
+    mask.CopyInformation(image)
+    return image, mask
+
+
+def test_mammography_focal_density():
+    cases = []
+    for seed in range(6):  # textured background: judge the mean over several breasts
+        rc = (250.0, 170.0)
+        values = _mammogram((400, 320), rc, 24.0, np.random.default_rng(seed), flip=False)
+        image, truth = _planar(
+            values, 0.25, disk_fraction((400, 320), rc, 24.0, irregular=0.12, seed=3) >= 0.5
+        )
+        cases.append((image, (170, 250), "mg", truth))
+    scores = _dice_mean(cases)
+    assert np.mean(scores) >= 0.85 and min(scores) >= 0.75, scores
+
+
+def test_ultrasound_hypoechoic_mass_in_speckle():
+    cases = []
+    for seed in range(3):
+        rc = (165.0, 200.0)
+        values = ultrasound_frame((300, 400), rc, 60.0, np.random.default_rng(seed))
+        image, truth = _planar(
+            values, 0.1, disk_fraction((300, 400), rc, 60.0, irregular=0.04, seed=1) >= 0.5
+        )
+        cases.append((image, (200, 165), "us", truth))
+    assert min(_dice_mean(cases)) >= 0.85
+
+
+def test_result_does_not_depend_on_where_in_the_inner_half_the_seed_is():
+    image, _, lesion = lesion_image("lobulated", 5.0, seed=2)
+    reference = segment_from_seed(image, lesion.centre)
+    rng = np.random.default_rng(0)
+    worst = 1.0
+    for _ in range(10):
+        offset = rng.normal(size=3)
+        offset *= rng.uniform(0, lesion.diameter / 4) / np.linalg.norm(offset)  # inner half
+        mask = segment_from_seed(image, tuple(np.array(lesion.centre) + offset))
+        worst = min(worst, dice(mask, reference))
+    assert worst >= 0.95
+
+
+def test_dce_subtraction_is_the_reference_for_enhancing_lesions(tmp_path):
+    spec = small_spec(noise=4.0)
+    write_mr_study(str(tmp_path), spec)
+    dce = radimt.load_study(tmp_path).dce
+    sub = subtraction(dce, phase=1)
+    assert sub.GetPixelID() == sitk.sitkFloat32
+    mask = segment_from_seed(sub, spec.lesion.centre)
+    truth = sitk.GetImageFromArray((lesion_fraction(spec.grid, spec.lesion) >= 0.5).astype(np.uint8))
+    truth.CopyInformation(mask)
+    assert dice(mask, truth) >= 0.85  # 2x2x4 mm voxels: a coarse grid for a 16 mm lesion
+    assert mask.GetMetaData("0020|0052") == dce.phases[1].GetMetaData("0020|0052")
+
+
+def test_leak_through_a_thin_bridge_is_cut():
+    image, truth, lesion = lesion_image("sphere", 8.0, seed=1)
+    values = sitk.GetArrayFromImage(image)
+    values[:, 65:, :] += 100.0  # a large enhancing structure (e.g. the heart) ...
+    values[30, 40:66, 40] += 100.0  # ... joined to the lesion by a one-voxel vessel
+    leaky = sitk.GetImageFromArray(values)
+    leaky.CopyInformation(image)
+    mask = segment_from_seed(leaky, lesion.centre, max_diameter_mm=30)
+    assert dice(mask, truth) >= 0.85
+
+
+def test_lesion_merged_into_a_large_structure_is_an_error():
+    image, _, lesion = lesion_image("sphere", 8.0, seed=1)
+    values = sitk.GetArrayFromImage(image)
+    noise = np.random.default_rng(2).normal(0, 12, values[:, 37:, :].shape)
+    values[:, 37:, :] = 100.0 + noise  # tissue as bright as the lesion, right through it
+    merged = sitk.GetImageFromArray(values)
+    merged.CopyInformation(image)
+    with pytest.raises(SegmentationError, match="leaks"):
+        segment_from_seed(merged, lesion.centre, max_diameter_mm=25)
+
+
+def test_bad_seeds():
+    image, _, lesion = lesion_image("sphere", 5.0)
+    with pytest.raises(SeedError, match="outside the image"):
+        segment_from_seed(image, (500.0, 0.0, 0.0))
+    with pytest.raises(SeedError, match="outside the image"):
+        segment_from_seed(image, (10, 10, 99), seed_is_index=True)
+    with pytest.raises(SegmentationError, match="does not lie in a lesion"):
+        segment_from_seed(image, (8.0, 8.0, 8.0))  # background far from the lesion
+    image.SetMetaData("0020|0052", "1.2.3")
+    with pytest.raises(FrameOfReferenceError, match="frame of reference"):
+        segment_from_seed(image, lesion.centre, frame_of_reference="1.2.4")
+    with pytest.raises(TypeError, match="unknown segmentation option"):
+        segment_from_seed(image, lesion.centre, tolerence=0.4)
+
+
+def test_seed_in_air_is_an_error():
+    image, _, lesion = lesion_image("sphere", 5.0)
+    values = sitk.GetArrayFromImage(image)
+    values[:, :, :20] = np.abs(np.random.default_rng(0).normal(0, 2, values[:, :, :20].shape))
+    air = sitk.GetImageFromArray(values)
+    air.CopyInformation(image)
+    with pytest.raises(SegmentationError):
+        segment_from_seed(air, (4.0, 30.0, 30.0))
+
+
+def test_2d_mask_volume_is_an_area():
+    rc = (165.0, 200.0)
+    values = ultrasound_frame((300, 400), rc, 60.0, np.random.default_rng(5))
+    image, _ = _planar(values, 0.1, np.zeros((300, 400)))
+    mask = segment_from_seed(image, (20.0, 16.5), modality="us")  # LPS-like mm on a 2D grid
+    assert mask_volume_mm3(mask) == pytest.approx(np.pi * 6.0**2, rel=0.1)
