@@ -113,6 +113,70 @@ def cmd_synth_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reference(study, key: str | None):
+    """The image to segment on, its series and modality preset: DCE subtraction first."""
+    from radimt.dicom.volume import read_planar, read_volume
+    from radimt.segment import subtraction
+
+    presets = {
+        "dce": "mr",
+        "t1": "mr",
+        "t2": "mr",
+        "ct": "ct",
+        "adc": "adc",
+        "dwi": "dwi",
+        "mg": "mg",
+        "us": "us",
+    }
+    if key is not None:
+        series = study.find(key)
+        image = read_planar(series).image if series.is_planar else read_volume(series)
+        return image, series, presets.get(series.role, "mr"), f"series {series.key}"
+    if study.dce is not None:
+        return subtraction(study.dce, 1), study.dce.series[1], "mr", "DCE early subtraction"
+    for role in ("ct", "t1", "t2", "adc"):
+        if getattr(study, role) is not None:
+            return getattr(study, role), study._single(role), presets[role], role.upper()
+    for role in ("mg", "us"):
+        images = getattr(study, role)
+        if images:
+            return images[0].image, images[0].series, role, f"{role.upper()} {images[0].series.key}"
+    raise RadimtError(f"{study.path}: no series to segment on")
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from radimt.dicom.study import load_study
+    from radimt.io import write_dicom_seg, write_mask
+    from radimt.measure import longest_diameter_mm, mask_volume_mm3, voxel_count
+    from radimt.report import overlay_png
+    from radimt.segment import segment_from_seed
+
+    try:
+        seed = tuple(float(v) for v in args.seed.split(","))
+    except ValueError:
+        raise RadimtError(f"--seed {args.seed!r}: give numbers separated by commas, e.g. 108,0,-10") from None
+    study = load_study(args.study)
+    image, series, modality, what = _reference(study, args.series)
+    options = {k: v for k, v in (("tolerance", args.tolerance), ("max_diameter_mm", args.max_diameter)) if v}
+    mask = segment_from_seed(
+        image, seed, seed_is_index=args.index, modality=args.modality or modality, **options
+    )
+    write_mask(mask, args.out)
+    png = args.png or str(Path(args.out).with_name(Path(args.out).name.split(".")[0] + "_overlay.png"))
+    overlay_png(image, mask, png, title=f"{what}: {longest_diameter_mm(mask):.1f} mm")
+    if args.seg:
+        write_dicom_seg(mask, series, args.seg, label=args.label)
+    unit = "mm³" if mask.GetDimension() == 3 else "mm²"
+    print(f"segmented on: {what} ({series.label})")
+    print(f"volume: {mask_volume_mm3(mask):.1f} {unit}")
+    print(f"longest diameter: {longest_diameter_mm(mask):.1f} mm")
+    print(f"voxels: {voxel_count(mask)}")
+    print(f"mask: {args.out}\noverlay: {png}" + (f"\nDICOM SEG: {args.seg}" if args.seg else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radimt", description="Breast imaging radiomics from DICOM.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what radimt does")
@@ -122,6 +186,22 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("paths", nargs="+", metavar="STUDY", help="study folder(s), each scanned as one study")
     scan.add_argument("--json", action="store_true", help="machine-readable output")
     scan.set_defaults(func=cmd_scan)
+
+    seg = sub.add_parser("segment", help="segment a lesion from one seed point")
+    seg.add_argument("study", help="study folder")
+    seg.add_argument("--seed", required=True, help="X,Y,Z in LPS mm (or I,J,K with --index)")
+    seg.add_argument("--index", action="store_true", help="the seed is a voxel index of the reference")
+    seg.add_argument(
+        "--series", help="segment on this series (number or number.stack); default: DCE subtraction"
+    )
+    seg.add_argument("--modality", help="preset: mr, ct, mg, us, adc, dwi (default: from the series)")
+    seg.add_argument("--tolerance", type=float, help="boundary between background (0) and lesion (1)")
+    seg.add_argument("--max-diameter", type=float, help="largest lesion expected, mm")
+    seg.add_argument("--out", required=True, help="mask file (.nii.gz or .nrrd)")
+    seg.add_argument("--seg", help="also write a DICOM SEG referencing the series")
+    seg.add_argument("--label", default="lesion", help="segment label in the DICOM SEG")
+    seg.add_argument("--png", help="overlay PNG (default: next to --out)")
+    seg.set_defaults(func=cmd_segment)
 
     synth = sub.add_parser("synth", help="write synthetic studies with ground truth")
     synth_sub = synth.add_subparsers(dest="what", required=True)

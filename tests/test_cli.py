@@ -31,3 +31,43 @@ def test_scan_json_lists_series_and_skipped_files(capsys):
 def test_scan_error_is_reported_not_raised(capsys):
     assert main(["scan", "/nonexistent"]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_segment_writes_mask_overlay_and_seg(capsys, tmp_path):
+    import json as _json
+
+    import pydicom
+    import SimpleITK as sitk
+
+    truth = _json.loads((SAMPLE_DICOM / "imt_case" / "truth.json").read_text())
+    x, y, z = truth["lesion"]["centre_lps"]
+    out = tmp_path / "lesion.nii.gz"
+    code = main(
+        [
+            "segment",
+            str(SAMPLE_DICOM / "imt_case"),
+            "--seed",
+            f"{x},{y},{z}",
+            "--out",
+            str(out),
+            "--seg",
+            str(tmp_path / "lesion.dcm"),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    diameter = float(re.search(r"longest diameter: ([\d.]+) mm", printed).group(1))
+    assert abs(diameter - truth["lesion"]["diameter_mm"]) <= 1.5
+    assert "DCE early subtraction" in printed and re.search(r"voxels: \d+", printed)
+    assert sitk.ReadImage(str(out)).GetSize() == (96, 96, 24)
+    assert (tmp_path / "lesion_overlay.png").read_bytes()[:4] == b"\x89PNG"
+    assert pydicom.dcmread(tmp_path / "lesion.dcm").Modality == "SEG"
+
+
+def test_segment_reports_a_seed_outside_the_image(capsys, tmp_path):
+    code = main(
+        ["segment", str(SAMPLE_DICOM / "imt_case"), "--seed", "0,0,500", "--out", str(tmp_path / "m.nii.gz")]
+    )
+    assert code == 2
+    assert "outside the image" in capsys.readouterr().err
+    assert not (tmp_path / "m.nii.gz").exists()

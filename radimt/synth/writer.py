@@ -106,6 +106,9 @@ def _base(spec: SeriesSpec, sop_class: str, sop_uid: str) -> Dataset:
     ds.PatientName = f"Synthetic^{spec.study_id}"
     ds.PatientID = f"SYN-{spec.study_id}"
     ds.PatientSex = "F"
+    ds.PatientBirthDate = ""
+    ds.ReferringPhysicianName = ""
+    ds.AccessionNumber = ""
     ds.StudyInstanceUID = uid(spec.study_id, "study")
     ds.SeriesInstanceUID = spec.series_uid
     ds.StudyID = "1"

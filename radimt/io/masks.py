@@ -1,0 +1,308 @@
+"""Masks in and out: NIfTI/NRRD (SimpleITK), DICOM SEG (highdicom), RTSTRUCT (read)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+from matplotlib.path import Path as PolygonPath
+from pydicom.sr.codedict import codes
+
+from radimt.dicom.geometry import VolumeGeometry, order_slices
+from radimt.dicom.scan import SeriesInfo
+from radimt.errors import FrameOfReferenceError, MaskError
+from radimt.io.atomic import atomic_path
+from radimt.segment import FRAME_OF_REFERENCE_KEY, check_frame_of_reference, resample_mask
+from radimt.synth.writer import uid
+
+#: Patient/study attributes a SEG must copy (type 2: present, possibly empty).
+_TYPE2_SOURCE_ATTRIBUTES = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
+MASK_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def _suffix_ok(path: str | os.PathLike[str]) -> bool:
+    return str(path).lower().endswith(MASK_SUFFIXES)
+
+
+def write_mask(mask: sitk.Image, path: str | os.PathLike[str]) -> None:
+    """Write a mask as NIfTI (``.nii``/``.nii.gz``) or NRRD (``.nrrd``), atomically, compressed."""
+    if not _suffix_ok(path):
+        raise MaskError(f"{path}: write masks as .nii.gz, .nii or .nrrd")
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(sitk.Cast(mask, sitk.sitkUInt8), tmp, useCompression=True)
+
+
+def read_mask(path: str | os.PathLike[str], reference: sitk.Image | None = None) -> sitk.Image:
+    """Read a NIfTI/NRRD mask (any non-zero label is inside) as uint8.
+
+    With ``reference``, the mask is checked to lie on its grid; a mask on another grid of the
+    same patient space is carried over with :func:`radimt.resample_mask` (nearest neighbour).
+    """
+    try:
+        mask = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise MaskError(f"{path}: cannot read this mask ({str(exc).splitlines()[0]})") from None
+    mask = sitk.Cast(mask != 0, sitk.sitkUInt8)
+    if reference is not None and not same_grid(mask, reference):
+        mask = resample_mask(mask, reference, method="nearest")
+    if not np.any(sitk.GetArrayViewFromImage(mask)):
+        raise MaskError(f"{path}: the mask is empty" + (" on the reference grid" if reference else ""))
+    return mask
+
+
+def same_grid(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-3) -> bool:
+    """Whether two images share size, spacing, origin and direction (within ``tolerance``)."""
+    return (
+        a.GetSize() == b.GetSize()
+        and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=tolerance)
+        and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=tolerance)
+        and np.allclose(a.GetDirection(), b.GetDirection(), atol=tolerance)
+    )
+
+
+def write_dicom_seg(
+    mask: sitk.Image,
+    series: SeriesInfo,
+    path: str | os.PathLike[str],
+    *,
+    label: str = "lesion",
+    series_number: int = 9001,
+) -> None:
+    """Write a binary DICOM SEG that references ``series``, so viewers open it over the images.
+
+    The mask must lie on the series' own grid (use :func:`radimt.resample_mask` first). The
+    SEG carries the source images' patient and study attributes, as the standard requires for
+    it to be displayed with them. UIDs are derived from the source series and the label, so
+    the same inputs give the same file.
+    """
+    frames, geometry = order_slices(series.frames, series.label)
+    if not same_grid(mask, _grid_image(geometry)):
+        raise MaskError(
+            f"the mask is not on the grid of {series.label}; carry it over with "
+            "radimt.resample_mask(mask, reference) before writing DICOM SEG"
+        )
+    array = sitk.GetArrayFromImage(mask).astype(bool)
+    sources: dict[str, pydicom.Dataset] = {}
+    for f in frames:
+        if f.path not in sources:
+            source = pydicom.dcmread(f.path, stop_before_pixels=True)
+            for keyword in _TYPE2_SOURCE_ATTRIBUTES:  # often dropped by exports; SEG copies them
+                if keyword not in source:
+                    setattr(source, keyword, "")
+            sources[f.path] = source
+    if len(sources) == 1 and len(frames) > 1:  # one multi-frame source: frames in file order
+        pixel = np.zeros_like(array)
+        for k, f in enumerate(frames):
+            pixel[f.index] = array[k]
+        source_images = list(sources.values())
+    else:
+        source_images = [sources[f.path] for f in frames]
+        pixel = array
+    first = next(iter(sources.values()))
+    description = hd.seg.SegmentDescription(
+        segment_number=1,
+        segment_label=label,
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=codes.SCT.Lesion,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
+        algorithm_identification=hd.AlgorithmIdentificationSequence(
+            name="radimt seeded region growing",
+            family=codes.cid7162.NeighborhoodAnalysis,
+            version=_version(),
+        ),
+    )
+    seg = hd.seg.Segmentation(
+        source_images=source_images,
+        pixel_array=pixel.astype(np.uint8),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[description],
+        series_instance_uid=uid(series.series_uid, "seg", label),
+        series_number=series_number,
+        sop_instance_uid=uid(series.series_uid, "seg", label, "instance"),
+        instance_number=1,
+        manufacturer="radimt",
+        manufacturer_model_name="radimt",
+        software_versions=_version(),
+        device_serial_number="0",
+        series_description=f"radimt {label}",
+        omit_empty_frames=False,
+        content_date=_date(first, "ContentDate", "SeriesDate", "StudyDate"),
+        content_time=_time(first, "ContentTime", "SeriesTime", "StudyTime"),
+    )
+    # Same inputs, same bytes: date the instance by its source, not by the clock.
+    seg.InstanceCreationDate, seg.InstanceCreationTime = seg.ContentDate, seg.ContentTime
+    for item in seg.get("ContributingEquipmentSequence") or []:
+        if "ContributionDateTime" in item:
+            item.ContributionDateTime = f"{seg.ContentDate}{seg.ContentTime}"
+    dimension_uid = uid(series.series_uid, "seg", label, "dimensions")
+    for element in seg.iterall():
+        if element.keyword == "DimensionOrganizationUID":
+            element.value = dimension_uid
+    with atomic_path(path) as tmp:
+        seg.save_as(tmp)
+
+
+def _date(ds: pydicom.Dataset, *keywords: str) -> str:
+    return next((str(ds.get(k)) for k in keywords if ds.get(k)), "19700101")
+
+
+def _time(ds: pydicom.Dataset, *keywords: str) -> str:
+    return next((str(ds.get(k)) for k in keywords if ds.get(k)), "000000")
+
+
+def _version() -> str:
+    from radimt import __version__  # noqa: PLC0415 - avoid an import cycle at module load
+
+    return __version__
+
+
+def _grid_image(geometry: VolumeGeometry) -> sitk.Image:
+    """An empty image with a series' geometry (no pixel data read)."""
+    image = sitk.Image(list(geometry.size), sitk.sitkUInt8)
+    image.SetSpacing(geometry.spacing)
+    image.SetOrigin(geometry.origin)
+    image.SetDirection(geometry.direction)
+    return image
+
+
+def _segment_number(names: dict[int, str], segment: int | str | None, path) -> int:
+    if segment is None:
+        if len(names) != 1:
+            raise MaskError(f"{path}: {len(names)} segments ({_listing(names)}); say which one")
+        return next(iter(names))
+    if isinstance(segment, int) and segment in names:
+        return segment
+    for number, name in names.items():
+        if isinstance(segment, str) and name.lower() == segment.lower():
+            return number
+    raise MaskError(f"{path}: no segment {segment!r}; segments are {_listing(names)}")
+
+
+def _listing(names: dict[int, str]) -> str:
+    return ", ".join(f"{n} '{name}'" for n, name in sorted(names.items()))
+
+
+def read_dicom_seg(
+    path: str | os.PathLike[str], reference: sitk.Image, segment: int | str | None = None
+) -> sitk.Image:
+    """One segment of a DICOM SEG as a uint8 mask on ``reference``'s grid.
+
+    Parameters
+    ----------
+    path
+        The SEG file.
+    reference
+        The image the mask is wanted on (usually the series the SEG references).
+    segment
+        Segment number or label; may be left out when the SEG holds one segment.
+    """
+    try:
+        seg = hd.seg.segread(str(path))
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a named error
+        raise MaskError(f"{path}: not a readable DICOM SEG ({type(exc).__name__}: {exc})") from None
+    names = {n: seg.get_segment_description(n).segment_label for n in seg.segment_numbers}
+    number = _segment_number(names, segment, path)
+    check_frame_of_reference(reference, str(seg.get("FrameOfReferenceUID", "")) or None, what="segmentation")
+    try:
+        volume = seg.get_volume(segment_numbers=[number], combine_segments=True, dtype=np.uint8)
+    except Exception as exc:  # noqa: BLE001
+        raise MaskError(f"{path}: segment {number} does not form a regular volume ({exc})") from None
+    affine = np.asarray(volume.affine, float)
+    columns = [affine[:3, 2], affine[:3, 1], affine[:3, 0]]  # x = column, y = row, z = slice
+    spacing = [float(np.linalg.norm(c)) for c in columns]
+    image = sitk.GetImageFromArray((np.asarray(volume.array) > 0).astype(np.uint8))
+    image.SetSpacing(spacing)
+    image.SetOrigin(affine[:3, 3].tolist())
+    image.SetDirection(
+        np.column_stack([c / s for c, s in zip(columns, spacing, strict=True)]).ravel().tolist()
+    )
+    return (
+        resample_mask(image, reference, method="nearest")
+        if not same_grid(image, reference)
+        else _tagged(image, reference)
+    )
+
+
+def _tagged(mask: sitk.Image, reference: sitk.Image) -> sitk.Image:
+    out = sitk.Cast(mask, sitk.sitkUInt8)
+    out.CopyInformation(reference)
+    if reference.HasMetaDataKey(FRAME_OF_REFERENCE_KEY):
+        out.SetMetaData(FRAME_OF_REFERENCE_KEY, reference.GetMetaData(FRAME_OF_REFERENCE_KEY))
+    return out
+
+
+def read_rtstruct(path: str | os.PathLike[str], reference: sitk.Image, roi: int | str) -> sitk.Image:
+    """One ROI of an RT Structure Set, rasterised onto ``reference`` (3D) as a uint8 mask.
+
+    Closed planar contours are filled on the slice they lie in (even-odd rule, so holes drawn
+    as inner contours stay holes). Contours must lie in ``reference``'s slice planes.
+    """
+    ds = pydicom.dcmread(str(path), force=True)
+    if "ROIContourSequence" not in ds:
+        raise MaskError(f"{path}: not an RT Structure Set (no ROIContourSequence)")
+    names = {int(r.ROINumber): str(r.ROIName) for r in ds.StructureSetROISequence}
+    number = _segment_number(names, roi, path)
+    frames = {
+        int(r.ROINumber): str(r.get("ReferencedFrameOfReferenceUID", "")) for r in ds.StructureSetROISequence
+    }
+    if frames.get(number):
+        check_frame_of_reference(reference, frames[number], what=f"ROI '{names[number]}'")
+    contours = next((c for c in ds.ROIContourSequence if int(c.ReferencedROINumber) == number), None)
+    closed = [
+        np.asarray(c.ContourData, float).reshape(-1, 3)
+        for c in (contours.get("ContourSequence") or [] if contours is not None else [])
+        if str(c.get("ContourGeometricType", "")).upper() == "CLOSED_PLANAR"
+    ]
+    if not closed:
+        raise MaskError(f"{path}: ROI '{names[number]}' holds no closed planar contours")
+    return _rasterise(closed, reference, f"{path}: ROI '{names[number]}'")
+
+
+def _to_index(reference: sitk.Image, points: np.ndarray) -> np.ndarray:
+    direction = np.asarray(reference.GetDirection()).reshape(3, 3)
+    return (np.linalg.solve(direction, (points - reference.GetOrigin()).T).T) / reference.GetSpacing()
+
+
+def _rasterise(contours: Sequence[np.ndarray], reference: sitk.Image, label: str) -> sitk.Image:
+    if reference.GetDimension() != 3:
+        raise MaskError(f"{label}: RTSTRUCT contours need a 3D reference image")
+    size = reference.GetSize()
+    mask = np.zeros(size[::-1], bool)
+    placed = 0
+    for points in contours:
+        index = _to_index(reference, points)
+        k = int(round(float(index[:, 2].mean())))
+        if np.abs(index[:, 2] - k).max() > 0.5:
+            raise FrameOfReferenceError(
+                f"{label}: a contour does not lie in one slice plane of the reference image; "
+                "rasterise it onto the series it was drawn on"
+            )
+        if not 0 <= k < size[2]:
+            continue
+        lo = np.maximum(np.floor(index[:, :2].min(axis=0)).astype(int), 0)
+        hi = np.minimum(np.ceil(index[:, :2].max(axis=0)).astype(int) + 1, np.array(size[:2]))
+        if np.any(hi <= lo):
+            continue
+        xs, ys = np.meshgrid(np.arange(lo[0], hi[0]), np.arange(lo[1], hi[1]))
+        inside = PolygonPath(index[:, :2]).contains_points(np.column_stack([xs.ravel(), ys.ravel()]))
+        block = mask[k, lo[1] : hi[1], lo[0] : hi[0]]
+        block ^= inside.reshape(block.shape)
+        placed += 1
+    if not placed or not mask.any():
+        raise MaskError(f"{label}: no contour falls inside the reference image")
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    return _tagged(image, reference)
