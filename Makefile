@@ -28,6 +28,7 @@ sample: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_load.py
+	$(BIN)/python benchmarks/bench_segment.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
