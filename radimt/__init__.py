@@ -4,11 +4,15 @@ The public API is a set of plain functions::
 
     import radimt
     study = radimt.load_study("path/to/study")
-    study.dce.phases, study.dce.times
+    mask = radimt.segment_from_seed(radimt.subtraction(study.dce, phase=1), seed_lps)
+    adc_mask = radimt.resample_mask(mask, study.adc)
 """
 
+from radimt import io
 from radimt.dicom import DCE, DWI, PlanarImage, SeriesInfo, Study, load_study, scan
 from radimt.errors import RadimtError
+from radimt.measure import longest_diameter_mm, mask_volume_mm3
+from radimt.segment import SegmentOptions, resample_mask, segment_from_seed, subtraction
 
 __version__ = "0.1.0"
 
@@ -17,9 +21,16 @@ __all__ = [
     "DWI",
     "PlanarImage",
     "RadimtError",
+    "SegmentOptions",
     "SeriesInfo",
     "Study",
     "__version__",
+    "io",
     "load_study",
+    "longest_diameter_mm",
+    "mask_volume_mm3",
+    "resample_mask",
     "scan",
+    "segment_from_seed",
+    "subtraction",
 ]
