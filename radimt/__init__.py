@@ -6,11 +6,15 @@ The public API is a set of plain functions::
     study = radimt.load_study("path/to/study")
     mask = radimt.segment_from_seed(radimt.subtraction(study.dce, phase=1), seed_lps)
     adc_mask = radimt.resample_mask(mask, study.adc)
+    curve = radimt.kinetic_curve(study.dce, mask)        # curve.curve_type, curve.to_dict()
+    radimt.adc_stats(study.adc, adc_mask)
 """
 
 from radimt import io
 from radimt.dicom import DCE, DWI, PlanarImage, SeriesInfo, Study, load_study, scan
+from radimt.diffusion import adc_map, adc_stats, study_adc
 from radimt.errors import RadimtError
+from radimt.kinetics import KineticCurve, KineticMaps, KineticOptions, kinetic_curve, kinetic_maps
 from radimt.measure import longest_diameter_mm, mask_volume_mm3
 from radimt.segment import SegmentOptions, resample_mask, segment_from_seed, subtraction
 
@@ -19,18 +23,26 @@ __version__ = "0.1.0"
 __all__ = [
     "DCE",
     "DWI",
+    "KineticCurve",
+    "KineticMaps",
+    "KineticOptions",
     "PlanarImage",
     "RadimtError",
     "SegmentOptions",
     "SeriesInfo",
     "Study",
     "__version__",
+    "adc_map",
+    "adc_stats",
     "io",
+    "kinetic_curve",
+    "kinetic_maps",
     "load_study",
     "longest_diameter_mm",
     "mask_volume_mm3",
     "resample_mask",
     "scan",
     "segment_from_seed",
+    "study_adc",
     "subtraction",
 ]

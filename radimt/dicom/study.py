@@ -39,12 +39,16 @@ class DCE:
         Which attribute gave the times: ``trigger``, ``acquisition`` or ``content``.
     series
         The stack behind each phase.
+    n_precontrast
+        Phases acquired before contrast: the leading phases whose headers name no contrast agent
+        when later ones do; 1 otherwise.
     """
 
     phases: list[sitk.Image]
     times: np.ndarray
     time_source: str
     series: list[SeriesInfo] = field(repr=False)
+    n_precontrast: int = 1
 
 
 @dataclass
@@ -182,7 +186,13 @@ class Study:
         ordered, times, source = dce_timing(stacks)
         phases = [read_volume(s) for s in ordered]
         _check_same_grid(phases, ordered, "DCE phases")
-        return DCE(phases=phases, times=times, time_source=source, series=ordered)
+        return DCE(
+            phases=phases,
+            times=times,
+            time_source=source,
+            series=ordered,
+            n_precontrast=_precontrast_count(ordered),
+        )
 
     @cached_property
     def dwi(self) -> DWI | None:
@@ -226,6 +236,15 @@ class Study:
         """Ultrasound images (2D); a cine loop keeps its frames in ``.frames``."""
         stacks = self.series_for("us")
         return [read_planar(s) for s in stacks] or None
+
+
+def _precontrast_count(phases: list[SeriesInfo]) -> int:
+    """Leading phases without a contrast agent in their headers, when later phases name one."""
+    agents = [bool(s.first.header.contrast_agent) for s in phases]
+    if not any(agents) or all(agents):
+        return 1
+    leading = agents.index(True)
+    return max(1, min(leading, len(phases) - 2))
 
 
 def _geometric_mean(volumes: list[sitk.Image]) -> sitk.Image:

@@ -18,7 +18,7 @@ def initial_class(initial_pct: float) -> str:
 
 
 def delayed_class(change: float) -> str:
-    """persistent > +10 %, plateau within ±10 %, washout < −10 % of the initial peak."""
+    """persistent > +10 %, plateau within ±10 %, washout < −10 % of the initial-peak signal."""
     if change > PERSISTENT_ABOVE:
         return "persistent"
     if change < WASHOUT_BELOW:

@@ -115,14 +115,16 @@ def enhancement_curve(
     """Relative enhancement (%) at ``times`` (s) for a lesion with known kinetics.
 
     Enhancement rises from contrast ``arrival`` to ``initial`` % at ``peak_time`` (the initial
-    phase), then changes linearly by ``delayed_change`` (a fraction of the initial peak, e.g.
-    +0.3 persistent, 0 plateau, -0.3 washout) until the last time.
+    phase). After it, the signal intensity changes linearly until the last time by
+    ``delayed_change``, a fraction of the signal at the initial peak (Kuhl's delayed-phase
+    measure: e.g. +0.3 persistent, 0 plateau, -0.3 washout).
     """
     times = np.asarray(times, float)
     last = float(times.max())
     rise = (1 - np.exp(-np.clip(times - arrival, 0, None) / tau)) / (1 - np.exp(-(peak_time - arrival) / tau))
     early = initial * rise
-    late = initial * (1 + delayed_change * (times - peak_time) / max(last - peak_time, 1e-9))
+    progress = (times - peak_time) / max(last - peak_time, 1e-9)
+    late = 100.0 * ((1 + initial / 100.0) * (1 + delayed_change * progress) - 1)
     return np.where(times <= peak_time, early, late)
 
 

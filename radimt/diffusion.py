@@ -1,0 +1,172 @@
+"""Diffusion: ADC maps fitted from DWI, and ADC statistics in a lesion.
+
+ADC values are in 10⁻³ mm²/s throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from radimt.dicom.study import DWI, Study
+from radimt.errors import MaskError, RadimtError
+from radimt.segment import copy_reference_metadata
+
+
+class DiffusionError(RadimtError):
+    """ADC cannot be fitted (too few b-values) or computed in a mask."""
+
+
+@dataclass(frozen=True)
+class AdcFit:
+    """What :func:`adc_map` used: b-values (s/mm²) and the signal floor below which ADC is 0."""
+
+    b_values: tuple[float, ...]
+    signal_floor: float
+
+
+def adc_map(
+    dwi: DWI,
+    *,
+    exclude_between: tuple[float, float] | None = (0.0, 200.0),
+    signal_floor: float | None = None,
+    floor_fraction: float = 0.05,
+) -> sitk.Image:
+    """Fit an ADC map (10⁻³ mm²/s) from two or more b-values by log-linear least squares.
+
+    Parameters
+    ----------
+    dwi
+        ``study.dwi``: images per b-value on one grid.
+    exclude_between
+        b-values strictly inside this open interval are left out (default 0 < b < 200 s/mm²,
+        where perfusion inflates the apparent diffusion); ``None`` keeps every b-value.
+    signal_floor
+        Voxels whose lowest-b signal is below this are noise: their ADC is set to 0. By default
+        ``floor_fraction`` of the 99th percentile of the lowest-b image.
+
+    Notes
+    -----
+    With exactly two b-values the fit is the closed form ``ln(S_low / S_high) / (b_high - b_low)``.
+    Negative fits (noise) are clipped to 0.
+    """
+    b = np.asarray(dwi.b_values, float)
+    keep = np.ones(b.shape, bool)
+    if exclude_between is not None:
+        lo, hi = exclude_between
+        keep &= ~((b > lo) & (b < hi))
+    if keep.sum() < 2 or len(np.unique(b[keep])) < 2:
+        raise DiffusionError(
+            f"ADC needs two or more distinct b-values; have {b.tolist()} (using {b[keep].tolist()} after "
+            f"excluding {exclude_between}); pass exclude_between=None to keep them all"
+        )
+    images = [dwi.images[i] for i in np.flatnonzero(keep)]
+    used = b[keep]
+    signal = np.stack([sitk.GetArrayViewFromImage(im).astype(np.float64) for im in images])
+    low = signal[int(np.argmin(used))]
+    floor = signal_floor
+    if floor is None:
+        positive = low[low > 0]
+        floor = floor_fraction * float(np.percentile(positive, 99)) if positive.size else np.inf
+    valid = np.all(signal > 0, axis=0) & (low >= floor)
+    logs = np.log(np.where(signal > 0, signal, 1.0))
+    centred_b = used - used.mean()
+    slope = np.tensordot(centred_b, logs - logs.mean(axis=0), axes=(0, 0)) / float((centred_b**2).sum())
+    adc = np.where(valid, np.clip(-slope * 1e3, 0.0, None), 0.0).astype(np.float32)
+    out = sitk.GetImageFromArray(adc)
+    out.CopyInformation(images[0])
+    copy_reference_metadata(images[0], out)
+    out.SetMetaData("radimt|adc_b_values", "\\".join(f"{x:g}" for x in used))
+    return out
+
+
+def study_adc(study: Study, *, fit: bool = False, **options) -> sitk.Image | None:
+    """The study's ADC map: the scanner's when present (unless ``fit=True``), else fitted."""
+    if not fit and study.adc is not None:
+        return study.adc
+    if study.dwi is None:
+        return None
+    return adc_map(study.dwi, **options)
+
+
+def _on_grid(mask: sitk.Image, image: sitk.Image, what: str) -> np.ndarray:
+    same = (
+        mask.GetSize() == image.GetSize()
+        and np.allclose(mask.GetSpacing(), image.GetSpacing(), atol=1e-3)
+        and np.allclose(mask.GetOrigin(), image.GetOrigin(), atol=1e-2)
+        and np.allclose(mask.GetDirection(), image.GetDirection(), atol=1e-4)
+    )
+    if not same:
+        raise MaskError(f"the {what} is not on the ADC/DWI grid; carry it over with radimt.resample_mask")
+    arr = sitk.GetArrayFromImage(mask) > 0
+    if not arr.any():
+        raise MaskError(f"the {what} is empty")
+    return arr
+
+
+def adc_stats(
+    adc: sitk.Image,
+    mask: sitk.Image,
+    *,
+    dwi_image: sitk.Image | None = None,
+    reference_mask: sitk.Image | None = None,
+    darkest_voxels: int = 3,
+) -> dict[str, float]:
+    """ADC statistics in a lesion (10⁻³ mm²/s), CSV-ready (``adc_*`` keys).
+
+    Parameters
+    ----------
+    adc
+        ADC map (scanner or fitted), 10⁻³ mm²/s; voxels equal to 0 (masked noise) are ignored.
+    mask
+        Lesion mask on the ADC grid.
+    dwi_image
+        A DWI image (usually the highest b) on the same grid, for the relative DWI signal.
+    reference_mask
+        Reference region (e.g. normal fibroglandular tissue) for ``adc_dwi_signal_ratio``.
+    darkest_voxels
+        Minimum size of the neighbourhood whose mean is the lowest-ADC region value (EUSOBI:
+        a small ROI in the darkest part of the lesion).
+
+    Returns
+    -------
+    dict
+        mean, median, min, p5, p10, p25, sd, ``min_region_mean`` (mean of the darkest
+        neighbourhood of at least ``darkest_voxels`` voxels), voxel count, and
+        ``dwi_signal_ratio`` when a DWI image and reference region are given.
+    """
+    inside = _on_grid(mask, adc, "lesion mask")
+    values_all = sitk.GetArrayFromImage(adc).astype(np.float64)
+    usable = inside & (values_all > 0)
+    if not usable.any():
+        raise DiffusionError("no usable ADC values in the mask (all masked as noise or zero)")
+    values = values_all[usable]
+    p5, p10, p25 = np.percentile(values, [5, 10, 25])
+    kernel = np.ones((3,) * values_all.ndim)
+    counts = ndimage.convolve(usable.astype(np.float64), kernel, mode="constant")
+    sums = ndimage.convolve(np.where(usable, values_all, 0.0), kernel, mode="constant")
+    eligible = usable & (counts >= darkest_voxels)
+    region = float((sums[eligible] / counts[eligible]).min()) if eligible.any() else float(values.min())
+    out = {
+        "adc_mean": float(values.mean()),
+        "adc_median": float(np.median(values)),
+        "adc_min": float(values.min()),
+        "adc_p5": float(p5),
+        "adc_p10": float(p10),
+        "adc_p25": float(p25),
+        "adc_sd": float(values.std(ddof=1)) if values.size > 1 else 0.0,
+        "adc_min_region_mean": region,
+        "adc_voxels": int(values.size),
+    }
+    if dwi_image is not None and reference_mask is not None:
+        lesion = sitk.GetArrayViewFromImage(dwi_image)[_on_grid(mask, dwi_image, "lesion mask")]
+        reference = sitk.GetArrayViewFromImage(dwi_image)[
+            _on_grid(reference_mask, dwi_image, "reference mask")
+        ]
+        out["adc_dwi_signal_ratio"] = (
+            float(lesion.mean() / reference.mean()) if reference.mean() > 0 else np.nan
+        )
+    return out
