@@ -29,6 +29,7 @@ sample: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_load.py
 	$(BIN)/python benchmarks/bench_segment.py
+	$(BIN)/python benchmarks/bench_kinetics.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -44,6 +44,8 @@ DELAYED_CLASSES = ("persistent", "plateau", "washout")
 KUHL = {"persistent": "I", "plateau": "II", "washout": "III"}
 SUSPICION = {"persistent": 0, "plateau": 1, "washout": 2}
 _EDGE = 1e-9  # percentages this close to a threshold count as on it
+_MAP_NAMES = ("peak_enhancement", "initial_enhancement", "ser", "curve_type", "initial_phase")
+_MAP_CHUNK = 1 << 20  # voxels analysed at once by kinetic_maps
 
 
 @dataclass(frozen=True)
@@ -458,11 +460,12 @@ class KineticMaps:
     initial_phase: sitk.Image
 
 
-def kinetic_maps(dce: DCE, mask: sitk.Image | None = None, **options) -> KineticMaps:
+def kinetic_maps(dce: DCE, mask: sitk.Image | None = None, *, crop: bool = False, **options) -> KineticMaps:
     """Per-voxel peak enhancement, initial enhancement, SER and curve type on the DCE grid.
 
     With a ``mask`` only its bounding box is computed (voxels outside the mask are 0); without
-    one, the whole volume, vectorised (no loop per voxel).
+    one, the whole volume, vectorised in chunks (no loop per voxel). ``crop=True`` returns the
+    maps on the bounding box only (same physical space, smaller images).
     """
     opts = kinetic_options(**options)
     timing = _timing(dce.times, _baseline_count(dce, opts), opts)
@@ -475,24 +478,30 @@ def kinetic_maps(dce: DCE, mask: sitk.Image | None = None, **options) -> Kinetic
         box = tuple(slice(0, n) for n in shape)
         inside = np.ones(shape, bool)
     stack = _stack(dce, box)
-    result = _analyse(stack.reshape(stack.shape[0], -1), timing, opts)
-    enhancing = result["initial_pe"] >= opts.enhancing_threshold
-    maps = {
-        "peak_enhancement": result["peak"],
-        "initial_enhancement": result["initial_pe"],
-        "ser": result["ser"],
-        "curve_type": np.where(enhancing, result["delayed_class"] + 1, 0),
-        "initial_phase": result["initial_class"] + 1,
-    }
+    flat = stack.reshape(stack.shape[0], -1)
+    maps = {name: np.empty(flat.shape[1], np.float32) for name in _MAP_NAMES}
+    for start in range(0, flat.shape[1], _MAP_CHUNK):  # bounded memory on whole volumes
+        part = slice(start, start + _MAP_CHUNK)
+        result = _analyse(flat[:, part], timing, opts)
+        enhancing = result["initial_pe"] >= opts.enhancing_threshold
+        maps["peak_enhancement"][part] = result["peak"]
+        maps["initial_enhancement"][part] = result["initial_pe"]
+        maps["ser"][part] = result["ser"]
+        maps["curve_type"][part] = np.where(enhancing, result["delayed_class"] + 1, 0)
+        maps["initial_phase"][part] = result["initial_class"] + 1
+    lower = [int(b.start) for b in box][::-1]  # SimpleITK index order
     images = {}
     for name, values in maps.items():
-        full = np.zeros(shape, np.float32)
-        block = np.nan_to_num(values.reshape(inside.shape).astype(np.float32), nan=0.0)
-        full[box] = np.where(inside, block, 0)
-        image = sitk.GetImageFromArray(
-            full.astype(np.uint8) if name in ("curve_type", "initial_phase") else full
-        )
-        image.CopyInformation(dce.phases[0])
+        pixel = np.uint8 if name in ("curve_type", "initial_phase") else np.float32
+        block = np.where(inside, np.nan_to_num(values.reshape(inside.shape), nan=0.0), 0).astype(pixel)
+        image = sitk.GetImageFromArray(block)
+        image.SetSpacing(dce.phases[0].GetSpacing())
+        image.SetDirection(dce.phases[0].GetDirection())
+        image.SetOrigin(dce.phases[0].TransformIndexToPhysicalPoint(lower))
+        if not crop:
+            full = sitk.Image(dce.phases[0].GetSize(), image.GetPixelID())
+            full.CopyInformation(dce.phases[0])
+            image = sitk.Paste(full, image, image.GetSize(), [0, 0, 0], lower)
         copy_reference_metadata(dce.phases[0], image)
         images[name] = image
     return KineticMaps(**images)
