@@ -1,0 +1,453 @@
+"""IBSI-1 features: pyradiomics' values under IBSI names and aggregations, its two known
+deviations corrected, and IBSI features pyradiomics does not compute.
+
+:func:`ibsi_features` returns ``{(ibsi_code, aggregation): value}`` for an image and mask, in
+the configuration of the IBSI digital phantom (``preset="ibsi"``: no resampling, bin width 1,
+no voxel shift). Aggregations follow the IBSI reference manual:
+
+- ``"3D, averaged"`` / ``"3D, merged"``: pyradiomics with ``weightingNorm`` None /
+  ``"no_weighting"``; ``"3D"`` for the families without directions;
+- ``"2.5D, direction-merged"`` / ``"2.5D, merged"`` / ``"2.5D"``: ``force2D`` (matrices merged over
+  slices), directions averaged or merged;
+- ``"2D, averaged"`` / ``"2D, slice-merged"`` / ``"2D"``: every slice on its own, features
+  averaged over slices.
+
+Corrections and additions (definitions from the IBSI reference manual, Zwanenburg et al. 2020):
+
+- principal axis lengths use the N−1 (sample) covariance, as IBSI; pyradiomics uses N;
+- excess kurtosis = kurtosis − 3;
+- statistics: median absolute deviation (mean |x − median|), coefficient of variation
+  (population SD / mean), quartile coefficient of dispersion; the same on the discretised
+  intensities, plus the histogram mode and maximum/minimum histogram gradient and where they lie;
+- intensity-volume histogram on the discretised grey levels: V10, V90, I10, I90 and differences;
+- local and global intensity peaks: mean intensity in a 1 cm³ sphere (radius 6.2 mm) around
+  the hottest ROI voxel, and the highest such mean over all ROI voxels;
+- morphology: asphericity, centre-of-mass shift, integrated intensity, volume and area
+  densities of the axis-aligned bounding box and the convex hull of the surface mesh (the mesh
+  vertices of marching cubes lie on the midpoints between inside and outside voxel centres),
+  Moran's I and Geary's C (inverse-distance weights over all voxel pairs).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Iterator
+from importlib import resources
+
+import numpy as np
+import SimpleITK as sitk
+from scipy.spatial import ConvexHull
+
+from radimt.features import extract_features
+from radimt.measure import boundary_face_points
+
+TEXTURE_CLASSES = ["glcm", "glrlm", "glszm", "gldm", "ngtdm"]
+_3D = {"force2D": False}
+_25D = {"force2D": True, "force2Ddimension": 0}
+AGGREGATIONS = {
+    "3D, averaged": {**_3D, "weightingNorm": None},
+    "3D, merged": {**_3D, "weightingNorm": "no_weighting"},
+    "2.5D, direction-merged": {**_25D, "weightingNorm": None},
+    "2.5D, merged": {**_25D, "weightingNorm": "no_weighting"},
+}
+PER_SLICE = {"2D, averaged": None, "2D, slice-merged": "no_weighting"}
+#: IBSI aggregation names for families without directions, and which run gives them.
+DIRECTIONLESS = {"3D": "3D, averaged", "2.5D": "2.5D, direction-merged", "2D": "2D, averaged"}
+
+
+def mapping() -> list[dict[str, str]]:
+    """The pyradiomics-to-IBSI feature mapping shipped with radimt."""
+    text = resources.files("radimt").joinpath("data/pyradiomics_to_ibsi_mapping.csv").read_text()
+    return [row for row in csv.DictReader(text.splitlines()) if row["ibsi_code"]]
+
+
+def _texture_runs(image: sitk.Image, mask: sitk.Image, **settings) -> Iterator[tuple[str, dict[str, float]]]:
+    for name, extra in AGGREGATIONS.items():
+        row = extract_features(
+            image, mask, preset="ibsi", feature_classes=TEXTURE_CLASSES, **{**settings, **extra}
+        )
+        yield name, row
+    arr = sitk.GetArrayViewFromImage(mask) > 0
+    slices = [k for k in range(arr.shape[0]) if arr[k].any()]
+    for name, weighting in PER_SLICE.items():
+        sums: dict[str, float] = defaultdict(float)
+        for k in slices:
+            sub_image = image[:, :, k : k + 1]
+            sub_mask = mask[:, :, k : k + 1]
+            row = extract_features(
+                sub_image,
+                sub_mask,
+                preset="ibsi",
+                feature_classes=TEXTURE_CLASSES,
+                crop=False,
+                **{**settings, **_25D, "weightingNorm": weighting},
+            )
+            for key, value in row.items():
+                sums[key] += value
+        yield name, {key: value / len(slices) for key, value in sums.items()}
+
+
+def ibsi_features(image: sitk.Image, mask: sitk.Image, **settings) -> dict[tuple[str, str], float]:
+    """IBSI-1 feature values keyed by ``(family, feature, aggregation)`` as the IBSI reference
+    tables name them (aggregation ``""`` for non-texture families)."""
+    base = extract_features(image, mask, preset="ibsi", **settings)
+    out: dict[tuple[str, str], float] = {}
+    rows = mapping()
+    texture = dict(_texture_runs(image, mask, **settings))
+    for m in rows:
+        key = f"original_{m['pyradiomics_class']}_{m['pyradiomics_feature']}"
+        family = m["ibsi_family"]
+        transform = (lambda v: v - 3.0) if m["transform"] == "minus3" else (lambda v: v)
+        if m["pyradiomics_class"] in ("shape", "firstorder") and family in (
+            "morphology",
+            "statistics",
+            "intensity_histogram",
+        ):
+            if key in base:
+                out[(family, m["ibsi_feature"], "")] = transform(base[key])
+            continue
+        for aggregation, row in texture.items():
+            if key not in row:
+                continue
+            if m["pyradiomics_class"] in ("glszm", "gldm", "ngtdm") or family == "ngldm":
+                for ibsi_name, run in DIRECTIONLESS.items():
+                    if run == aggregation:
+                        out[(family, m["ibsi_feature"], ibsi_name)] = transform(row[key])
+            else:
+                out[(family, m["ibsi_feature"], aggregation)] = transform(row[key])
+    out.update(_corrected_axes(base, mask))
+    out.update(_extra_features(image, mask, base))
+    for key, value in texture_matrix_features(image, mask).items():
+        out.setdefault(key, value)  # pyradiomics' value where it has one
+    return out
+
+
+AXES = {
+    "MajorAxisLength": "Major axis length",
+    "MinorAxisLength": "Minor axis length",
+    "LeastAxisLength": "Least axis length",
+}
+
+
+def _corrected_axes(base: dict[str, float], mask: sitk.Image) -> dict[tuple[str, str], float]:
+    """Principal axis lengths with the sample (N−1) covariance, as IBSI defines them."""
+    n = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
+    factor = math.sqrt(n / (n - 1)) if n > 1 else 1.0
+    return {
+        ("morphology", feature, ""): base[f"original_shape_{name}"] * factor
+        for name, feature in AXES.items()
+        if f"original_shape_{name}" in base
+    }
+
+
+def _voxel_coordinates(mask: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+    arr = sitk.GetArrayViewFromImage(mask) > 0
+    index = np.argwhere(arr)[:, ::-1].astype(float)
+    direction = np.asarray(mask.GetDirection()).reshape(3, 3)
+    return arr, (index * mask.GetSpacing()) @ direction.T + np.asarray(mask.GetOrigin())
+
+
+def _dispersion(values: np.ndarray) -> tuple[float, float, float]:
+    median = float(np.median(values))
+    mad = float(np.mean(np.abs(values - median)))
+    mean = float(values.mean())
+    cov = float(values.std() / mean) if mean else float("nan")
+    q1, q3 = np.percentile(values, [25, 75])
+    qcod = float((q3 - q1) / (q3 + q1)) if (q3 + q1) else float("nan")
+    return mad, cov, qcod
+
+
+def _extra_features(
+    image: sitk.Image, mask: sitk.Image, base: dict[str, float]
+) -> dict[tuple[str, str, str], float]:
+    stats: dict[str, float] = {}
+    hist: dict[str, float] = {}
+    ivh: dict[str, float] = {}
+    morph: dict[str, float] = {}
+    arr, points = _voxel_coordinates(mask)
+    values_all = sitk.GetArrayViewFromImage(image).astype(np.float64)
+    values = values_all[arr]
+    mad, cov, qcod = _dispersion(values)
+    stats["Intensity-based median absolute deviation"] = mad
+    stats["Intensity-based coefficient of variation"] = cov
+    stats["Intensity-based quartile coefficient of dispersion"] = qcod
+    # Intensity histogram on discretised values (bin width 1 from the ROI minimum).
+    levels = np.floor(values - values.min()).astype(int) + 1
+    mad, cov, qcod = _dispersion(levels.astype(float))
+    counts = np.bincount(levels)[1:]
+    grey = np.arange(1, len(counts) + 1)
+    gradient = np.gradient(counts.astype(float)) if len(counts) > 1 else np.zeros(1)
+    hist["Intensity histogram mode"] = float(grey[np.argmax(counts)])
+    hist["Intensity histogram median absolute deviation"] = mad
+    hist["Intensity histogram coefficient of variation"] = cov
+    hist["Intensity histogram quartile coefficient of dispersion"] = qcod
+    hist["Maximum histogram gradient"] = float(gradient.max())
+    hist["Maximum histogram gradient intensity"] = float(grey[np.argmax(gradient)])
+    hist["Minimum histogram gradient"] = float(gradient.min())
+    hist["Minimum histogram gradient intensity"] = float(grey[np.argmin(gradient)])
+    # Intensity-volume histogram on the discretised grey levels (every level from min to max).
+    g_min, g_max = int(levels.min()), int(levels.max())
+    span = max(g_max - g_min, 1)
+    offset = values.min() - 1
+
+    def volume_at(fraction: float) -> float:
+        return float(np.mean(levels >= g_min + fraction * span))
+
+    def intensity_at(fraction: float) -> float:
+        level = next((g for g in range(g_min, g_max + 2) if np.mean(levels >= g) <= fraction), g_max + 1)
+        return float(level + offset)
+
+    v10, v90, i10, i90 = volume_at(0.10), volume_at(0.90), intensity_at(0.10), intensity_at(0.90)
+    ivh["Volume fraction at 10% intensity"], ivh["Volume fraction at 90% intensity"] = v10, v90
+    ivh["Intensity at 10% volume"], ivh["Intensity at 90% volume"] = i10, i90
+    ivh["Volume fraction difference between intensity fractions"] = v10 - v90
+    ivh["Intensity fraction difference between volume fractions"] = i10 - i90
+    # Local and global intensity peaks: mean intensity in a 1 cm³ sphere.
+    radius = (3 * 1000.0 / (4 * math.pi)) ** (1 / 3)
+    every = np.argwhere(np.ones(values_all.shape, bool))[:, ::-1].astype(float)
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    every = (every * image.GetSpacing()) @ direction.T + np.asarray(image.GetOrigin())
+    flat = values_all.ravel()
+    peaks = np.array([flat[np.linalg.norm(every - p, axis=1) <= radius].mean() for p in points])
+    local = {
+        "Local intensity peak": float(peaks[values == values.max()].max()),
+        "Global intensity peak": float(peaks.max()),
+    }
+    # Morphology from the surface mesh (vertices at inside/outside voxel midpoints).
+    volume, area = base["original_shape_MeshVolume"], base["original_shape_SurfaceArea"]
+    vertices = boundary_face_points(mask)
+    extent = vertices.max(axis=0) - vertices.min(axis=0)
+    hull = ConvexHull(vertices)
+    weighted = (points * values[:, None]).sum(axis=0) / values.sum()
+    morph["Asphericity"] = float((area**3 / (36 * math.pi * volume**2)) ** (1 / 3) - 1)
+    morph["Centre of mass shift"] = float(np.linalg.norm(points.mean(axis=0) - weighted))
+    morph["Integrated intensity"] = float(values.mean() * volume)
+    morph["Volume density (axis-aligned bounding box)"] = float(volume / np.prod(extent))
+    box_area = 2 * (extent[0] * extent[1] + extent[1] * extent[2] + extent[0] * extent[2])
+    morph["Area density (axis-aligned bounding box)"] = float(area / box_area)
+    morph["Volume density (convex hull)"] = float(volume / hull.volume)
+    morph["Area density (convex hull)"] = float(area / hull.area)
+    morph["Moran’s I index"], morph["Geary’s C measure"] = _autocorrelation(points, values)
+    a, b, c = 2 * np.sqrt(np.sort(np.linalg.eigvalsh(np.cov(points.T, ddof=1)))[::-1])
+    morph["Volume density (approximate enclosing ellipsoid)"] = float(volume / (4 * math.pi * a * b * c / 3))
+    morph["Area density (approximate enclosing ellipsoid)"] = float(area / _ellipsoid_area(a, b, c))
+    out: dict[tuple[str, str, str], float] = {}
+    for family, features in (
+        ("statistics", stats),
+        ("intensity_histogram", hist),
+        ("intensity_volume_histogram", ivh),
+        ("local_intensity", local),
+        ("morphology", morph),
+    ):
+        out.update({(family, name, ""): value for name, value in features.items()})
+    return out
+
+
+def _ellipsoid_area(a: float, b: float, c: float, terms: int = 20) -> float:
+    """Surface of an ellipsoid with semi-axes a >= b >= c, by the Legendre series IBSI uses."""
+    from numpy.polynomial import legendre
+
+    alpha, beta = math.sqrt(max(0.0, 1 - b**2 / a**2)), math.sqrt(max(0.0, 1 - c**2 / a**2))
+    if alpha * beta == 0:
+        x = 1.0
+    else:
+        x = (alpha**2 + beta**2) / (2 * alpha * beta)
+    total = 0.0
+    for nu in range(terms + 1):
+        coefficients = np.zeros(nu + 1)
+        coefficients[nu] = 1
+        total += (alpha * beta) ** nu / (1 - 4 * nu**2) * float(legendre.legval(x, coefficients))
+    return 4 * math.pi * a * b * total
+
+
+def _autocorrelation(points: np.ndarray, values: np.ndarray) -> tuple[float, float]:
+    """Moran's I and Geary's C with inverse-distance weights over all voxel pairs."""
+    n = len(values)
+    if n < 2 or n > 20000:
+        return float("nan"), float("nan")
+    dist = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=-1)
+    with np.errstate(divide="ignore"):
+        weights = np.where(dist > 0, 1.0 / dist, 0.0)
+    dev = values - values.mean()
+    variance = float((dev**2).sum())
+    w_sum = float(weights.sum())
+    moran = n / w_sum * float((weights * np.outer(dev, dev)).sum()) / variance
+    geary = (
+        (n - 1) / (2 * w_sum) * float((weights * (values[:, None] - values[None, :]) ** 2).sum()) / variance
+    )
+    return moran, geary
+
+
+# -- texture matrices pyradiomics lacks: NGLDM (complete) and GLDZM --------------------------
+
+
+def _levels(image: sitk.Image, mask: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+    """Discretised grey levels (bin width 1 from the ROI minimum; 0 outside) and the ROI."""
+    values = sitk.GetArrayViewFromImage(image).astype(np.float64)
+    roi = sitk.GetArrayViewFromImage(mask) > 0
+    levels = np.zeros(values.shape, int)
+    levels[roi] = np.floor(values[roi] - values[roi].min()).astype(int) + 1
+    return levels, roi
+
+
+def _ngldm(levels: np.ndarray, roi: np.ndarray, in_plane: bool) -> np.ndarray:
+    """NGLDM s[i, j]: voxels of level i with j - 1 neighbours (Chebyshev 1) of the same level."""
+    counts = np.zeros(levels.shape, int)
+    offsets = [o for o in np.ndindex(3, 3, 3) if o != (1, 1, 1)]
+    if in_plane:
+        offsets = [o for o in offsets if o[0] == 1]
+    padded_levels = np.pad(levels, 1)
+    padded_roi = np.pad(roi, 1)
+    inner = tuple(slice(1, -1) for _ in range(3))
+    for o in offsets:
+        shifted = tuple(slice(1 + d - 1, padded_levels.shape[k] - 1 + d - 1) for k, d in enumerate(o))
+        same = padded_roi[shifted] & (padded_levels[shifted] == padded_levels[inner])
+        counts += same
+    n_levels = int(levels.max())
+    matrix = np.zeros((n_levels, len(offsets) + 1))
+    np.add.at(matrix, (levels[roi] - 1, counts[roi]), 1)
+    return matrix
+
+
+def _zones(levels: np.ndarray, roi: np.ndarray, in_plane: bool) -> np.ndarray:
+    """GLDZM x[i, d]: zones (connected voxels of one level) of level i at distance d to the edge."""
+    from scipy import ndimage
+
+    if in_plane:
+        structure = np.zeros((3, 3, 3), bool)
+        structure[1] = True
+        taxicab = np.zeros((3, 3, 3), bool)
+        taxicab[1] = ndimage.generate_binary_structure(2, 1)
+    else:
+        structure = np.ones((3, 3, 3), bool)
+        taxicab = ndimage.generate_binary_structure(3, 1)
+    distance = _edge_distance(roi, taxicab)
+    rows = []
+    for level in np.unique(levels[roi]):
+        labels, n = ndimage.label(roi & (levels == level), structure=structure)
+        if n:
+            nearest = ndimage.minimum(distance, labels, index=np.arange(1, n + 1))
+            rows += [(int(level), int(d)) for d in np.atleast_1d(nearest)]
+    matrix = np.zeros((int(levels.max()), max(d for _, d in rows)))
+    for level, d in rows:
+        matrix[level - 1, d - 1] += 1
+    return matrix
+
+
+def _edge_distance(roi: np.ndarray, connectivity: np.ndarray) -> np.ndarray:
+    """Steps (along ``connectivity``) to leave the ROI: 1 for voxels on its edge."""
+    from scipy import ndimage
+
+    distance = np.zeros(roi.shape, int)
+    current = roi.copy()
+    step = 0
+    while current.any():
+        step += 1
+        eroded = ndimage.binary_erosion(current, structure=connectivity, border_value=0)
+        distance[current & ~eroded] = step
+        current = eroded
+    return distance
+
+
+def _matrix_features(matrix: np.ndarray, n_voxels: int, kind: str) -> dict[str, float]:
+    """IBSI features of a grey level (rows) x count/distance (columns) matrix."""
+    total = matrix.sum()
+    p = matrix / total
+    i = np.arange(1, matrix.shape[0] + 1)[:, None].astype(float)
+    j = np.arange(1, matrix.shape[1] + 1)[None, :].astype(float)
+    pi, pj = p.sum(axis=1), p.sum(axis=0)
+    mu_i = float((i[:, 0] * pi).sum())
+    mu_j = float((j[0] * pj).sum())
+    nz = p[p > 0]
+    if kind == "ngldm":
+        names = (
+            "Low dependence emphasis",
+            "High dependence emphasis",
+            "Low grey level count emphasis",
+            "High grey level count emphasis",
+            "Low dependence low grey level emphasis",
+            "Low dependence high grey level emphasis",
+            "High dependence low grey level emphasis",
+            "High dependence high grey level emphasis",
+            "Grey level non-uniformity",
+            "Normalised grey level non-uniformity",
+            "Dependence count non-uniformity",
+            "Normalised dependence count non-uniformity",
+            "Dependence count percentage",
+            "Grey level variance",
+            "Dependence count variance",
+            "Dependence count entropy",
+            "Dependence count energy",
+        )
+    else:
+        names = (
+            "Small distance emphasis",
+            "Large distance emphasis",
+            "Low grey level zone emphasis",
+            "High grey level zone emphasis",
+            "Small distance low grey level emphasis",
+            "Small distance high grey level emphasis",
+            "Large distance low grey level emphasis",
+            "Large distance high grey level emphasis",
+            "Grey level non-uniformity",
+            "Normalised grey level non-uniformity",
+            "Zone distance non-uniformity",
+            "Normalised zone distance non-uniformity",
+            "Zone percentage",
+            "Grey level variance",
+            "Zone distance variance",
+            "Zone distance entropy",
+            None,
+        )
+    values = [
+        (p / j**2).sum(),
+        (p * j**2).sum(),
+        (p / i**2).sum(),
+        (p * i**2).sum(),
+        (p / (i**2 * j**2)).sum(),
+        (p * i**2 / j**2).sum(),
+        (p * j**2 / i**2).sum(),
+        (p * i**2 * j**2).sum(),
+        (matrix.sum(axis=1) ** 2).sum() / total,
+        (pi**2).sum(),
+        (matrix.sum(axis=0) ** 2).sum() / total,
+        (pj**2).sum(),
+        total / n_voxels,
+        float(((i[:, 0] - mu_i) ** 2 * pi).sum()),
+        float(((j[0] - mu_j) ** 2 * pj).sum()),
+        float(-(nz * np.log2(nz)).sum()),
+        float((p**2).sum()),
+    ]
+    return {name: float(v) for name, v in zip(names, values, strict=True) if name is not None}
+
+
+def texture_matrix_features(image: sitk.Image, mask: sitk.Image) -> dict[tuple[str, str, str], float]:
+    """NGLDM and GLDZM features in the 3D, 2.5D (slices merged) and 2D (slice mean) aggregations."""
+    levels, roi = _levels(image, mask)
+    out: dict[tuple[str, str, str], float] = {}
+    for family, build in (("ngldm", _ngldm), ("gldzm", _zones)):
+        n = int(roi.sum())
+        out.update(
+            {(family, k, "3D"): v for k, v in _matrix_features(build(levels, roi, False), n, family).items()}
+        )
+        merged = sum(_pad_to(build(levels[k : k + 1], roi[k : k + 1], True), levels) for k in _slices(roi))
+        out.update({(family, k, "2.5D"): v for k, v in _matrix_features(merged, n, family).items()})
+        per_slice = [
+            _matrix_features(build(levels[k : k + 1], roi[k : k + 1], True), int(roi[k].sum()), family)
+            for k in _slices(roi)
+        ]
+        for name in per_slice[0]:
+            out[(family, name, "2D")] = float(np.mean([f[name] for f in per_slice]))
+    return out
+
+
+def _slices(roi: np.ndarray) -> list[int]:
+    return [k for k in range(roi.shape[0]) if roi[k].any()]
+
+
+def _pad_to(matrix: np.ndarray, levels: np.ndarray, width: int = 27) -> np.ndarray:
+    out = np.zeros((int(levels.max()), max(width, matrix.shape[1])))
+    out[: matrix.shape[0], : matrix.shape[1]] = matrix
+    return out
