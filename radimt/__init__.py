@@ -8,13 +8,16 @@ The public API is a set of plain functions::
     adc_mask = radimt.resample_mask(mask, study.adc)
     curve = radimt.kinetic_curve(study.dce, mask)        # curve.curve_type, curve.to_dict()
     radimt.adc_stats(study.adc, adc_mask)
+    row = radimt.lesion_features(study, {"dce": mask})   # one flat row for a features CSV
 """
 
 from radimt import io
 from radimt.dicom import DCE, DWI, PlanarImage, SeriesInfo, Study, load_study, scan
 from radimt.diffusion import adc_map, adc_stats, study_adc
 from radimt.errors import RadimtError
+from radimt.features import extract_features
 from radimt.kinetics import KineticCurve, KineticMaps, KineticOptions, kinetic_curve, kinetic_maps
+from radimt.lesion import FeatureConfig, lesion_features
 from radimt.measure import longest_diameter_mm, mask_volume_mm3
 from radimt.segment import SegmentOptions, resample_mask, segment_from_seed, subtraction
 
@@ -23,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DCE",
     "DWI",
+    "FeatureConfig",
     "KineticCurve",
     "KineticMaps",
     "KineticOptions",
@@ -34,9 +38,11 @@ __all__ = [
     "__version__",
     "adc_map",
     "adc_stats",
+    "extract_features",
     "io",
     "kinetic_curve",
     "kinetic_maps",
+    "lesion_features",
     "load_study",
     "longest_diameter_mm",
     "mask_volume_mm3",

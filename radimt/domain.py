@@ -1,0 +1,95 @@
+"""Breast-lesion features that pyradiomics does not have.
+
+- **Rim versus core** (DCE enhancement, CT attenuation): the lesion is split by the distance of
+  each voxel to its boundary into an outer shell of ``thickness_mm`` (the rim) and the rest
+  (the core). Reported: rim mean, core mean, rim − core, and rim / core. Rim enhancement is a
+  sign of malignancy in breast MRI; the published IMT case showed heterogeneous rim enhancement
+  on CT. A lesion too small to have a core gives NaN for the core values.
+- **Margin sharpness**: the mean gradient magnitude (Gaussian derivative, σ = half the smallest
+  voxel spacing) on the lesion boundary, divided by the contrast between the lesion and a
+  ``ring_mm`` ring outside it. Units 1/mm: a blurred edge of width w gives about 1/w, a sharp
+  (circumscribed) margin gives a high value, an infiltrating margin a low one.
+- **Kinetic heterogeneity**: the spread of per-voxel peak enhancement (SD, interquartile range,
+  coefficient of variation) and of per-voxel SER (SD, interquartile range) within the lesion.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from radimt.errors import MaskError
+
+
+def _mask_on(image: sitk.Image, mask: sitk.Image) -> np.ndarray:
+    same = (
+        image.GetSize() == mask.GetSize()
+        and np.allclose(image.GetSpacing(), mask.GetSpacing(), atol=1e-4)
+        and np.allclose(image.GetOrigin(), mask.GetOrigin(), atol=1e-3)
+    )
+    if not same:
+        raise MaskError("the mask is not on the image's grid; carry it over with radimt.resample_mask")
+    inside = sitk.GetArrayFromImage(mask) > 0
+    if not inside.any():
+        raise MaskError("the mask is empty")
+    return inside
+
+
+def rim_core(image: sitk.Image, mask: sitk.Image, thickness_mm: float = 2.0) -> dict[str, float]:
+    """Mean value in the lesion's outer shell (``thickness_mm``) and in its core."""
+    inside = _mask_on(image, mask)
+    depth = ndimage.distance_transform_edt(inside, sampling=image.GetSpacing()[::-1])
+    values = sitk.GetArrayViewFromImage(image)
+    rim = inside & (depth <= thickness_mm)
+    core = inside & (depth > thickness_mm)
+    rim_mean = float(values[rim].mean()) if rim.any() else float("nan")
+    core_mean = float(values[core].mean()) if core.any() else float("nan")
+    ratio = rim_mean / core_mean if core.any() and core_mean != 0 else float("nan")
+    return {
+        "rim_mean": rim_mean,
+        "core_mean": core_mean,
+        "rim_minus_core": rim_mean - core_mean,
+        "rim_core_ratio": ratio,
+        "rim_fraction": float(rim.sum() / inside.sum()),
+    }
+
+
+def margin_sharpness(image: sitk.Image, mask: sitk.Image, ring_mm: float = 3.0) -> float:
+    """Mean boundary gradient over lesion-to-surroundings contrast (1/mm); see module notes."""
+    inside = _mask_on(image, mask)
+    sigma = 0.5 * min(image.GetSpacing())
+    gradient = sitk.GetArrayFromImage(
+        sitk.GradientMagnitudeRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), sigma)
+    )
+    structure = ndimage.generate_binary_structure(inside.ndim, 1)
+    boundary = inside & ~ndimage.binary_erosion(inside, structure)
+    boundary |= ~inside & ndimage.binary_dilation(inside, structure)
+    depth_out = ndimage.distance_transform_edt(~inside, sampling=image.GetSpacing()[::-1])
+    ring = ~inside & (depth_out <= ring_mm) & (depth_out > 0)
+    values = sitk.GetArrayViewFromImage(image)
+    contrast = abs(float(values[inside].mean()) - float(values[ring].mean())) if ring.any() else 0.0
+    if contrast == 0:
+        return float("nan")
+    return float(gradient[boundary].mean() / contrast)
+
+
+def kinetic_heterogeneity(
+    peak_enhancement: sitk.Image, ser: sitk.Image, mask: sitk.Image
+) -> dict[str, float]:
+    """Spread of per-voxel peak enhancement (%) and SER inside the lesion."""
+    inside = _mask_on(peak_enhancement, mask)
+    pe = sitk.GetArrayViewFromImage(peak_enhancement)[inside].astype(np.float64)
+    ser_values = sitk.GetArrayViewFromImage(ser)[inside].astype(np.float64)
+    ser_values = ser_values[np.isfinite(ser_values)]
+    q1, q3 = np.percentile(pe, [25, 75])
+    out = {
+        "pe_sd": float(pe.std(ddof=1)) if pe.size > 1 else 0.0,
+        "pe_iqr": float(q3 - q1),
+        "pe_cov": float(pe.std(ddof=1) / pe.mean()) if pe.size > 1 and pe.mean() else float("nan"),
+    }
+    if ser_values.size:
+        s1, s3 = np.percentile(ser_values, [25, 75])
+        out["ser_sd"] = float(ser_values.std(ddof=1)) if ser_values.size > 1 else 0.0
+        out["ser_iqr"] = float(s3 - s1)
+    return out
