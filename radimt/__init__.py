@@ -19,6 +19,7 @@ from radimt.features import extract_features
 from radimt.kinetics import KineticCurve, KineticMaps, KineticOptions, kinetic_curve, kinetic_maps
 from radimt.lesion import FeatureConfig, lesion_features
 from radimt.measure import longest_diameter_mm, mask_volume_mm3
+from radimt.robustness import robustness
 from radimt.segment import SegmentOptions, resample_mask, segment_from_seed, subtraction
 
 __version__ = "0.1.0"
@@ -47,6 +48,7 @@ __all__ = [
     "longest_diameter_mm",
     "mask_volume_mm3",
     "resample_mask",
+    "robustness",
     "scan",
     "segment_from_seed",
     "study_adc",
