@@ -93,3 +93,26 @@ def test_other_frame_of_reference_is_left_out_with_the_reason():
     row = lesion_features(study, dce_mask, FeatureConfig(roles=("dce",), image_types=["Original"]))
     assert "frame of reference" in row.provenance["skipped_roles"]["ct"]
     assert not any(k.startswith("ct_") for k in row)
+
+
+def test_feature_rows_give_byte_identical_csv(tmp_path):
+    from radimt.io.tables import write_table
+
+    study = radimt.load_study(SAMPLE_DICOM / "carcinoma_washout")
+    truth = json.loads((SAMPLE_DICOM / "carcinoma_washout" / "truth.json").read_text())
+    config = FeatureConfig(roles=("dce",), image_types=["Original"])
+    outputs = []
+    for attempt in range(2):
+        mask = radimt.segment_from_seed(radimt.subtraction(study.dce, 1), truth["lesion"]["centre_lps"])
+        row = {
+            "study_id": "carcinoma_washout",
+            "lesion_id": "1",
+            "label": "carcinoma",
+            **lesion_features(study, mask, config),
+        }
+        path = tmp_path / f"features{attempt}.csv"
+        columns = write_table([row], path)
+        outputs.append(path.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert columns[:3] == ["study_id", "lesion_id", "label"] and columns[3:] == sorted(columns[3:])
+    assert b"nan" not in outputs[0].lower()
