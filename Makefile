@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/radimt scan sample_dicom/imt_case sample_dicom/carcinoma_washout sample_dicom/fibroadenoma_persistent
+	$(BIN)/radimt batch sample_dicom/manifest.csv --pipeline pipelines/multimodal.yaml --out out/demo
 
 test: $(STAMP)
 	$(BIN)/ruff check radimt tests benchmarks
@@ -33,4 +33,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_features.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache out

@@ -177,6 +177,30 @@ def cmd_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from radimt.batch import run_batch
+
+    summary = run_batch(
+        args.manifest,
+        args.pipeline,
+        args.out,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        force=args.force,
+        seg=args.seg,
+        keep_phi=args.keep_phi,
+        table_format=args.format,
+    )
+    print(
+        f"{summary.total} lesions: {summary.done} done ({summary.skipped} from an earlier run), "
+        f"{summary.failed} failed, {summary.seconds:.1f} s"
+    )
+    print(f"features: {args.out}/features.csv\nreport:   {args.out}/report.html")
+    if summary.failed:
+        print(f"failures: {args.out}/errors.csv", file=sys.stderr)
+    return 0 if summary.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radimt", description="Breast imaging radiomics from DICOM.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what radimt does")
@@ -202,6 +226,18 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--label", default="lesion", help="segment label in the DICOM SEG")
     seg.add_argument("--png", help="overlay PNG (default: next to --out)")
     seg.set_defaults(func=cmd_segment)
+
+    batch = sub.add_parser("batch", help="run a pipeline over a manifest of studies and lesions")
+    batch.add_argument("manifest", help="manifest CSV (study_id, path, seeds or masks, labels)")
+    batch.add_argument("--pipeline", required=True, help="pipeline YAML, e.g. pipelines/breast_mri.yaml")
+    batch.add_argument("--out", required=True, help="output folder")
+    batch.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    batch.add_argument("--scheduler", help="Dask scheduler address, or local-dask for a LocalCluster")
+    batch.add_argument("--format", default="csv", choices=("csv", "parquet"), help="features table format")
+    batch.add_argument("--seg", action="store_true", help="also write a DICOM SEG per lesion")
+    batch.add_argument("--force", action="store_true", help="recompute lesions that are already done")
+    batch.add_argument("--keep-phi", action="store_true", help="keep patient identifiers in DICOM outputs")
+    batch.set_defaults(func=cmd_batch)
 
     synth = sub.add_parser("synth", help="write synthetic studies with ground truth")
     synth_sub = synth.add_subparsers(dest="what", required=True)

@@ -249,6 +249,7 @@ def _cached_extractor(params_json: str):
     from radiomics import featureextractor
 
     radiomics.setVerbosity(logging.ERROR)
+    logging.getLogger("radiomics").setLevel(logging.ERROR)  # its INFO chatter, whatever the root level
     return featureextractor.RadiomicsFeatureExtractor(json.loads(params_json))
 
 

@@ -100,7 +100,10 @@ def carry_masks(
 
 
 def lesion_features(
-    study: Study, masks: Mapping[str, sitk.Image] | sitk.Image, config: FeatureConfig | None = None
+    study: Study,
+    masks: Mapping[str, sitk.Image] | sitk.Image,
+    config: FeatureConfig | None = None,
+    images: Mapping[str, sitk.Image] | None = None,
 ) -> FeatureRow:
     """One flat, CSV-ready row for a lesion.
 
@@ -114,6 +117,9 @@ def lesion_features(
         coordinates from a given 3D mask.
     config
         What to compute (:class:`FeatureConfig`).
+    images
+        Images to use for some roles instead of the study's default (e.g. the mammographic view
+        a lesion was segmented on).
 
     Returns
     -------
@@ -169,7 +175,7 @@ def lesion_features(
     for role in config.roles:
         if role not in masks:
             continue
-        image = role_image(study, role, config.dce_phase)
+        image = (images or {}).get(role) or role_image(study, role, config.dce_phase)
         features = extract_features(
             image,
             masks[role],

@@ -1,0 +1,557 @@
+"""The batch pipeline: a manifest of lesions to features.csv, kinetics.csv and a QC report.
+
+Each study is processed by one call of :func:`process_study` (load once, then every lesion),
+mapped over the studies by a local process pool or a Dask cluster. Workers write each
+lesion's results atomically as they finish (``lesions/<study>/<lesion>/result.json`` last, after
+its mask and figures), so an interrupted batch loses no finished work: a rerun skips every
+lesion whose result was made from the same manifest row and configuration, and the final
+tables are assembled from the result files in a fixed order, byte for byte the same as an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import sys
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from radimt.config import PipelineConfig, load_config
+from radimt.errors import RadimtError
+from radimt.io.atomic import atomic_path
+from radimt.io.tables import ID_COLUMNS, write_table
+from radimt.manifest import LesionTask, read_manifest
+
+RESULT = "result.json"
+ERROR = "error.json"
+
+
+@dataclass
+class BatchSummary:
+    """What a batch did: lesions done (now or before), failed, and where the outputs are."""
+
+    out: str
+    total: int
+    done: int
+    skipped: int
+    failed: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+
+def _json_write(path: Path, payload: dict) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        json.dump(payload, fh, indent=1, sort_keys=True, default=_jsonable)
+        fh.write("\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def task_fingerprint(task: LesionTask, config: PipelineConfig) -> str:
+    """Identifies a lesion's inputs: a result made from other inputs is redone."""
+    from radimt import __version__
+
+    payload = {"task": asdict(task), "config": config.digest(), "radimt": __version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def lesion_dir(out: Path, task: LesionTask) -> Path:
+    return out / "lesions" / task.safe_study / task.safe_lesion
+
+
+def _finished(out: Path, task: LesionTask, config: PipelineConfig) -> bool:
+    path = lesion_dir(out, task) / RESULT
+    if not path.exists():
+        return False
+    try:
+        return json.loads(path.read_text()).get("fingerprint") == task_fingerprint(task, config)
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def study_checksum(folder: str) -> str:
+    """A cheap fingerprint of a study folder: names, sizes and the first 4 KiB of every file."""
+    digest = hashlib.sha256()
+    root = Path(folder)
+    if root.is_file():
+        files = [root]
+    else:
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+    for file in files:
+        digest.update(str(file.relative_to(root) if file != root else file.name).encode())
+        digest.update(str(file.stat().st_size).encode())
+        with open(file, "rb") as fh:
+            digest.update(fh.read(4096))
+    return digest.hexdigest()
+
+
+# -- one study, in a worker ---------------------------------------------------------------
+
+
+def process_study(
+    tasks: Sequence[LesionTask],
+    config: PipelineConfig,
+    out: str,
+    *,
+    seg: bool = False,
+    keep_phi: bool = False,
+) -> list[dict[str, Any]]:
+    """Process every lesion of one study; each lesion's result or error is written to disk.
+
+    Returns a short status per lesion (``study_id``, ``lesion_id``, ``status``, ``reason``,
+    ``seconds``). Never raises for a bad study: the reason is recorded and the batch goes on.
+    """
+    from radimt.dicom.study import load_study
+
+    out_path = Path(out)
+    start = time.perf_counter()
+    statuses = []
+    study = None
+    study_error = None
+    if tasks[0].image_path is None:
+        try:
+            study = load_study(tasks[0].path, roles=config.role_overrides or None)
+        except Exception as exc:  # noqa: BLE001 - recorded, the batch goes on
+            study_error = exc
+    checksum = study_checksum(tasks[0].path) if Path(tasks[0].path).exists() else ""
+    for task in tasks:
+        t0 = time.perf_counter()
+        folder = lesion_dir(out_path, task)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            if study_error is not None:
+                raise study_error
+            result = _process_lesion(task, study, config, folder, seg=seg, keep_phi=keep_phi)
+            result.update(
+                fingerprint=task_fingerprint(task, config),
+                checksum=checksum,
+                seconds=round(time.perf_counter() - t0, 3),
+            )
+            _json_write(folder / RESULT, result)
+            (folder / ERROR).unlink(missing_ok=True)
+            statuses.append({**task.identity(), "status": "done", "reason": "", "seconds": result["seconds"]})
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded, never fatal
+            reason = f"{type(exc).__name__}: {exc}"
+            record = {**task.identity(), "reason": reason, "fingerprint": task_fingerprint(task, config)}
+            if not isinstance(exc, RadimtError):
+                record["traceback"] = traceback.format_exc(limit=6)
+            _json_write(folder / ERROR, record)
+            (folder / RESULT).unlink(missing_ok=True)
+            statuses.append(
+                {
+                    **task.identity(),
+                    "status": "failed",
+                    "reason": reason,
+                    "seconds": round(time.perf_counter() - t0, 3),
+                }
+            )
+    for s in statuses:
+        s["study_seconds"] = round(time.perf_counter() - start, 3)
+    return statuses
+
+
+def _reference(study, task: LesionTask, config: PipelineConfig):
+    """The image the lesion is segmented on, and the series behind it."""
+    from radimt.dicom.volume import read_planar, read_volume
+    from radimt.lesion import role_image
+
+    if task.seed_series:
+        series = study.find(task.seed_series)
+        image = read_planar(series).image if series.is_planar else read_volume(series)
+        if config.reference == "dce" and series.role == "dce" and study.dce is not None:
+            return role_image(study, "dce", config.dce_phase), study.dce.series[config.dce_phase], series
+        return image, series, series
+    image = role_image(study, config.reference, config.dce_phase)
+    if image is None:
+        raise RadimtError(f"{study.path}: no {config.reference} series for the pipeline's reference role")
+    if config.reference == "dce":
+        series = study.dce.series[config.dce_phase]
+    elif config.reference in ("mg", "us"):
+        series = getattr(study, config.reference)[0].series
+    else:
+        series = study._single(config.reference) if config.reference != "adc" else None
+    return image, series, series
+
+
+def _process_lesion(task, study, config: PipelineConfig, folder: Path, *, seg: bool, keep_phi: bool) -> dict:
+    import SimpleITK as sitk
+
+    from radimt.features import extract_features
+    from radimt.io import read_dicom_seg, read_mask, write_dicom_seg, write_mask
+    from radimt.kinetics import kinetic_curve
+    from radimt.lesion import lesion_features
+    from radimt.measure import longest_diameter_mm, mask_volume_mm3
+    from radimt.report.overlay import overlay_png
+    from radimt.segment import segment_from_seed
+
+    if task.image_path is not None:  # pyradiomics-style row: an image file and a mask file
+        image = sitk.ReadImage(task.image_path)
+        mask = read_mask(task.mask_path, image)
+        features = extract_features(
+            image,
+            mask,
+            preset=config.presets.get(config.reference, "mr"),
+            image_types=config.image_types,
+            what=f"{task.study_id}/{task.lesion_id}",
+        )
+        row = {
+            "lesion_volume_mm3": mask_volume_mm3(mask),
+            "lesion_longest_diameter_mm": longest_diameter_mm(mask),
+        }
+        row.update({f"{config.reference}_{k}": v for k, v in sorted(features.items())})
+        overlay_png(
+            image, mask, folder / f"overlay_{config.reference}.png", title=f"{task.study_id} {task.lesion_id}"
+        )
+        return {"row": row, "curves": [], "figures": [f"overlay_{config.reference}.png"]}
+
+    image, series, seed_series = _reference(study, task, config)
+    if task.mask_path:
+        if task.mask_path.lower().endswith(".dcm"):
+            mask = read_dicom_seg(task.mask_path, image)
+        else:
+            mask = read_mask(task.mask_path, image)
+    else:
+        seed, is_index = task.seed, task.seed_is_index
+        if is_index and seed_series is not None and not _same_grid_series(seed_series, image):
+            from radimt.dicom.volume import read_volume
+
+            seed = read_volume(seed_series).TransformContinuousIndexToPhysicalPoint([float(v) for v in seed])
+            is_index = False
+        options = dict(config.segmentation)
+        modality = options.pop("modality", None) or {"ct": "ct", "mg": "mg", "us": "us", "adc": "adc"}.get(
+            config.reference, "mr"
+        )
+        mask = segment_from_seed(image, seed, seed_is_index=is_index, modality=modality, **options)
+    write_mask(mask, folder / "mask.nii.gz")
+    if seg and series is not None:
+        write_dicom_seg(mask, series, folder / "seg.dcm", label=f"{task.study_id} lesion {task.lesion_id}")
+        if not keep_phi:
+            _deidentify_seg(folder / "seg.dcm", task.study_id)
+    images = {config.reference: image} if config.reference in ("mg", "us") else None
+    features = lesion_features(study, {config.reference: mask}, config.features(), images=images)
+    row, provenance = dict(features), features.provenance
+    figures = []
+    overlay_png(
+        image,
+        mask,
+        folder / f"overlay_{config.reference}.png",
+        title=f"{config.reference.upper()}: {row['lesion_longest_diameter_mm']:.1f} mm",
+    )
+    figures.append(f"overlay_{config.reference}.png")
+    for role in config.roles:
+        if role == config.reference or role in ("mg", "us"):
+            continue
+        carried = _carried_overlay(study, role, mask, config, folder)
+        if carried:
+            figures.append(carried)
+    curves = []
+    if config.reference == "dce" and study.dce is not None:
+        curve = kinetic_curve(study.dce, mask, **config.kinetics)
+        fig = curve.plot()
+        with atomic_path(folder / "tic.png") as tmp:
+            fig.savefig(tmp, format="png")
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        figures.append("tic.png")
+        for name, summary in (("mean", curve.mean), ("most_suspicious", curve.most_suspicious)):
+            if summary is None:
+                continue
+            for phase, (t, s, e) in enumerate(
+                zip(curve.times, summary.signal, summary.enhancement, strict=True)
+            ):
+                curves.append(
+                    {
+                        "curve": name,
+                        "phase": phase,
+                        "time_s": float(t),
+                        "signal": float(s),
+                        "enhancement_pct": float(e),
+                    }
+                )
+    if keep_phi and study is not None:
+        header = study.series[0].first.header
+        row["dicom_study_instance_uid"] = header.study_uid
+    return {"row": row, "curves": curves, "figures": figures, "provenance": provenance}
+
+
+def _same_grid_series(series, image) -> bool:
+    from radimt.dicom.geometry import order_slices
+
+    _, geometry = order_slices(series.frames, series.label)
+    return tuple(geometry.size) == tuple(image.GetSize()) and all(
+        abs(a - b) < 1e-3 for a, b in zip(geometry.origin, image.GetOrigin(), strict=True)
+    )
+
+
+def _carried_overlay(study, role, mask, config, folder: Path) -> str | None:
+    from radimt.lesion import role_image
+    from radimt.report.overlay import overlay_png
+    from radimt.segment import resample_mask
+
+    try:
+        image = role_image(study, role, config.dce_phase)
+        if image is None:
+            return None
+        moved = resample_mask(mask, image)
+        name = f"overlay_{role}.png"
+        overlay_png(image, moved, folder / name, title=role.upper())
+        return name
+    except RadimtError:
+        return None
+
+
+def _deidentify_seg(path: Path, study_id: str) -> None:
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    ds.PatientName = study_id
+    ds.PatientID = study_id
+    ds.PatientBirthDate = ""
+    with atomic_path(path) as tmp:
+        ds.save_as(tmp)
+
+
+# -- the whole batch -----------------------------------------------------------------------
+
+
+def remove_partial_files(out: Path) -> int:
+    """Delete temporary files an interrupted run left behind (atomic writes start with '.')."""
+    removed = 0
+    for path in [*out.glob(".*"), *(out / "lesions").glob("*/*/.*")]:
+        if path.is_file():
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def _group_by_study(tasks: Sequence[LesionTask]) -> list[list[LesionTask]]:
+    groups: dict[str, list[LesionTask]] = defaultdict(list)
+    for task in tasks:
+        groups[task.study_id].append(task)
+    return list(groups.values())
+
+
+class Progress:
+    """A one-line progress report on a terminal (studies done, failed, time left); silent otherwise."""
+
+    def __init__(self, total: int, stream=None):
+        self.total, self.done, self.failed, self.start = total, 0, 0, time.perf_counter()
+        self.stream = stream or sys.stderr
+        self.active = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def update(self, failed: bool) -> None:
+        self.done += 1
+        self.failed += int(failed)
+        if not self.active:
+            return
+        elapsed = time.perf_counter() - self.start
+        left = elapsed / self.done * (self.total - self.done)
+        self.stream.write(f"\r{self.done}/{self.total} studies, {self.failed} failed, ~{left:.0f} s left ")
+        if self.done == self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _execute(groups, config, out, *, workers, scheduler, seg, keep_phi) -> Iterable[list[dict]]:
+    """Run :func:`process_study` over the study groups; yield statuses as they arrive."""
+    if scheduler:
+        from distributed import Client, LocalCluster, as_completed
+
+        if scheduler == "local-dask":
+            cluster = LocalCluster(
+                n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            client = Client(cluster)
+        else:
+            cluster, client = None, Client(scheduler)
+        try:
+            futures = [
+                client.submit(process_study, g, config, out, seg=seg, keep_phi=keep_phi, pure=False)
+                for g in groups
+            ]
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        return
+    if workers <= 1:
+        for group in groups:
+            yield process_study(group, config, out, seg=seg, keep_phi=keep_phi)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")  # no inherited threads or locks
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(process_study, g, config, out, seg=seg, keep_phi=keep_phi) for g in groups]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def run_batch(
+    manifest: str | os.PathLike[str],
+    pipeline: str | os.PathLike[str] | PipelineConfig,
+    out: str | os.PathLike[str],
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    force: bool = False,
+    seg: bool = False,
+    keep_phi: bool = False,
+    table_format: str = "csv",
+    on_study: Callable[[list[dict]], None] | None = None,
+) -> BatchSummary:
+    """Run the pipeline over every lesion of a manifest; see the module notes.
+
+    Parameters
+    ----------
+    manifest
+        Manifest CSV (validated completely before any work).
+    pipeline
+        Pipeline YAML (or a loaded :class:`PipelineConfig`).
+    out
+        Output folder.
+    workers
+        Local worker processes (1 = in this process).
+    scheduler
+        ``"local-dask"`` for a Dask LocalCluster of ``workers`` processes, or the address of a
+        Dask scheduler (``tcp://host:8786``).
+    force
+        Recompute lesions that already have results.
+    seg
+        Also write a DICOM SEG per lesion.
+    keep_phi
+        Keep patient identifiers in DICOM SEG outputs (by default replaced by the study id).
+    table_format
+        ``csv`` or ``parquet`` for features (CSV is always written too).
+    """
+    start_wall = _dt.datetime.now(_dt.timezone.utc)
+    start = time.perf_counter()
+    tasks = read_manifest(manifest)
+    config = pipeline if isinstance(pipeline, PipelineConfig) else load_config(pipeline)
+    if table_format not in ("csv", "parquet"):
+        raise RadimtError(f"unknown --format {table_format!r}: csv or parquet")
+    out_path = Path(out)
+    out_path.mkdir(parents=True, exist_ok=True)
+    remove_partial_files(out_path)
+    pending = [t for t in tasks if force or not _finished(out_path, t, config)]
+    groups = _group_by_study(pending)
+    progress = Progress(len(groups))
+    timings: dict[str, float] = {}
+    for statuses in _execute(
+        groups, config, str(out_path), workers=workers, scheduler=scheduler, seg=seg, keep_phi=keep_phi
+    ):
+        progress.update(any(s["status"] == "failed" for s in statuses))
+        timings[statuses[0]["study_id"]] = statuses[0]["study_seconds"]
+        if on_study is not None:
+            on_study(statuses)
+    summary = assemble(tasks, config, out_path, table_format=table_format)
+    summary.skipped = len(tasks) - len(pending)
+    summary.seconds = round(time.perf_counter() - start, 3)
+    _write_run_json(out_path, manifest, config, tasks, timings, start_wall, summary, workers, scheduler)
+    return summary
+
+
+def assemble(
+    tasks: Sequence[LesionTask], config: PipelineConfig, out: Path, *, table_format: str = "csv"
+) -> BatchSummary:
+    """Build features.csv, kinetics.csv, errors.csv and report.html from the lesion files."""
+    from radimt.report.html import write_report
+
+    ordered = sorted(tasks, key=lambda t: (t.study_id, t.lesion_id))
+    rows, curves, errors, entries = [], [], [], []
+    for task in ordered:
+        folder = lesion_dir(out, task)
+        result_path, error_path = folder / RESULT, folder / ERROR
+        if result_path.exists():
+            result = json.loads(result_path.read_text())
+            rows.append({**task.identity(), **result["row"]})
+            curves += [
+                {"study_id": task.study_id, "lesion_id": task.lesion_id, **c} for c in result["curves"]
+            ]
+            entries.append((task, result, None))
+        else:
+            reason = json.loads(error_path.read_text())["reason"] if error_path.exists() else "not processed"
+            errors.append({"study_id": task.study_id, "lesion_id": task.lesion_id, "reason": reason})
+            entries.append((task, None, reason))
+    id_columns = list(ID_COLUMNS) + [c for c in (tasks[0].extra if tasks else {}) if c not in ID_COLUMNS]
+    write_table(rows, out / "features.csv", id_columns=id_columns)
+    if table_format == "parquet":
+        _write_parquet(out / "features.csv", out / "features.parquet")
+    write_table(
+        curves,
+        out / "kinetics.csv",
+        id_columns=("study_id", "lesion_id", "curve", "phase", "time_s", "signal", "enhancement_pct"),
+    )
+    write_table(errors, out / "errors.csv", id_columns=("study_id", "lesion_id", "reason"))
+    write_report(out / "report.html", config, entries, out)
+    return BatchSummary(
+        out=str(out), total=len(tasks), done=len(rows), skipped=0, failed=len(errors), seconds=0.0
+    )
+
+
+def _write_parquet(csv_path: Path, parquet_path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.read_csv(csv_path, dtype={"study_id": str, "lesion_id": str})
+    with atomic_path(parquet_path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def _write_run_json(out, manifest, config, tasks, timings, start_wall, summary, workers, scheduler) -> None:
+    import numpy
+    import pydicom
+    import radiomics
+    import SimpleITK as sitk
+
+    from radimt import __version__
+
+    checksums = {}
+    for task in tasks:
+        result = lesion_dir(out, task) / RESULT
+        if result.exists():
+            checksums[task.study_id] = json.loads(result.read_text()).get("checksum", "")
+    _json_write(
+        out / "run.json",
+        {
+            "radimt": __version__,
+            "pyradiomics": radiomics.__version__,
+            "SimpleITK": sitk.Version.VersionString(),
+            "pydicom": pydicom.__version__,
+            "numpy": numpy.__version__,
+            "manifest": str(Path(manifest).resolve()),
+            "config": config.to_dict(),
+            "config_digest": config.digest(),
+            "started": start_wall.isoformat(timespec="seconds"),
+            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "workers": workers,
+            "scheduler": scheduler,
+            "lesions": summary.total,
+            "done": summary.done,
+            "failed": summary.failed,
+            "skipped_already_done": summary.skipped,
+            "seconds": summary.seconds,
+            "study_seconds": timings,
+            "input_checksums": checksums,
+        },
+    )

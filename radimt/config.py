@@ -1,0 +1,186 @@
+"""Pipeline configurations (YAML under ``pipelines/``), validated when loaded.
+
+An unknown key or a value of the wrong type is an error that names the file and line, before
+any study is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from radimt.errors import RadimtError
+from radimt.kinetics import KineticOptions
+from radimt.lesion import DEFAULT_PRESETS, FeatureConfig
+from radimt.segment import PRESETS as SEGMENT_PRESETS
+from radimt.segment import SegmentOptions
+
+ROLES = ("dce", "dwi", "adc", "t1", "t2", "ct", "mg", "us")
+
+
+class ConfigError(RadimtError):
+    """A pipeline configuration is invalid."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """A batch pipeline: which series, how to segment, what to measure.
+
+    Attributes
+    ----------
+    name
+        A label for reports.
+    roles
+        Roles whose radiomic features go into the row.
+    reference
+        Role segmented from the seed (``dce`` means the early subtraction).
+    segmentation
+        Options of :func:`radimt.segment_from_seed` (``modality``, ``tolerance``, ...).
+    kinetics
+        Options of :func:`radimt.kinetic_curve`.
+    presets
+        Feature preset (or pyradiomics YAML, relative to the config file) per role.
+    image_types
+        Image types for all roles (``null`` keeps each preset's).
+    dce_phase, rim_mm
+        As in :class:`radimt.lesion.FeatureConfig`.
+    role_overrides
+        ``{role: SeriesNumber or description regex}`` forced onto every study.
+    """
+
+    name: str = "pipeline"
+    roles: tuple[str, ...] = ("dce", "adc", "t2")
+    reference: str = "dce"
+    segmentation: dict[str, Any] = field(default_factory=dict)
+    kinetics: dict[str, Any] = field(default_factory=dict)
+    presets: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PRESETS))
+    image_types: tuple[str, ...] | None = None
+    dce_phase: int = 1
+    rim_mm: float = 2.0
+    role_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def features(self) -> FeatureConfig:
+        return FeatureConfig(
+            roles=self.roles,
+            presets=self.presets,
+            image_types=self.image_types,
+            kinetics=self.kinetics,
+            dce_phase=self.dce_phase,
+            rim_mm=self.rim_mm,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    def digest(self) -> str:
+        """A short hash of the resolved configuration (results made with another one are redone)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "roles": list,
+    "reference": str,
+    "segmentation": dict,
+    "kinetics": dict,
+    "presets": dict,
+    "image_types": (list, type(None)),
+    "dce_phase": int,
+    "rim_mm": (int, float),
+    "role_overrides": dict,
+}
+
+
+def _line(node: yaml.Node | None) -> str:
+    return f"line {node.start_mark.line + 1}" if node is not None else "top level"
+
+
+def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
+    """Read and validate a pipeline YAML.
+
+    Raises
+    ------
+    ConfigError
+        Unknown keys, wrong types, unknown roles or presets, with the file and line.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+        root = yaml.compose(text)
+        data = yaml.safe_load(text) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read this pipeline ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a pipeline is a mapping of settings, not {type(data).__name__}")
+    nodes = {k.value: (k, v) for k, v in root.value} if isinstance(root, yaml.MappingNode) else {}
+
+    def fail(key: str, message: str, value_node: bool = True) -> None:
+        key_node, val_node = nodes.get(key, (None, None))
+        raise ConfigError(f"{path}, {_line(val_node if value_node else key_node)}: {key}: {message}")
+
+    for key, value in data.items():
+        if key not in _TYPES:
+            fail(key, f"unknown setting; settings are {', '.join(_TYPES)}", value_node=False)
+        if not isinstance(value, _TYPES[key]) or isinstance(value, bool) and key in ("dce_phase", "rim_mm"):
+            fail(key, f"expected {_type_name(_TYPES[key])}, got {type(value).__name__} {value!r}")
+    roles = data.get("roles", list(PipelineConfig.roles))
+    for role in [
+        *roles,
+        data.get("reference", "dce"),
+        *data.get("presets", {}),
+        *data.get("role_overrides", {}),
+    ]:
+        if role not in ROLES:
+            fail(
+                "roles" if role in roles else "reference",
+                f"unknown role {role!r}; roles are {', '.join(ROLES)}",
+            )
+    _check_options(
+        data.get("segmentation", {}),
+        {f.name for f in fields(SegmentOptions)} | {"modality"},
+        "segmentation",
+        fail,
+    )
+    if "modality" in data.get("segmentation", {}) and data["segmentation"]["modality"] not in SEGMENT_PRESETS:
+        fail(
+            "segmentation",
+            f"unknown modality {data['segmentation']['modality']!r}; use {sorted(SEGMENT_PRESETS)}",
+        )
+    _check_options(data.get("kinetics", {}), {f.name for f in fields(KineticOptions)}, "kinetics", fail)
+    presets = dict(DEFAULT_PRESETS)
+    for role, preset in data.get("presets", {}).items():
+        if str(preset).endswith((".yaml", ".yml")) and not Path(preset).is_absolute():
+            preset = str((path.parent / preset).resolve())
+        presets[role] = preset
+    return PipelineConfig(
+        name=data.get("name", path.stem),
+        roles=tuple(roles),
+        reference=data.get("reference", "dce"),
+        segmentation=dict(data.get("segmentation", {})),
+        kinetics=dict(data.get("kinetics", {})),
+        presets=presets,
+        image_types=tuple(data["image_types"]) if data.get("image_types") else None,
+        dce_phase=int(data.get("dce_phase", 1)),
+        rim_mm=float(data.get("rim_mm", 2.0)),
+        role_overrides=dict(data.get("role_overrides", {})),
+    )
+
+
+def _check_options(options: dict, known: set[str], key: str, fail) -> None:
+    unknown = set(options) - known
+    if unknown:
+        fail(key, f"unknown option(s) {sorted(unknown)}; options are {sorted(known)}")
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    names = {list: "a list", dict: "a mapping", str: "text", int: "a whole number", float: "a number"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if set(kinds) == {int, float}:
+        return "a number"
+    return " or ".join(names.get(k, "nothing") for k in kinds)

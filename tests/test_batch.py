@@ -1,0 +1,247 @@
+"""The batch pipeline end to end: truth recovered, resume after a crash, Dask, bad manifests."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from radimt.batch import run_batch
+from radimt.cli import main
+from radimt.config import ConfigError, load_config
+from radimt.manifest import ManifestError, read_manifest
+from tests.conftest import REPO, SAMPLE_DICOM
+
+PIPELINE = REPO / "pipelines" / "multimodal.yaml"
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("batch") / "out"
+    summary = run_batch(SAMPLE_DICOM / "manifest.csv", PIPELINE, out)
+    return out, summary
+
+
+def test_end_to_end_recovers_the_truth(reference_run):
+    out, summary = reference_run
+    assert summary.ok and summary.done == 3 and summary.failed == 0
+    rows = {r["study_id"]: r for r in _rows(out / "features.csv")}
+    for study_id, row in rows.items():
+        truth = json.loads((SAMPLE_DICOM / study_id / "truth.json").read_text())
+        assert row["kinetic_curve_type"] == truth["kinetics"]["kuhl_type"]
+        assert row["kinetic_initial_phase"] == truth["kinetics"]["initial_phase"]
+        assert float(row["adc_median"]) == pytest.approx(truth["adc"]["lesion_1e-3_mm2_s"], abs=0.15)
+        assert row["label"] == truth["label"]
+    assert abs(float(rows["imt_case"]["lesion_longest_diameter_mm"]) - 12.0) <= 1.5
+    header = next(csv.reader(open(out / "features.csv")))
+    assert header[:3] == ["study_id", "lesion_id", "label"]
+    kinetics = _rows(out / "kinetics.csv")
+    assert len(kinetics) == 3 * 2 * 6 and {k["curve"] for k in kinetics} == {"mean", "most_suspicious"}
+    report = (out / "report.html").read_text()
+    assert report.count("data:image/png;base64,") >= 9 and "carcinoma_washout" in report
+    run = json.loads((out / "run.json").read_text())
+    assert run["done"] == 3 and run["config"]["name"] == "multimodal" and len(run["input_checksums"]) == 3
+    assert {"pyradiomics", "SimpleITK", "pydicom", "started", "finished", "study_seconds"} <= set(run)
+    assert _rows(out / "errors.csv") == []
+    for lesion in (out / "lesions").glob("*/*"):
+        assert {"mask.nii.gz", "tic.png", "overlay_dce.png", "result.json"} <= {
+            p.name for p in lesion.iterdir()
+        }
+
+
+def test_no_patient_identifiers_in_outputs(reference_run):
+    out, _ = reference_run
+    for path in [out / "features.csv", out / "kinetics.csv", out / "run.json", out / "report.html"]:
+        text = path.read_text()
+        assert "Synthetic^" not in text and "SYN-" not in text
+
+
+def test_rerun_skips_finished_lesions_and_gives_the_same_bytes(reference_run, tmp_path):
+    out, _ = reference_run
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    (copy / "lesions" / "imt_case" / "1" / "result.json").unlink()  # as if it never finished
+    (copy / "lesions" / "imt_case" / "1" / ".result.x1y2.json").write_text('{"partial":')  # a torn write
+    summary = run_batch(SAMPLE_DICOM / "manifest.csv", PIPELINE, copy)
+    assert summary.skipped == 2 and summary.done == 3
+    assert (copy / "features.csv").read_bytes() == (out / "features.csv").read_bytes()
+    assert (copy / "kinetics.csv").read_bytes() == (out / "kinetics.csv").read_bytes()
+    assert not list(copy.rglob(".*.json"))
+
+
+def test_sigkill_mid_run_then_rerun_is_identical(reference_run, tmp_path):
+    out, _ = reference_run
+    target = tmp_path / "killed"
+    command = [
+        sys.executable,
+        "-m",
+        "radimt.cli",
+        "batch",
+        str(SAMPLE_DICOM / "manifest.csv"),
+        "--pipeline",
+        str(PIPELINE),
+        "--out",
+        str(target),
+        "--workers",
+        "2",
+    ]
+    process = subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(target.glob("lesions/*/*/result.json")):
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the parent and its workers, mid-run
+    process.wait()
+    summary = run_batch(SAMPLE_DICOM / "manifest.csv", PIPELINE, target)
+    assert summary.done == 3 and summary.skipped >= 1
+    assert (target / "features.csv").read_bytes() == (out / "features.csv").read_bytes()
+    assert not list(target.rglob(".*"))
+
+
+def test_sigint_parent_then_rerun_is_identical(reference_run, tmp_path):
+    out, _ = reference_run
+    target = tmp_path / "interrupted"
+    command = [
+        sys.executable,
+        "-m",
+        "radimt.cli",
+        "batch",
+        str(SAMPLE_DICOM / "manifest.csv"),
+        "--pipeline",
+        str(PIPELINE),
+        "--out",
+        str(target),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(target.glob("lesions/*/*/result.json")):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    process.wait()
+    run_batch(SAMPLE_DICOM / "manifest.csv", PIPELINE, target)
+    assert (target / "features.csv").read_bytes() == (out / "features.csv").read_bytes()
+
+
+def test_dask_local_cluster_gives_the_same_csv(reference_run, tmp_path):
+    pytest.importorskip("distributed")
+    out, _ = reference_run
+    summary = run_batch(
+        SAMPLE_DICOM / "manifest.csv", PIPELINE, tmp_path / "dask", workers=2, scheduler="local-dask"
+    )
+    assert summary.done == 3
+    assert (tmp_path / "dask" / "features.csv").read_bytes() == (out / "features.csv").read_bytes()
+
+
+def _manifest(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "manifest.csv"
+    path.write_text(text)
+    return path
+
+
+def test_bad_manifests_are_refused_before_any_work(tmp_path):
+    study = SAMPLE_DICOM / "imt_case"
+    with pytest.raises(ManifestError, match="missing column"):
+        read_manifest(_manifest(tmp_path, "study_id,seed_x\nA,1\n"))
+    text = (
+        "study_id,path,lesion_id,seed_x,seed_y,seed_z\n"
+        f"A,{study},1,1,2,3\n"
+        f"A,{study},1,4,5,6\n"
+        "B,/no/such/folder,1,1,2,3\n"
+        f"C,{study},1,1,two,3\n"
+        f"D,{study},1,,,\n"
+    )
+    with pytest.raises(ManifestError) as info:
+        read_manifest(_manifest(tmp_path, text))
+    message = str(info.value)
+    for expected in (
+        "appears twice",
+        "line 4: study folder",
+        "line 5: seed_y 'two'",
+        "line 6: no seed",
+        "4 problem(s)",
+    ):
+        assert expected in message
+    with pytest.raises(ManifestError):
+        run_batch(_manifest(tmp_path, text), PIPELINE, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+def test_study_ids_cannot_escape_the_output_folder(tmp_path):
+    text = f"study_id,path,seed_x,seed_y,seed_z,label\n../../evil,{SAMPLE_DICOM / 'imt_case'},108,0,-10,IMT\n"
+    out = tmp_path / "out"
+    summary = run_batch(_manifest(tmp_path, text), PIPELINE, out)
+    assert summary.done == 1
+    assert (out / "lesions" / "evil" / "1" / "result.json").exists()
+    assert not (tmp_path.parent / "evil").exists()
+    assert _rows(out / "features.csv")[0]["study_id"] == "../../evil"  # the id itself is kept
+
+
+def test_a_failing_study_is_recorded_and_the_batch_goes_on(tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "notes.txt").write_text("no images here")
+    text = (
+        "study_id,path,seed_x,seed_y,seed_z,site\n"
+        f"good,{SAMPLE_DICOM / 'carcinoma_washout'},100,-6,4,A\n"
+        f"empty,{broken},0,0,0,B\n"
+        f"air,{SAMPLE_DICOM / 'fibroadenoma_persistent'},50,30,-20,B\n"
+    )
+    code = main(
+        ["batch", str(_manifest(tmp_path, text)), "--pipeline", str(PIPELINE), "--out", str(tmp_path / "out")]
+    )
+    assert code == 1
+    errors = {r["study_id"]: r["reason"] for r in _rows(tmp_path / "out" / "errors.csv")}
+    assert set(errors) == {"empty", "air"}
+    assert "no dce series" in errors["empty"].lower()
+    rows = _rows(tmp_path / "out" / "features.csv")
+    assert [r["study_id"] for r in rows] == ["good"] and rows[0]["site"] == "A"
+    assert "Failed" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_pipeline_configs_are_validated_with_line_numbers(tmp_path):
+    for name in ("breast_mri", "mammography", "ultrasound", "ct", "multimodal"):
+        load_config(REPO / "pipelines" / f"{name}.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nroles: [dce]\nsegmentaton:\n  modality: mr\n")
+    with pytest.raises(ConfigError, match=r"line 3: segmentaton: unknown setting"):
+        load_config(bad)
+    bad.write_text("name: x\nrim_mm: thick\n")
+    with pytest.raises(ConfigError, match=r"line 2: rim_mm: expected a number"):
+        load_config(bad)
+    bad.write_text("roles: [dce, pet]\n")
+    with pytest.raises(ConfigError, match="unknown role 'pet'"):
+        load_config(bad)
+    bad.write_text("segmentation:\n  tolerence: 0.4\n")
+    with pytest.raises(ConfigError, match="line 2: segmentation: unknown option"):
+        load_config(bad)
+
+
+def test_pyradiomics_batch_csv_is_accepted_unchanged(tmp_path):
+    import SimpleITK as sitk
+
+    from radimt.synth.phantom import lesion_image
+
+    image, truth, _ = lesion_image("sphere", 6.0, size=(50, 50, 40))
+    sitk.WriteImage(image, str(tmp_path / "image.nrrd"))
+    sitk.WriteImage(truth, str(tmp_path / "mask.nii.gz"))
+    manifest = _manifest(tmp_path, "Image,Mask,Patient\nimage.nrrd,mask.nii.gz,P1\n")
+    config = tmp_path / "ct.yaml"
+    config.write_text("reference: ct\nroles: [ct]\nimage_types: [Original]\n")
+    summary = run_batch(manifest, config, tmp_path / "out")
+    assert summary.done == 1
+    row = _rows(tmp_path / "out" / "features.csv")[0]
+    assert row["Patient"] == "P1" and float(row["ct_original_shape_MeshVolume"]) > 0
