@@ -112,13 +112,21 @@ def process_study(
     *,
     seg: bool = False,
     keep_phi: bool = False,
+    threads: int | None = None,
 ) -> list[dict[str, Any]]:
     """Process every lesion of one study; each lesion's result or error is written to disk.
 
     Returns a short status per lesion (``study_id``, ``lesion_id``, ``status``, ``reason``,
     ``seconds``). Never raises for a bad study: the reason is recorded and the batch goes on.
+    ``threads`` caps SimpleITK's threads in this process (parallel workers use 1 each, so they
+    do not fight over the cores).
     """
     from radimt.dicom.study import load_study
+
+    if threads is not None:
+        import SimpleITK as sitk
+
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
 
     out_path = Path(out)
     start = time.perf_counter()
@@ -384,7 +392,9 @@ def _execute(groups, config, out, *, workers, scheduler, seg, keep_phi) -> Itera
             cluster, client = None, Client(scheduler)
         try:
             futures = [
-                client.submit(process_study, g, config, out, seg=seg, keep_phi=keep_phi, pure=False)
+                client.submit(
+                    process_study, g, config, out, seg=seg, keep_phi=keep_phi, threads=1, pure=False
+                )
                 for g in groups
             ]
             for future in as_completed(futures):
@@ -403,7 +413,9 @@ def _execute(groups, config, out, *, workers, scheduler, seg, keep_phi) -> Itera
 
     context = multiprocessing.get_context("spawn")  # no inherited threads or locks
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(process_study, g, config, out, seg=seg, keep_phi=keep_phi) for g in groups]
+        futures = [
+            pool.submit(process_study, g, config, out, seg=seg, keep_phi=keep_phi, threads=1) for g in groups
+        ]
         for future in as_completed(futures):
             yield future.result()
 
