@@ -237,7 +237,13 @@ def _process_lesion(task, study, config: PipelineConfig, folder: Path, *, seg: b
             mask = read_mask(task.mask_path, image)
     else:
         seed, is_index = task.seed, task.seed_is_index
-        if is_index and seed_series is not None and not _same_grid_series(seed_series, image):
+        if (
+            is_index
+            and seed_series is not None
+            and not seed_series.is_planar
+            and seed_series is not series
+            and not _same_grid_series(seed_series, image)
+        ):
             from radimt.dicom.volume import read_volume
 
             seed = read_volume(seed_series).TransformContinuousIndexToPhysicalPoint([float(v) for v in seed])

@@ -245,3 +245,20 @@ def test_pyradiomics_batch_csv_is_accepted_unchanged(tmp_path):
     assert summary.done == 1
     row = _rows(tmp_path / "out" / "features.csv")[0]
     assert row["Patient"] == "P1" and float(row["ct_original_shape_MeshVolume"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "seed_columns", "seed", "check"),
+    [
+        ("mammography", "seed_i,seed_j,seed_series", "170,250,30", "mg_original_shape2D_MaximumDiameter"),
+        ("ultrasound", "seed_i,seed_j,seed_series", "200,165,40", "us_original_shape2D_MaximumDiameter"),
+        ("ct", "seed_x,seed_y,seed_z", "108,0,-10", "ct_rim_core_ratio"),
+    ],
+)
+def test_other_modalities_end_to_end(tmp_path, pipeline, seed_columns, seed, check):
+    text = f"study_id,path,{seed_columns},label\nimt,{SAMPLE_DICOM / 'imt_case'},{seed},IMT\n"
+    summary = run_batch(_manifest(tmp_path, text), REPO / "pipelines" / f"{pipeline}.yaml", tmp_path / "out")
+    assert summary.ok, _rows(tmp_path / "out" / "errors.csv")
+    row = _rows(tmp_path / "out" / "features.csv")[0]
+    assert abs(float(row["lesion_longest_diameter_mm"]) - 12.0) <= 1.5
+    assert float(row[check]) > (1.2 if pipeline == "ct" else 10.0)  # rim enhancement; diameter mm
