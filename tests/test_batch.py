@@ -262,3 +262,23 @@ def test_other_modalities_end_to_end(tmp_path, pipeline, seed_columns, seed, che
     row = _rows(tmp_path / "out" / "features.csv")[0]
     assert abs(float(row["lesion_longest_diameter_mm"]) - 12.0) <= 1.5
     assert float(row[check]) > (1.2 if pipeline == "ct" else 10.0)  # rim enhancement; diameter mm
+
+
+def test_seg_outputs_are_deidentified_and_parquet_matches_csv(tmp_path):
+    import pandas as pd
+    import pydicom
+
+    text = f"study_id,path,seed_x,seed_y,seed_z\nimt,{SAMPLE_DICOM / 'imt_case'},108,0,-10\n"
+    manifest = _manifest(tmp_path, text)
+    summary = run_batch(manifest, PIPELINE, tmp_path / "out", seg=True, table_format="parquet")
+    assert summary.ok
+    seg = pydicom.dcmread(tmp_path / "out" / "lesions" / "imt" / "1" / "seg.dcm")
+    assert seg.Modality == "SEG" and str(seg.PatientName) == "imt" and seg.PatientID == "imt"
+    frame = pd.read_parquet(tmp_path / "out" / "features.parquet")
+    csv_frame = pd.read_csv(tmp_path / "out" / "features.csv", dtype={"study_id": str, "lesion_id": str})
+    assert list(frame.columns) == list(csv_frame.columns) and frame.shape == (1, csv_frame.shape[1])
+    kept = run_batch(manifest, PIPELINE, tmp_path / "phi", seg=True, keep_phi=True)
+    assert kept.ok
+    assert str(
+        pydicom.dcmread(tmp_path / "phi" / "lesions" / "imt" / "1" / "seg.dcm").PatientName
+    ).startswith("Synthetic")
