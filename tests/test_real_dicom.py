@@ -103,8 +103,8 @@ def test_real_siemens_diffusion_b_values_from_private_header(siemens_dwi_dir):
     assert [s.role for s in study.series] == ["dwi", "dwi"]
     dwi = study.dwi
     np.testing.assert_array_equal(dwi.b_values, [0.0, 1000.0])
-    # nibabel ships these files with blanked pixels: only the headers are real.
-    assert [im.GetSize() for im in dwi.images] == [(896, 896, 1)] * 2
+    # Siemens mosaics: 48 slices of 128x128 tiled in one 896x896 image (pixels blanked by nibabel).
+    assert [im.GetSize() for im in dwi.images] == [(128, 128, 48)] * 2
     assert dwi.series[1].gradient == pytest.approx((0.99997449, 0.00505012, -0.00505012))
 
 

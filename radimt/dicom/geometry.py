@@ -110,7 +110,7 @@ def order_slices(frames: Sequence[Frame], label: str) -> tuple[list[Frame], Volu
     row, col = np.asarray(first.orientation[:3]), np.asarray(first.orientation[3:6])
     direction = np.column_stack([row, col, normal])
     geometry = VolumeGeometry(
-        size=(first.header.columns, first.header.rows, len(frames)),
+        size=(first.columns, first.rows, len(frames)),
         spacing=(float(col_spacing), float(row_spacing), float(z_spacing)),
         origin=tuple(float(x) for x in positions[0]),  # type: ignore[arg-type]
         direction=tuple(float(x) for x in direction.ravel()),

@@ -11,9 +11,10 @@ import logging
 import os
 import struct
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -94,6 +95,7 @@ class FileHeader:
     us_regions: tuple[UltrasoundRegion, ...] = ()
     frame_time_ms: float | None = None
     units: str | None = None
+    mosaic: tuple[int, int, int] | None = None  # Siemens mosaic: (tiles per row, tile rows, tile columns)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,16 @@ class Frame:
     @property
     def path(self) -> str:
         return self.header.path
+
+    @property
+    def rows(self) -> int:
+        """Rows of this 2D image (a tile's, for a Siemens mosaic)."""
+        return self.header.mosaic[1] if self.header.mosaic else self.header.rows
+
+    @property
+    def columns(self) -> int:
+        """Columns of this 2D image (a tile's, for a Siemens mosaic)."""
+        return self.header.mosaic[2] if self.header.mosaic else self.header.columns
 
 
 def _functional(ds: v.HeaderView, per_frame: Dataset | None, keyword: str) -> Dataset | None:
@@ -354,6 +366,8 @@ def read_frames(path: str) -> list[Frame]:
     )
     if "PerFrameFunctionalGroupsSequence" in ds:
         return _enhanced_frames(ds, header)
+    if "MOSAIC" in header.image_type:
+        return _mosaic_frames(ds, header)
     return _classic_frames(ds, header)
 
 
@@ -378,6 +392,43 @@ def _classic_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:
         echo_time=v.to_float(ds.get("EchoTime")),
     )
     return [Frame(header=header, index=i, **common) for i in range(header.n_frames)]
+
+
+def _mosaic_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:
+    """A Siemens mosaic (several slices tiled in one image) as one frame per slice.
+
+    nibabel's Siemens wrapper reads the CSA header (number of images, slice normal) and gives
+    the volume's affine; each tile k becomes a frame placed at ``affine @ (0, 0, k)``.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nibabel's "experimental readers" notice
+        from nibabel.nicom import dicomwrappers
+
+        try:
+            wrapper = dicomwrappers.wrapper_from_data(ds.ds)
+            tiles, n_slices = int(wrapper.mosaic_size), int(wrapper.n_mosaic)
+            affine = np.asarray(wrapper.affine, float)
+        except Exception as exc:  # noqa: BLE001 - a mosaic without a readable CSA header
+            raise NotDicomError(f"Siemens mosaic without a usable CSA header ({exc})") from None
+    tile_rows, tile_cols = header.rows // tiles, header.columns // tiles
+    header = replace(header, mosaic=(tiles, tile_rows, tile_cols), n_frames=n_slices)
+    # nibabel's affine maps (row, column, slice) indices to patient LPS millimetres.
+    row_step, col_step, slice_step = affine[:3, 0], affine[:3, 1], affine[:3, 2]
+    row_spacing, col_spacing = float(np.linalg.norm(row_step)), float(np.linalg.norm(col_step))
+    orientation = tuple(float(x) for x in np.concatenate([col_step / col_spacing, row_step / row_spacing]))
+    base = _classic_frames(ds, replace(header, n_frames=1))[0]
+    return [
+        replace(
+            base,
+            index=k,
+            position=tuple(float(x) for x in affine[:3, 3] + k * slice_step),
+            orientation=orientation,
+            pixel_spacing=(row_spacing, col_spacing),
+        )
+        for k in range(n_slices)
+    ]
 
 
 def _enhanced_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pydicom
@@ -60,11 +61,33 @@ def read_frames_into(frames: Sequence[Frame], out: np.ndarray, label: str) -> np
         by_file[f.path].append((k, f))
     for path, members in by_file.items():
         header = members[0][1].header
-        if header.pixel_offset is not None:
+        if header.mosaic:
+            _read_mosaic(path, header, members, out, label)
+        elif header.pixel_offset is not None:
             _read_native(path, header, members, out)
         else:
             _read_decoded(path, members, out, label)
     return out
+
+
+def _read_mosaic(path: str, header: FileHeader, members, out: np.ndarray, label: str) -> None:
+    """Cut the slices of a Siemens mosaic out of its one stored image (tiles row by row)."""
+    whole = replace(header, mosaic=None, n_frames=1)
+    if whole.pixel_offset is not None:
+        image = np.empty((1, whole.rows, whole.columns), stored_dtype(whole))
+        _read_native(path, whole, [(0, _FirstFrame)], image)
+    else:
+        image = decode_file(path, whole, label)
+    tiles, tile_rows, tile_cols = header.mosaic
+    for k, f in members:
+        r, c = divmod(f.index, tiles)
+        out[k] = image[0, r * tile_rows : (r + 1) * tile_rows, c * tile_cols : (c + 1) * tile_cols]
+
+
+class _FirstFrame:
+    """Stands for frame 0 of a file in :func:`_read_native`."""
+
+    index = 0
 
 
 def _read_native(path: str, header: FileHeader, members, out: np.ndarray) -> None:

@@ -56,11 +56,12 @@ def classify_stack(s: SeriesInfo, repeated: bool = False) -> tuple[str, str]:
         return "other", "localizer/scout"
     if s.modality == "CT":
         return "ct", "CT"
+    intent = f" ({header.presentation_intent})" if header.presentation_intent else ""
     if s.modality == "MG":
-        return "mg", "mammogram"
+        return "mg", f"mammogram{intent}"
     if s.modality in {"CR", "DX"}:
         if header.body_part == "BREAST" or (header.view or "") in MAMMOGRAPHY_VIEWS:
-            return "mg", f"{s.modality} image of the breast"
+            return "mg", f"{s.modality} image of the breast{intent}"
         return "other", f"{s.modality} projection radiograph, not of the breast"
     if s.modality == "US":
         return "us", "ultrasound"
@@ -166,8 +167,18 @@ def _group_dynamic(stacks: Sequence[SeriesInfo]) -> None:
         for s in candidates:
             s.role, s.note = "t1", "single contrast-enhanced T1 phase (no dynamic series found)"
         return
+    series_in_group = {s.series_uid for s in group}
+    full = group[0].n_images
     for s in candidates:
-        if s not in group:
+        if s in group:
+            continue
+        if s.series_uid in series_in_group and s.n_images < full and s.plane == group[0].plane:
+            s.role = "other"
+            s.note = (
+                f"incomplete time point: {s.n_images} of {full} slice positions "
+                f"(temporal position {s.temporal_position}); left out of the DCE"
+            )
+        else:
             s.role, s.note = "t1", "contrast-enhanced T1 with another geometry than the dynamic series"
     # A pre-contrast series written apart, with the same grid and sequence timing as the phases.
     signature = geometry_signature(group[0])

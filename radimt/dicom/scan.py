@@ -60,11 +60,11 @@ class SeriesInfo:
 
     @property
     def rows(self) -> int:
-        return self.first.header.rows
+        return self.first.rows
 
     @property
     def columns(self) -> int:
-        return self.first.header.columns
+        return self.first.columns
 
     @property
     def n_images(self) -> int:
@@ -246,8 +246,8 @@ def _split_series(frames: list[Frame]) -> list[list[Frame]]:
     for f, cluster in zip(frames, clusters, strict=True):
         key = (
             cluster,
-            f.header.rows,
-            f.header.columns,
+            f.rows,
+            f.columns,
             f.temporal_position,
             None if f.b_value is None else round(f.b_value, 1),
             None if f.gradient is None else tuple(round(g, 3) for g in f.gradient),

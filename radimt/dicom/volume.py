@@ -47,10 +47,11 @@ def _rescaled(stored: np.ndarray, frames: Sequence[Frame]) -> np.ndarray:
     return out
 
 
-def _buffer(header: FileHeader, n: int) -> np.ndarray:
+def _buffer(frame: Frame, n: int) -> np.ndarray:
+    header = frame.header
     colour = header.samples_per_pixel == 3 or header.photometric == "PALETTE COLOR"
     dtype = np.float32 if colour else stored_dtype(header)
-    return np.empty((n, header.rows, header.columns), dtype)
+    return np.empty((n, frame.rows, frame.columns), dtype)
 
 
 def read_volume(series: SeriesInfo) -> sitk.Image:
@@ -66,10 +67,10 @@ def read_volume(series: SeriesInfo) -> sitk.Image:
         data is missing or broken.
     """
     frames, geometry = order_slices(series.frames, series.label)
-    headers = {(f.header.rows, f.header.columns, f.header.bits_allocated) for f in frames}
+    headers = {(f.rows, f.columns, f.header.bits_allocated) for f in frames}
     if len(headers) > 1:
         raise DicomReadError(f"{series.label}: images differ in matrix or bit depth: {sorted(headers)}")
-    stored = read_frames_into(frames, _buffer(frames[0].header, len(frames)), series.label)
+    stored = read_frames_into(frames, _buffer(frames[0], len(frames)), series.label)
     values = _rescaled(stored, frames)
     del stored
     image = sitk.GetImageFromArray(values)
@@ -114,6 +115,8 @@ class PlanarImage:
         Time between cine frames, when given.
     region
         The ultrasound region whose deltas gave the spacing.
+    spacing_note
+        For ultrasound with both PixelSpacing and region deltas: whether they agree.
     """
 
     image: sitk.Image
@@ -125,6 +128,7 @@ class PlanarImage:
     frames: sitk.Image | None = None
     frame_time_ms: float | None = None
     region: UltrasoundRegion | None = None
+    spacing_note: str = ""
 
 
 def _valid_pair(pair: tuple[float, float] | None) -> tuple[float, float] | None:
@@ -155,16 +159,22 @@ def projection_spacing(header: FileHeader) -> tuple[tuple[float, float], str]:
     )
 
 
-def ultrasound_spacing(header: FileHeader) -> tuple[tuple[float, float], str, UltrasoundRegion | None]:
+def ultrasound_spacing(
+    header: FileHeader, point: tuple[float, float] | None = None
+) -> tuple[tuple[float, float], str, UltrasoundRegion | None]:
     """Pixel spacing (row, column) of an ultrasound image and where it came from.
 
-    The largest 2D tissue region (RegionSpatialFormat 1) with physical deltas in cm gives the
-    spacing; PixelSpacing is the fallback.
+    Among the 2D tissue regions (RegionSpatialFormat 1) with physical deltas in cm, the one
+    holding ``point`` (column, row in pixels; e.g. the seed) gives the spacing, else the
+    largest. PixelSpacing is the fallback when no region is calibrated.
     """
     regions = [r for r in header.us_regions if r.delta_x_mm and r.delta_y_mm]
     tissue = [r for r in regions if r.spatial_format == 1] or regions
     if tissue:
-        region = max(tissue, key=lambda r: r.area)
+        holding = [
+            r for r in tissue if point is not None and r.x0 <= point[0] <= r.x1 and r.y0 <= point[1] <= r.y1
+        ]
+        region = max(holding or tissue, key=lambda r: r.area)
         return (region.delta_y_mm, region.delta_x_mm), "UltrasoundRegion", region  # type: ignore[return-value]
     pixel = _valid_pair(header.pixel_spacing)
     if pixel is not None:
@@ -190,18 +200,32 @@ def _invert_monochrome1(values: np.ndarray, header: FileHeader, frame: Frame) ->
     return flipped.astype(np.float32)
 
 
-def read_planar(series: SeriesInfo) -> PlanarImage:
-    """Read a mammogram, projection radiograph or ultrasound image (all frames of one file)."""
+def read_planar(series: SeriesInfo, point: tuple[float, float] | None = None) -> PlanarImage:
+    """Read a mammogram, projection radiograph or ultrasound image (all frames of one file).
+
+    ``point`` (column, row in pixels), e.g. the seed, picks the ultrasound region whose
+    calibration applies when an image holds several.
+    """
     header = series.first.header
     if header.problem:
         raise DicomReadError(f"{series.label}: {header.path}: {header.problem}; re-export this file")
+    spacing_note = ""
     if header.modality == "US":
-        spacing, source, region = ultrasound_spacing(header)
+        spacing, source, region = ultrasound_spacing(header, point)
+        pixel = _valid_pair(header.pixel_spacing)
+        if pixel is not None and source == "UltrasoundRegion":
+            agree = np.allclose(pixel, spacing, rtol=0.01)
+            spacing_note = (
+                f"PixelSpacing {pixel} {'agrees with' if agree else 'disagrees with'} the region's "
+                f"deltas {tuple(round(x, 5) for x in spacing)} mm; the region's are used"
+            )
+            if not agree:
+                log.warning("%s: %s", series.label, spacing_note)
     else:
         (spacing, source), region = projection_spacing(header), None
     frames = sorted(series.frames, key=lambda f: f.index)
     if header.pixel_offset is not None:
-        stored = read_frames_into(frames, _buffer(header, len(frames)), series.label)
+        stored = read_frames_into(frames, _buffer(frames[0], len(frames)), series.label)
     else:
         stored = decode_file(header.path, header, series.label)
     values = _rescaled(stored, frames)
@@ -225,4 +249,5 @@ def read_planar(series: SeriesInfo) -> PlanarImage:
         frames=cine,
         frame_time_ms=header.frame_time_ms,
         region=region,
+        spacing_note=spacing_note,
     )
