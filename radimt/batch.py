@@ -182,7 +182,11 @@ def _reference(study, task: LesionTask, config: PipelineConfig):
 
     if task.seed_series:
         series = study.find(task.seed_series)
-        image = read_planar(series).image if series.is_planar else read_volume(series)
+        if series.is_planar:  # an index seed also picks the ultrasound region that calibrates it
+            point = tuple(task.seed[:2]) if task.seed_is_index and task.seed else None
+            image = read_planar(series, point=point).image
+        else:
+            image = read_volume(series)
         if config.reference == "dce" and series.role == "dce" and study.dce is not None:
             return role_image(study, "dce", config.dce_phase), study.dce.series[config.dce_phase], series
         return image, series, series
