@@ -201,6 +201,111 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+def _model_config(args: argparse.Namespace):
+    from radimt.classify import ModelConfig
+
+    return ModelConfig(
+        model=args.model,
+        selector=args.selector,
+        n_features=args.n_features,
+        positive=args.positive,
+        multiclass=args.multiclass,
+        harmonize=args.harmonize,
+        outer_splits=args.outer,
+        inner_splits=args.inner,
+        repeats=args.repeats,
+        n_permutations=args.permutations,
+        n_bootstrap=args.bootstrap,
+        random_state=args.seed,
+        n_jobs=args.jobs,
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from radimt.classify import evaluate, load_table
+    from radimt.report.model import write_evaluation
+
+    config = _model_config(args)
+    result = evaluate(load_table(args.features, config, label=args.label, group=args.group), config)
+    write_evaluation(result, Path(args.out))
+    m = result["metrics"]
+    ci = f" (95% CI {m['roc_auc_ci_low']:.2f}-{m['roc_auc_ci_high']:.2f})" if "roc_auc_ci_low" in m else ""
+    print(f"ROC AUC {m['roc_auc']:.3f}{ci}; report: {args.out}/evaluation.html")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from radimt.classify import load_table, model_card, save_model, train
+
+    config = _model_config(args)
+    data = load_table(args.features, config, label=args.label, group=args.group)
+    model = train(data, config)
+    save_model(model, args.out, model_card(data, config, model, None))
+    print(f"model: {args.out} (card: {args.out}.card.json)")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    import pandas as pd
+
+    from radimt.classify import load_model, predict
+    from radimt.io.tables import write_table
+
+    model = load_model(args.model)
+    try:
+        card = json.load(open(f"{args.model}.card.json"))
+    except OSError:
+        card = {}
+    threshold = float(card.get("threshold", 0.5))
+    table = pd.read_csv(args.features, dtype={"study_id": str, "lesion_id": str})
+    out = predict(model, table)
+    classes = model.classes_names_
+    if len(classes) == 2:
+        out["prediction"] = [
+            classes[1] if p >= threshold else classes[0] for p in out[f"probability_{classes[1]}"]
+        ]
+        out["threshold"] = threshold
+    else:
+        out["prediction"] = out[[f"probability_{c}" for c in classes]].to_numpy().argmax(axis=1)
+        out["prediction"] = [classes[i] for i in out["prediction"]]
+    write_table(out.to_dict("records"), args.out, id_columns=list(out.columns))
+    print(f"{len(out)} predictions (threshold {threshold}): {args.out}")
+    return 0
+
+
+def cmd_synth_cohort(args: argparse.Namespace) -> int:
+    from radimt.synth.cohort import write_cohort
+
+    manifest = write_cohort(args.out, n_imt=args.n_imt, n_mimics=args.n_mimics, seed=args.seed)
+    print(f"wrote {args.n_imt + args.n_mimics} synthetic studies; manifest: {manifest}")
+    return 0
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("features", help="features.csv from radimt batch (label column required)")
+    parser.add_argument("--label", default="label", help="label column")
+    parser.add_argument("--group", default="group", help="patient column for grouped cross-validation")
+    parser.add_argument("--positive", default="IMT", help="positive class (binary: it versus the rest)")
+    parser.add_argument("--multiclass", action="store_true", help="one class per label value")
+    parser.add_argument(
+        "--model", default="logistic", choices=("logistic", "random_forest", "gradient_boosting")
+    )
+    parser.add_argument("--selector", default="univariate", choices=("univariate", "l1"))
+    parser.add_argument("--n-features", type=int, default=10, help="features kept by selection")
+    parser.add_argument("--harmonize", help="ComBat-harmonise by this column (site or scanner)")
+    parser.add_argument("--outer", type=int, default=5, help="outer folds")
+    parser.add_argument("--inner", type=int, default=5, help="inner folds")
+    parser.add_argument("--repeats", type=int, default=10, help="outer repeats")
+    parser.add_argument("--permutations", type=int, default=100, help="permutation-test repetitions")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel folds (joblib)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radimt", description="Breast imaging radiomics from DICOM.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what radimt does")
@@ -239,11 +344,31 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--keep-phi", action="store_true", help="keep patient identifiers in DICOM outputs")
     batch.set_defaults(func=cmd_batch)
 
+    evaluate = sub.add_parser("evaluate", help="nested cross-validation of the IMT classifier, with a report")
+    _model_options(evaluate)
+    evaluate.add_argument("--out", required=True, help="report folder")
+    evaluate.set_defaults(func=cmd_evaluate)
+    train = sub.add_parser("train", help="fit the classifier on a features table and save it (skops)")
+    _model_options(train)
+    train.add_argument("--out", required=True, help="model file (.skops)")
+    train.set_defaults(func=cmd_train)
+    predict = sub.add_parser("predict", help="probabilities from a saved model")
+    predict.add_argument("model", help="model file from radimt train")
+    predict.add_argument("features", help="features.csv with the model's columns")
+    predict.add_argument("--out", required=True, help="predictions CSV")
+    predict.set_defaults(func=cmd_predict)
+
     synth = sub.add_parser("synth", help="write synthetic studies with ground truth")
     synth_sub = synth.add_subparsers(dest="what", required=True)
     sample = synth_sub.add_parser("sample", help="the sample studies shipped in sample_dicom/")
     sample.add_argument("--out", required=True, help="output folder")
     sample.set_defaults(func=cmd_synth_sample)
+    cohort = synth_sub.add_parser("cohort", help="a labelled cohort of IMT and mimics (synthetic)")
+    cohort.add_argument("--out", required=True, help="output folder")
+    cohort.add_argument("--n-imt", type=int, default=36)
+    cohort.add_argument("--n-mimics", type=int, default=108)
+    cohort.add_argument("--seed", type=int, default=0)
+    cohort.set_defaults(func=cmd_synth_cohort)
     return parser
 
 
