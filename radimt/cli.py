@@ -257,7 +257,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
     try:
-        card = json.load(open(f"{args.model}.card.json"))
+        with open(f"{args.model}.card.json") as fh:
+            card = json.load(fh)
     except OSError:
         card = {}
     threshold = float(card.get("threshold", 0.5))
