@@ -192,6 +192,18 @@ def load_table(
     return Dataset(X=X, y=y, classes=classes, groups=groups, ids=frame[id_columns].copy(), dropped=dropped)
 
 
+def _l1_logistic(random_state: int) -> LogisticRegression:
+    """An L1-penalised logistic regression, spelled for the installed scikit-learn (1.8 moved
+    the penalty into ``l1_ratio``)."""
+    import sklearn
+
+    major, minor = (int(x) for x in sklearn.__version__.split(".")[:2])
+    common = {"solver": "liblinear", "C": 0.5, "class_weight": "balanced", "random_state": random_state}
+    if (major, minor) >= (1, 8):
+        return LogisticRegression(l1_ratio=1.0, **common)
+    return LogisticRegression(penalty="l1", **common)
+
+
 def build_pipeline(config: ModelConfig) -> tuple[Pipeline, dict[str, list]]:
     """The full pipeline and the hyper-parameter grid the inner cross-validation searches."""
     steps: list[tuple[str, Any]] = [("harmonize", ComBat() if config.harmonize else DropBatch())]
@@ -204,9 +216,7 @@ def build_pipeline(config: ModelConfig) -> tuple[Pipeline, dict[str, list]]:
     if config.selector == "univariate":
         steps.append(("select", SelectKBest(f_classif, k="all")))
     elif config.selector == "l1":
-        l1 = LogisticRegression(
-            penalty="l1", solver="liblinear", C=0.5, class_weight="balanced", random_state=config.random_state
-        )
+        l1 = _l1_logistic(config.random_state)
         steps.append(("select", SelectFromModel(l1, max_features=config.n_features)))
     else:
         raise ClassifierError(f"unknown selector {config.selector!r}: univariate or l1")

@@ -140,3 +140,14 @@ def test_multiclass_labels():
     config = ModelConfig(multiclass=True, repeats=1, n_permutations=0, n_bootstrap=50, inner_splits=3)
     result = evaluate(load_table(frame, config), config)
     assert result["classes"] == ["IMT", "carcinoma", "fibroadenoma"] and result["metrics"]["roc_auc"] > 0.7
+
+
+@pytest.mark.parametrize(
+    ("model", "selector"), [("random_forest", "univariate"), ("gradient_boosting", "l1")]
+)
+def test_other_models_and_selectors(model, selector):
+    frame = _cohort(seed=9, signal=1.5, p=30)
+    config = ModelConfig(
+        model=model, selector=selector, repeats=1, n_permutations=0, n_bootstrap=50, inner_splits=3
+    )
+    assert evaluate(load_table(frame, config), config)["metrics"]["roc_auc"] > 0.7
