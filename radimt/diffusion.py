@@ -12,7 +12,8 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from radimt.dicom.study import DWI, Study
-from radimt.errors import MaskError, RadimtError
+from radimt.errors import RadimtError
+from radimt.grids import mask_on
 from radimt.segment import copy_reference_metadata
 
 
@@ -92,21 +93,6 @@ def study_adc(study: Study, *, fit: bool = False, **options) -> sitk.Image | Non
     return adc_map(study.dwi, **options)
 
 
-def _on_grid(mask: sitk.Image, image: sitk.Image, what: str) -> np.ndarray:
-    same = (
-        mask.GetSize() == image.GetSize()
-        and np.allclose(mask.GetSpacing(), image.GetSpacing(), atol=1e-3)
-        and np.allclose(mask.GetOrigin(), image.GetOrigin(), atol=1e-2)
-        and np.allclose(mask.GetDirection(), image.GetDirection(), atol=1e-4)
-    )
-    if not same:
-        raise MaskError(f"the {what} is not on the ADC/DWI grid; carry it over with radimt.resample_mask")
-    arr = sitk.GetArrayFromImage(mask) > 0
-    if not arr.any():
-        raise MaskError(f"the {what} is empty")
-    return arr
-
-
 def adc_stats(
     adc: sitk.Image,
     mask: sitk.Image,
@@ -138,7 +124,7 @@ def adc_stats(
         neighbourhood of at least ``darkest_voxels`` voxels), voxel count, and
         ``dwi_signal_ratio`` when a DWI image and reference region are given.
     """
-    inside = _on_grid(mask, adc, "lesion mask")
+    inside = mask_on(adc, mask, "the lesion mask")
     values_all = sitk.GetArrayFromImage(adc).astype(np.float64)
     usable = inside & (values_all > 0)
     if not usable.any():
@@ -162,10 +148,9 @@ def adc_stats(
         "adc_voxels": int(values.size),
     }
     if dwi_image is not None and reference_mask is not None:
-        lesion = sitk.GetArrayViewFromImage(dwi_image)[_on_grid(mask, dwi_image, "lesion mask")]
-        reference = sitk.GetArrayViewFromImage(dwi_image)[
-            _on_grid(reference_mask, dwi_image, "reference mask")
-        ]
+        signal = sitk.GetArrayViewFromImage(dwi_image)
+        lesion = signal[mask_on(dwi_image, mask, "the lesion mask")]
+        reference = signal[mask_on(dwi_image, reference_mask, "the reference mask")]
         out["adc_dwi_signal_ratio"] = (
             float(lesion.mean() / reference.mean()) if reference.mean() > 0 else np.nan
         )

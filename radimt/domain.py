@@ -19,26 +19,12 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from radimt.errors import MaskError
-
-
-def _mask_on(image: sitk.Image, mask: sitk.Image) -> np.ndarray:
-    same = (
-        image.GetSize() == mask.GetSize()
-        and np.allclose(image.GetSpacing(), mask.GetSpacing(), atol=1e-4)
-        and np.allclose(image.GetOrigin(), mask.GetOrigin(), atol=1e-3)
-    )
-    if not same:
-        raise MaskError("the mask is not on the image's grid; carry it over with radimt.resample_mask")
-    inside = sitk.GetArrayFromImage(mask) > 0
-    if not inside.any():
-        raise MaskError("the mask is empty")
-    return inside
+from radimt.grids import mask_on
 
 
 def rim_core(image: sitk.Image, mask: sitk.Image, thickness_mm: float = 2.0) -> dict[str, float]:
     """Mean value in the lesion's outer shell (``thickness_mm``) and in its core."""
-    inside = _mask_on(image, mask)
+    inside = mask_on(image, mask)
     depth = ndimage.distance_transform_edt(inside, sampling=image.GetSpacing()[::-1])
     values = sitk.GetArrayViewFromImage(image)
     rim = inside & (depth <= thickness_mm)
@@ -57,7 +43,7 @@ def rim_core(image: sitk.Image, mask: sitk.Image, thickness_mm: float = 2.0) -> 
 
 def margin_sharpness(image: sitk.Image, mask: sitk.Image, ring_mm: float = 3.0) -> float:
     """Mean boundary gradient over lesion-to-surroundings contrast (1/mm); see module notes."""
-    inside = _mask_on(image, mask)
+    inside = mask_on(image, mask)
     sigma = 0.5 * min(image.GetSpacing())
     gradient = sitk.GetArrayFromImage(
         sitk.GradientMagnitudeRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), sigma)
@@ -78,7 +64,7 @@ def kinetic_heterogeneity(
     peak_enhancement: sitk.Image, ser: sitk.Image, mask: sitk.Image
 ) -> dict[str, float]:
     """Spread of per-voxel peak enhancement (%) and SER inside the lesion."""
-    inside = _mask_on(peak_enhancement, mask)
+    inside = mask_on(peak_enhancement, mask)
     pe = sitk.GetArrayViewFromImage(peak_enhancement)[inside].astype(np.float64)
     ser_values = sitk.GetArrayViewFromImage(ser)[inside].astype(np.float64)
     ser_values = ser_values[np.isfinite(ser_values)]

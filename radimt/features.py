@@ -42,6 +42,7 @@ import SimpleITK as sitk
 import yaml
 
 from radimt.errors import MaskError, RadimtError
+from radimt.grids import same_grid
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,7 @@ def load_params(preset: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _check_inputs(image: sitk.Image, mask: sitk.Image, what: str) -> np.ndarray:
     """Check the mask fits the image and holds enough voxels; return their (z, y, x) indices."""
-    same = (
-        image.GetSize() == mask.GetSize()
-        and np.allclose(image.GetSpacing(), mask.GetSpacing(), atol=1e-4)
-        and np.allclose(image.GetOrigin(), mask.GetOrigin(), atol=1e-3)
-        and np.allclose(image.GetDirection(), mask.GetDirection(), atol=1e-5)
-    )
-    if not same:
+    if not same_grid(image, mask):
         raise MaskError(
             f"{what}: the mask's geometry differs from the image's (size {mask.GetSize()} vs "
             f"{image.GetSize()}, origin {tuple(round(o, 2) for o in mask.GetOrigin())} vs "

@@ -36,7 +36,8 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from radimt.dicom.study import DCE
-from radimt.errors import MaskError, TimingError
+from radimt.errors import TimingError
+from radimt.grids import mask_on
 from radimt.segment import copy_reference_metadata
 
 INITIAL_CLASSES = ("slow", "medium", "fast")
@@ -324,21 +325,7 @@ def _baseline_count(dce: DCE, opts: KineticOptions) -> int:
 
 
 def _mask_array(dce: DCE, mask: sitk.Image) -> np.ndarray:
-    ref = dce.phases[0]
-    same = (
-        mask.GetSize() == ref.GetSize()
-        and np.allclose(mask.GetSpacing(), ref.GetSpacing(), atol=1e-3)
-        and np.allclose(mask.GetOrigin(), ref.GetOrigin(), atol=1e-2)
-        and np.allclose(mask.GetDirection(), ref.GetDirection(), atol=1e-4)
-    )
-    if not same:
-        raise MaskError(
-            "the mask is not on the DCE grid; carry it over with radimt.resample_mask(mask, dce.phases[0])"
-        )
-    arr = sitk.GetArrayFromImage(mask) > 0
-    if not arr.any():
-        raise MaskError("the mask is empty")
-    return arr
+    return mask_on(dce.phases[0], mask, "the mask (for the DCE)")
 
 
 def _bbox(arr: np.ndarray, pad: int = 1) -> tuple[slice, ...]:

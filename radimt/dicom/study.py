@@ -16,6 +16,7 @@ from radimt.dicom.roles import assign_roles
 from radimt.dicom.scan import SeriesInfo, SkippedFile, scan_files
 from radimt.dicom.volume import PlanarImage, read_planar, read_volume
 from radimt.errors import MixedOrientationError, RoleError, TimingError
+from radimt.grids import same_grid
 
 log = logging.getLogger(__name__)
 
@@ -327,13 +328,7 @@ def dce_timing(stacks: list[SeriesInfo]) -> tuple[list[SeriesInfo], np.ndarray, 
 def _check_same_grid(images: list[sitk.Image], stacks: list[SeriesInfo], what: str) -> None:
     ref = images[0]
     for image, s in zip(images[1:], stacks[1:], strict=True):
-        same = (
-            image.GetSize() == ref.GetSize()
-            and np.allclose(image.GetSpacing(), ref.GetSpacing(), atol=1e-3)
-            and np.allclose(image.GetOrigin(), ref.GetOrigin(), atol=1e-2)
-            and np.allclose(image.GetDirection(), ref.GetDirection(), atol=1e-4)
-        )
-        if not same:
+        if not same_grid(image, ref):
             raise RoleError(
                 f"{what}: {s.label} is not on the same grid as {stacks[0].label}; force the "
                 "roles onto matching series"

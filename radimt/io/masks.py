@@ -15,6 +15,7 @@ from pydicom.sr.codedict import codes
 from radimt.dicom.geometry import VolumeGeometry, order_slices
 from radimt.dicom.scan import SeriesInfo
 from radimt.errors import FrameOfReferenceError, MaskError
+from radimt.grids import same_grid
 from radimt.io.atomic import atomic_path
 from radimt.segment import FRAME_OF_REFERENCE_KEY, check_frame_of_reference, resample_mask
 from radimt.synth.writer import uid
@@ -62,16 +63,6 @@ def read_mask(path: str | os.PathLike[str], reference: sitk.Image | None = None)
     if not np.any(sitk.GetArrayViewFromImage(mask)):
         raise MaskError(f"{path}: the mask is empty" + (" on the reference grid" if reference else ""))
     return mask
-
-
-def same_grid(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-3) -> bool:
-    """Whether two images share size, spacing, origin and direction (within ``tolerance``)."""
-    return (
-        a.GetSize() == b.GetSize()
-        and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=tolerance)
-        and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=tolerance)
-        and np.allclose(a.GetDirection(), b.GetDirection(), atol=tolerance)
-    )
 
 
 def write_dicom_seg(
