@@ -135,11 +135,15 @@ def read_manifest(path: str | os.PathLike[str]) -> list[LesionTask]:
             )
         )
     _check_unique(tasks, problems)
-    if problems:
-        raise ManifestError(
-            f"{path}: {len(problems)} problem(s), nothing was processed:\n  " + "\n  ".join(problems)
-        )
+    _raise_problems(path, problems)
     return tasks
+
+
+def _raise_problems(path: Path, problems: list[str]) -> None:
+    """Every problem of the manifest at once, so one fix-up round is enough."""
+    if problems:
+        listing = "\n  ".join(problems)
+        raise ManifestError(f"{path}: {len(problems)} problem(s), nothing was processed:\n  {listing}")
 
 
 def _lesion_locator(row, line, base, problems):
@@ -199,8 +203,5 @@ def _pyradiomics_rows(path: Path, base: Path, columns: list[str], rows: list[dic
             )
         )
     _check_unique(tasks, problems)
-    if problems:
-        raise ManifestError(
-            f"{path}: {len(problems)} problem(s), nothing was processed:\n  " + "\n  ".join(problems)
-        )
+    _raise_problems(path, problems)
     return tasks

@@ -82,9 +82,8 @@ def test_rerun_skips_finished_lesions_and_gives_the_same_bytes(reference_run, tm
     assert not list(copy.rglob(".*.json"))
 
 
-def test_sigkill_mid_run_then_rerun_is_identical(reference_run, tmp_path):
-    out, _ = reference_run
-    target = tmp_path / "killed"
+def _interrupt_after_first_result(target: Path, extra: list[str], interrupt) -> None:
+    """Start `radimt batch` in a subprocess and interrupt it once a lesion has finished."""
     command = [
         sys.executable,
         "-m",
@@ -95,8 +94,7 @@ def test_sigkill_mid_run_then_rerun_is_identical(reference_run, tmp_path):
         str(PIPELINE),
         "--out",
         str(target),
-        "--workers",
-        "2",
+        *extra,
     ]
     process = subprocess.Popen(
         command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -104,8 +102,15 @@ def test_sigkill_mid_run_then_rerun_is_identical(reference_run, tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not list(target.glob("lesions/*/*/result.json")):
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)  # the parent and its workers, mid-run
+    interrupt(process)
     process.wait()
+
+
+def test_sigkill_mid_run_then_rerun_is_identical(reference_run, tmp_path):
+    out, _ = reference_run
+    target = tmp_path / "killed"
+    # SIGKILL the parent and its workers, mid-run.
+    _interrupt_after_first_result(target, ["--workers", "2"], lambda p: os.killpg(p.pid, signal.SIGKILL))
     summary = run_batch(SAMPLE_DICOM / "manifest.csv", PIPELINE, target)
     assert summary.done == 3 and summary.skipped >= 1
     assert (target / "features.csv").read_bytes() == (out / "features.csv").read_bytes()
@@ -115,23 +120,7 @@ def test_sigkill_mid_run_then_rerun_is_identical(reference_run, tmp_path):
 def test_sigint_parent_then_rerun_is_identical(reference_run, tmp_path):
     out, _ = reference_run
     target = tmp_path / "interrupted"
-    command = [
-        sys.executable,
-        "-m",
-        "radimt.cli",
-        "batch",
-        str(SAMPLE_DICOM / "manifest.csv"),
-        "--pipeline",
-        str(PIPELINE),
-        "--out",
-        str(target),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(target.glob("lesions/*/*/result.json")):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    process.wait()
+    _interrupt_after_first_result(target, [], lambda p: p.send_signal(signal.SIGINT))  # Ctrl-C
     run_batch(SAMPLE_DICOM / "manifest.csv", PIPELINE, target)
     assert (target / "features.csv").read_bytes() == (out / "features.csv").read_bytes()
 
