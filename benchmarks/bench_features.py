@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import radiomics
 import SimpleITK as sitk
 from radiomics import featureextractor
+from timing import median_time
 
 from radimt.features import extract_features
 from radimt.synth.phantom import Lesion, lesion_fraction
@@ -44,15 +43,6 @@ def volume_with_lesion() -> tuple[sitk.Image, sitk.Image]:
     image.SetSpacing(SPACING)
     mask_image.CopyInformation(image)
     return image, mask_image
-
-
-def timed(fn, repeats: int):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def plain(image, mask, image_types):
@@ -81,10 +71,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         defaults = Path(tmp) / "pyradiomics_defaults.yaml"
         defaults.write_text("imageType:\n  Original: {}\nsetting: {}\n")  # pyradiomics' own defaults
-        t_plain, theirs = timed(lambda: plain(image, mask, {"Original": {}}), 1)
-        t_ours, ours = timed(lambda: extract_features(image, mask, preset=defaults), args.repeats)
-        t_plain_f, theirs_f = timed(lambda: plain(image, mask, FILTERS), 1)
-        t_ours_f, ours_f = timed(
+        t_plain, theirs = median_time(lambda: plain(image, mask, {"Original": {}}), 1)
+        t_ours, ours = median_time(lambda: extract_features(image, mask, preset=defaults), args.repeats)
+        t_plain_f, theirs_f = median_time(lambda: plain(image, mask, FILTERS), 1)
+        t_ours_f, ours_f = median_time(
             lambda: extract_features(image, mask, preset=defaults, image_types=FILTERS), args.repeats
         )
     print(f"\none 12 mm lesion in a {'x'.join(map(str, SIZE))} MR volume; medians\n")

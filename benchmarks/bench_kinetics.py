@@ -10,11 +10,10 @@ Run: ``python benchmarks/bench_kinetics.py [--repeats N]``.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import SimpleITK as sitk
+from timing import median_time
 
 from radimt.dicom.study import DCE
 from radimt.kinetics import _analyse, _timing, kinetic_maps, kinetic_options
@@ -45,15 +44,6 @@ def make_dce() -> tuple[DCE, sitk.Image]:
     return DCE(phases=phases, times=TIMES, time_source="bench", series=[]), mask
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -61,9 +51,9 @@ def main() -> None:
     args = parser.parse_args()
     dce, mask = make_dce()
     n_voxels = int(np.prod(SIZE))
-    t_box = median_time(lambda: kinetic_maps(dce, mask), args.repeats)
-    t_crop = median_time(lambda: kinetic_maps(dce, mask, crop=True), args.repeats)
-    t_whole = median_time(lambda: kinetic_maps(dce), max(1, args.repeats // 2))
+    t_box, _ = median_time(lambda: kinetic_maps(dce, mask), args.repeats)
+    t_crop, _ = median_time(lambda: kinetic_maps(dce, mask, crop=True), args.repeats)
+    t_whole, _ = median_time(lambda: kinetic_maps(dce), max(1, args.repeats // 2))
 
     opts = kinetic_options()
     timing = _timing(dce.times, 1, opts)
@@ -77,7 +67,7 @@ def main() -> None:
             curve = np.array([[a[z, y, x]] for a in arrays], np.float64)
             _analyse(curve, timing, opts)
 
-    t_loop = median_time(loop, 1) / args.loop_voxels
+    t_loop = median_time(loop, 1)[0] / args.loop_voxels
     per_voxel_whole = t_whole / n_voxels
     box_voxels = int(np.prod(np.ptp(np.argwhere(sitk.GetArrayViewFromImage(mask)), axis=0) + 1))
     print(f"\n6-phase {'x'.join(map(str, SIZE))} DCE ({n_voxels:,} voxels); medians\n")

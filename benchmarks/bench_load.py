@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from timing import median_time
 
 import radimt
 from radimt.dicom import read_volume
@@ -61,15 +60,6 @@ def write_data() -> None:
     marker.touch()
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def raw_read(files: list[str]) -> None:
     for f in files:
         np.fromfile(f, dtype=np.uint8)
@@ -102,16 +92,16 @@ def main() -> None:
     t2_files = sorted(str(p) for p in (DATA / "t2").iterdir())
     raw_read(dce_files + t2_files)  # warm the page cache for every contender alike
 
-    t_scan = median_time(lambda: radimt.scan(DATA / "dce"), args.repeats)
+    t_scan, _ = median_time(lambda: radimt.scan(DATA / "dce"), args.repeats)
     [t2_series] = [s for s in radimt.scan(DATA / "t2")]
     gdcm_order = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(DATA / "t2"))
-    t_raw = median_time(lambda: raw_read(t2_files), args.repeats)
-    t_ours = median_time(lambda: read_volume(t2_series), args.repeats)
-    t_sitk = median_time(lambda: sitk_read(list(gdcm_order)), args.repeats)
-    t_study = median_time(
+    t_raw, _ = median_time(lambda: raw_read(t2_files), args.repeats)
+    t_ours, _ = median_time(lambda: read_volume(t2_series), args.repeats)
+    t_sitk, _ = median_time(lambda: sitk_read(list(gdcm_order)), args.repeats)
+    t_study, _ = median_time(
         lambda: (lambda s: (s.dce, s.t2))(radimt.load_study(DATA)), max(1, args.repeats // 2)
     )
-    t_raw_all = median_time(lambda: raw_read(dce_files + t2_files), max(1, args.repeats // 2))
+    t_raw_all, _ = median_time(lambda: raw_read(dce_files + t2_files), max(1, args.repeats // 2))
 
     ours_image, sitk_image = read_volume(t2_series), sitk_read(list(gdcm_order))
     same = np.array_equal(sitk.GetArrayFromImage(ours_image), sitk.GetArrayFromImage(sitk_image))

@@ -11,11 +11,10 @@ Run: ``python benchmarks/bench_segment.py [--repeats N]``.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import SimpleITK as sitk
+from timing import median_time
 
 from radimt.measure import dice
 from radimt.segment import _delineate, _noise_sigma, _options, _prepare, seed_index, segment_from_seed
@@ -49,15 +48,6 @@ def full_volume(image: sitk.Image, lesion: Lesion) -> sitk.Image:
     noise = _noise_sigma(sitk.GetArrayViewFromImage(image))
     region, *_ = _delineate(prepared, index, opts, opts.tolerance, opts.opening_mm, noise)
     return region
-
-
-def median_time(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def main() -> None:
