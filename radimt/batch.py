@@ -198,7 +198,7 @@ def _reference(study, task: LesionTask, config: PipelineConfig):
     elif config.reference in ("mg", "us"):
         series = getattr(study, config.reference)[0].series
     else:
-        series = study._single(config.reference) if config.reference != "adc" else None
+        series = study.chosen_series(config.reference) if config.reference != "adc" else None
     return image, series, series
 
 

@@ -136,7 +136,7 @@ def _reference(study, key: str | None):
         return subtraction(study.dce, 1), study.dce.series[1], "mr", "DCE early subtraction"
     for role in ("ct", "t1", "t2", "adc"):
         if getattr(study, role) is not None:
-            return getattr(study, role), study._single(role), presets[role], role.upper()
+            return getattr(study, role), study.chosen_series(role), presets[role], role.upper()
     for role in ("mg", "us"):
         images = getattr(study, role)
         if images:

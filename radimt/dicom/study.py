@@ -125,7 +125,15 @@ class Study:
         return read_volume(series)
 
     # -- single-volume roles ---------------------------------------------------------------
-    def _single(self, role: str) -> SeriesInfo | None:
+    def chosen_series(self, role: str) -> SeriesInfo | None:
+        """The stack a single-volume role (t1, t2, ct, adc) is read from: the one with the most
+        images (then the longest echo, then the lowest series number); ``None`` when absent.
+
+        Raises
+        ------
+        MixedOrientationError
+            The chosen series holds slices in several orientations.
+        """
         candidates = self.series_for(role)
         if not candidates:
             return None
@@ -143,7 +151,7 @@ class Study:
         return best
 
     def _volume_for(self, role: str) -> sitk.Image | None:
-        chosen = self._single(role)
+        chosen = self.chosen_series(role)
         return None if chosen is None else read_volume(chosen)
 
     @cached_property
@@ -164,7 +172,7 @@ class Study:
     @cached_property
     def adc(self) -> sitk.Image | None:
         """The scanner's ADC map in 10⁻³ mm²/s, whatever unit it was stored in."""
-        chosen = self._single("adc")
+        chosen = self.chosen_series("adc")
         if chosen is None:
             return None
         image = read_volume(chosen)
