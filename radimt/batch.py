@@ -207,7 +207,6 @@ def _process_lesion(task, study, config: PipelineConfig, folder: Path, *, seg: b
 
     from radimt.features import extract_features
     from radimt.io import read_dicom_seg, read_mask, write_dicom_seg, write_mask
-    from radimt.kinetics import kinetic_curve
     from radimt.lesion import lesion_features
     from radimt.measure import longest_diameter_mm, mask_volume_mm3
     from radimt.report.overlay import overlay_png
@@ -280,8 +279,8 @@ def _process_lesion(task, study, config: PipelineConfig, folder: Path, *, seg: b
         if carried:
             figures.append(carried)
     curves = []
-    if config.reference == "dce" and study.dce is not None:
-        curve = kinetic_curve(study.dce, mask, **config.kinetics)
+    curve = features.kinetic_curve  # computed once, by lesion_features
+    if curve is not None:
         fig = curve.plot()
         with atomic_path(folder / "tic.png") as tmp:
             fig.savefig(tmp, format="png")

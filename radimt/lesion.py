@@ -127,7 +127,8 @@ def lesion_features(
         ``lesion_*`` size columns, ``kinetic_*``, ``adc_*``, domain features
         (``dce_rim_*``, ``ct_rim_*``, ``*_margin_sharpness``, ``kinetic_pe_sd`` ...), and
         ``<role>_<image type>_<family>_<feature>`` radiomic features; ``.provenance`` holds the
-        per-role diagnostics and the roles left out with why.
+        per-role diagnostics and the roles left out with why; ``.kinetic_curve`` the
+        :class:`radimt.KineticCurve` behind the ``kinetic_*`` columns (``None`` without DCE).
     """
     config = config or FeatureConfig()
     if isinstance(masks, sitk.Image):
@@ -136,6 +137,7 @@ def lesion_features(
     masks, skipped = carry_masks(study, masks, wanted, config.dce_phase)
     row = FeatureRow()
     row.provenance = {"skipped_roles": skipped, "roles": {}}
+    row.kinetic_curve = None
     reference = next((r for r in REFERENCE_ORDER if r in masks), None)
     if reference is None:
         raise RadimtError(f"{study.path}: no mask for any role of this study")
@@ -148,6 +150,7 @@ def lesion_features(
 
     if study.dce is not None and "dce" in masks:
         curve = kinetic_curve(study.dce, masks["dce"], **config.kinetics)
+        row.kinetic_curve = curve
         row.update(curve.to_dict())
         maps = kinetic_maps(study.dce, masks["dce"], **config.kinetics)
         row.update(

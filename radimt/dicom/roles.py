@@ -120,10 +120,6 @@ def geometry_signature(s: SeriesInfo) -> tuple:
     )
 
 
-def _order(s: SeriesInfo) -> tuple:
-    return (s.series_number is None, s.series_number or 0, s.stack)
-
-
 def assign_roles(
     stacks: Sequence[SeriesInfo], overrides: Mapping[str, object] | None = None
 ) -> list[SeriesInfo]:
