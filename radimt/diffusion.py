@@ -11,6 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from radimt.dicom.roles import B0_MAX
 from radimt.dicom.study import DWI, Study
 from radimt.errors import RadimtError
 from radimt.grids import mask_on
@@ -32,7 +33,7 @@ class AdcFit:
 def adc_map(
     dwi: DWI,
     *,
-    exclude_between: tuple[float, float] | None = (0.0, 200.0),
+    exclude_between: tuple[float, float] | None = (B0_MAX, 200.0),
     signal_floor: float | None = None,
     floor_fraction: float = 0.05,
 ) -> sitk.Image:
@@ -43,8 +44,9 @@ def adc_map(
     dwi
         ``study.dwi``: images per b-value on one grid.
     exclude_between
-        b-values strictly inside this open interval are left out (default 0 < b < 200 s/mm²,
-        where perfusion inflates the apparent diffusion); ``None`` keeps every b-value.
+        b-values strictly inside this open interval are left out (default 10 < b < 200 s/mm²,
+        where perfusion inflates the apparent diffusion; b ≤ 10, the "b0" scanners write as 0,
+        0.001 or 5, is kept); ``None`` keeps every b-value.
     signal_floor
         Voxels whose lowest-b signal is below this are noise: their ADC is set to 0. By default
         ``floor_fraction`` of the 99th percentile of the lowest-b image.

@@ -4,7 +4,9 @@ Definitions (every threshold is an option of :class:`KineticOptions`):
 
 - Baseline ``S0``: mean signal of the pre-contrast phase(s); relative enhancement
   ``RE(t) = 100 (S(t) - S0) / S0``.
-- Contrast arrival: the time of the last pre-contrast phase (or ``arrival_s``).
+- Contrast arrival: ``arrival_s`` when given; else what the DCE headers say
+  (``DCE.arrival_s``: ContrastBolusStartTime, or the end of the last pre-contrast acquisition);
+  else the start of the last pre-contrast phase.
 - Initial phase: the highest RE among the phases within ``initial_window_s`` (120 s) after
   arrival (the first post-contrast phase if none falls inside): slow < 50 %, medium 50–100 %
   (a curve exactly on 50 % or 100 % is medium), fast > 100 %.
@@ -12,7 +14,9 @@ Definitions (every threshold is an option of :class:`KineticOptions`):
   ``100 (S_last - S_peak) / S_peak`` (Kuhl): persistent > +10 %, plateau within ±10 % (a
   curve exactly on ±10 % is plateau), washout < −10 %; Kuhl type I / II / III.
 - SER (Hylton) = (S_early − S0) / (S_late − S0) at the phases nearest ``ser_early_s`` (150 s)
-  and ``ser_late_s`` (450 s) after arrival.
+  and ``ser_late_s`` (450 s) after arrival, never the same phase: the early phase is chosen
+  among all post-contrast phases but the last, the late one among the phases after it (on a
+  three-time-point protocol: the first and the last post-contrast phase).
 - Wash-in rate: initial peak RE / time from arrival to it (%/s). Washout rate: drop of RE from
   the overall peak to the last phase per second (%/s; positive = washing out).
 - Initial area under the enhancement curve to 60 and 90 s after arrival (IAUC, % s), linear
@@ -87,7 +91,9 @@ class _Timing:
     late: int
 
 
-def _timing(times: np.ndarray, n_baseline: int, opts: KineticOptions) -> _Timing:
+def _timing(
+    times: np.ndarray, n_baseline: int, opts: KineticOptions, arrival_s: float | None = None
+) -> _Timing:
     times = np.asarray(times, float)
     if times.ndim != 1 or len(times) < 3:
         raise TimingError(f"kinetics need at least 3 phases with times; got {len(np.atleast_1d(times))}")
@@ -97,12 +103,21 @@ def _timing(times: np.ndarray, n_baseline: int, opts: KineticOptions) -> _Timing
         raise TimingError(f"phase times {times.tolist()} do not increase; check the acquisition's timing")
     if not 1 <= n_baseline < len(times) - 1:
         raise TimingError(f"{n_baseline} pre-contrast phase(s) leave too few post-contrast phases")
-    arrival = float(times[n_baseline - 1]) if opts.arrival_s is None else float(opts.arrival_s)
+    if opts.arrival_s is not None:
+        arrival = float(opts.arrival_s)
+    elif arrival_s is not None:
+        arrival = float(arrival_s)
+    else:
+        arrival = float(times[n_baseline - 1])
     post = np.arange(n_baseline, len(times))
     window = post[(times[post] > arrival) & (times[post] <= arrival + opts.initial_window_s)]
     initial = window if window.size else post[:1]
-    early = int(post[np.argmin(np.abs(times[post] - arrival - opts.ser_early_s))])
-    late = int(post[np.argmin(np.abs(times[post] - arrival - opts.ser_late_s))])
+    # SER's early and late phases are never the same phase: early among all but the last
+    # post-contrast phase, late among those after it (three time points: first and last post).
+    candidates = post[:-1]
+    early = int(candidates[np.argmin(np.abs(times[candidates] - arrival - opts.ser_early_s))])
+    after = post[post > early]
+    late = int(after[np.argmin(np.abs(times[after] - arrival - opts.ser_late_s))])
     return _Timing(times, n_baseline, arrival, initial, early, late)
 
 
@@ -359,7 +374,7 @@ def kinetic_curve(dce: DCE, mask: sitk.Image, **options) -> KineticCurve:
         Empty mask, or not on the DCE grid.
     """
     opts = kinetic_options(**options)
-    timing = _timing(dce.times, _baseline_count(dce, opts), opts)
+    timing = _timing(dce.times, _baseline_count(dce, opts), opts, dce.arrival_s)
     arr = _mask_array(dce, mask)
     box = _bbox(arr)
     stack = _stack(dce, box)  # (phases, z, y, x) inside the box
@@ -455,7 +470,7 @@ def kinetic_maps(dce: DCE, mask: sitk.Image | None = None, *, crop: bool = False
     maps on the bounding box only (same physical space, smaller images).
     """
     opts = kinetic_options(**options)
-    timing = _timing(dce.times, _baseline_count(dce, opts), opts)
+    timing = _timing(dce.times, _baseline_count(dce, opts), opts, dce.arrival_s)
     shape = sitk.GetArrayViewFromImage(dce.phases[0]).shape
     if mask is not None:
         arr = _mask_array(dce, mask)

@@ -13,6 +13,7 @@ Tolerances (stated once, used everywhere):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -98,7 +99,9 @@ def order_slices(frames: Sequence[Frame], label: str) -> tuple[list[Frame], Volu
         frames, along, positions = _drop_exact_copies(frames, along, positions, label)
     row_spacing, col_spacing = first.pixel_spacing
     if len(frames) == 1:
-        z_spacing = 1.0
+        # One slice: its thickness is the only extent there is (1 mm when not given).
+        thickness = first.header.slice_thickness
+        z_spacing = float(thickness) if thickness and thickness > 0 else 1.0
     else:
         z_spacing = _check_steps(frames, along, label)
         drift = positions - np.outer(along - along[0], normal) - positions[0]
@@ -119,16 +122,38 @@ def order_slices(frames: Sequence[Frame], label: str) -> tuple[list[Frame], Volu
 
 
 def _drop_exact_copies(frames, along, positions, label):
-    """Remove a second copy of the very same image (same SOPInstanceUID and frame)."""
-    seen: set[tuple[str, int]] = set()
+    """Remove a second copy of the very same image: same SOPInstanceUID and frame, and a
+    byte-identical file. Two files that share a SOPInstanceUID but differ are an error: which
+    one is the image the scanner made cannot be told."""
+    seen: dict[tuple[str, int], Frame] = {}
     keep = []
     for i, f in enumerate(frames):
         key = (f.header.sop_instance_uid, f.index)
         if f.header.sop_instance_uid and key in seen:
-            continue
-        seen.add(key)
+            other = seen[key]
+            if other.path == f.path or _same_bytes(other.path, f.path):
+                continue
+            raise DuplicateSliceError(
+                f"{label}: {other.path} and {f.path} carry the same SOPInstanceUID "
+                f"{f.header.sop_instance_uid} but different content; keep only the right one "
+                "(a re-processed copy exported beside the original?)"
+            )
+        seen[key] = f
         keep.append(i)
     return [frames[i] for i in keep], along[keep], positions[keep]
+
+
+def _same_bytes(a: str, b: str, chunk: int = 1 << 20) -> bool:
+    """Whether two files hold the same bytes."""
+    if os.path.getsize(a) != os.path.getsize(b):
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(chunk), fb.read(chunk)
+            if x != y:
+                return False
+            if not x:
+                return True
 
 
 def _check_steps(frames: Sequence[Frame], along: np.ndarray, label: str) -> float:

@@ -32,7 +32,9 @@ _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC
 # Private diffusion b-value elements, valid only under their private creator.
 SIEMENS_CREATOR = "SIEMENS MR HEADER"
 GE_CREATOR = "GEMS_PARM_01"
+GE_ACQ_CREATOR = "GEMS_ACQU_01"  # (0019,10BB/BC/BD): diffusion gradient direction
 PHILIPS_CREATOR = "Philips Imaging DD 001"
+UIH_CREATOR = "Image Private Header"  # United Imaging: (0065,1009) b-value, (0065,1051) mosaic slices
 GE_BVALUE_OFFSET = 1_000_000_000  # some GE versions add 1e9 to the b-value
 
 
@@ -95,7 +97,17 @@ class FileHeader:
     us_regions: tuple[UltrasoundRegion, ...] = ()
     frame_time_ms: float | None = None
     units: str | None = None
-    mosaic: tuple[int, int, int] | None = None  # Siemens mosaic: (tiles per row, tile rows, tile columns)
+    mosaic: tuple[int, int, int] | None = None  # mosaic: (tiles per row, tile rows, tile columns)
+    scanning_sequence: tuple[str, ...] = ()
+    sequence_name: str = ""  # SequenceName, else PulseSequenceName
+    acquisition_contrast: str = ""  # enhanced MR AcquisitionContrast (T1, T2, DIFFUSION, ...)
+    has_diffusion_macro: bool = False  # an MR Diffusion Sequence anywhere in the header
+    slice_thickness: float | None = None
+    contrast_start_time: float | None = None  # ContrastBolusStartTime on the common clock (s)
+    acquisition_duration: float | None = None  # AcquisitionDuration (s)
+    gantry_tilt: float | None = None  # GantryDetectorTilt (degrees)
+    temporal_positions: int | None = None  # NumberOfTemporalPositions
+    pixel_data_length: int | None = None  # bytes of native pixel data, when known
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,7 @@ class Frame:
     gradient: tuple[float, float, float] | None
     echo_time: float | None
     stack_id: str | None = None  # enhanced multi-frame StackID
+    frame_type: tuple[str, ...] | None = None  # enhanced multi-frame FrameType, when it has one
 
     @property
     def path(self) -> str:
@@ -144,6 +157,17 @@ def _functional(ds: v.HeaderView, per_frame: Dataset | None, keyword: str) -> Da
     return None
 
 
+def _has_diffusion_macro(ds: v.HeaderView) -> bool:
+    """Whether an MR Diffusion Sequence is present (top level, shared or first per-frame item)."""
+    if "MRDiffusionSequence" in ds:
+        return True
+    shared = _shared(ds)
+    if shared is not None and "MRDiffusionSequence" in shared:
+        return True
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    return bool(per_frame) and "MRDiffusionSequence" in per_frame[0]
+
+
 def _shared(ds: v.HeaderView) -> Dataset | None:
     seq = ds.get("SharedFunctionalGroupsSequence")
     return seq[0] if seq else None
@@ -162,7 +186,11 @@ def _b_value(ds: v.HeaderView, diffusion: Dataset | None) -> float | None:
     if ge is not None:
         return ge - GE_BVALUE_OFFSET if ge >= GE_BVALUE_OFFSET else ge
     philips = v.binary_float32(ds.private(0x2001, PHILIPS_CREATOR, 0x03))
-    return philips
+    if philips is not None:
+        return philips
+    if "UIH" in str(ds.get("Manufacturer", "") or "").upper():
+        return v.to_float(ds.private(0x0065, UIH_CREATOR, 0x09))
+    return None
 
 
 def _gradient(ds: v.HeaderView, diffusion: Dataset | None) -> tuple[float, float, float] | None:
@@ -179,6 +207,14 @@ def _gradient(ds: v.HeaderView, diffusion: Dataset | None) -> tuple[float, float
         if isinstance(siemens, bytes) and len(siemens) == 24:
             return struct.unpack("<3d", siemens)
         return v.to_floats(siemens, 3)  # type: ignore[return-value]
+    ge = [v.to_float(ds.private(0x0019, GE_ACQ_CREATOR, e)) for e in (0xBB, 0xBC, 0xBD)]
+    if all(g is not None for g in ge):
+        return tuple(ge)  # type: ignore[return-value]
+    if "UIH" in str(ds.get("Manufacturer", "") or "").upper():
+        uih = ds.private(0x0065, UIH_CREATOR, 0x37)
+        if isinstance(uih, bytes) and len(uih) == 24:
+            return struct.unpack("<3d", uih)
+        return v.to_floats(uih, 3) if uih is not None else None  # type: ignore[return-value]
     return None
 
 
@@ -363,11 +399,25 @@ def read_frames(path: str) -> list[Frame]:
         us_regions=_us_regions(ds),
         frame_time_ms=v.to_float(ds.get("FrameTime")),
         units=str(ds.get("Units", "") or ds.get("RescaleType", "") or "") or None,
+        scanning_sequence=tuple(str(t).upper() for t in v.as_list(ds.get("ScanningSequence"))),
+        sequence_name=str(ds.get("SequenceName", "") or ds.get("PulseSequenceName", "") or "").strip(),
+        acquisition_contrast=str(ds.get("AcquisitionContrast", "") or "").strip().upper(),
+        has_diffusion_macro=_has_diffusion_macro(ds),
+        slice_thickness=v.to_float(ds.get("SliceThickness")),
+        contrast_start_time=v.parse_datetime(
+            ds.get("AcquisitionDate") or ds.get("SeriesDate") or ds.get("StudyDate"),
+            ds.get("ContrastBolusStartTime"),
+        ),
+        acquisition_duration=v.to_float(ds.get("AcquisitionDuration")),
+        gantry_tilt=v.to_float(ds.get("GantryDetectorTilt")),
+        temporal_positions=v.to_int(ds.get("NumberOfTemporalPositions")),
     )
     if "PerFrameFunctionalGroupsSequence" in ds:
         return _enhanced_frames(ds, header)
     if "MOSAIC" in header.image_type:
         return _mosaic_frames(ds, header)
+    if "UIH" in header.manufacturer.upper() and ds.private(0x0065, UIH_CREATOR, 0x51):
+        return _uih_mosaic_frames(ds, header)
     return _classic_frames(ds, header)
 
 
@@ -431,6 +481,35 @@ def _mosaic_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:
     ]
 
 
+def _uih_mosaic_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:
+    """A United Imaging "save by slice" mosaic: one image tiling n slices, whose positions and
+    times are listed in the private sequence (0065,1051), one item per tile, row by row."""
+    items = list(ds.private(0x0065, UIH_CREATOR, 0x51))
+    n = len(items)
+    tiles = int(np.ceil(np.sqrt(n)))
+    tile_rows, tile_cols = header.rows // int(np.ceil(n / tiles)), header.columns // tiles
+    if tile_rows < 1 or tile_cols < 1 or header.rows % int(np.ceil(n / tiles)) or header.columns % tiles:
+        raise NotDicomError(
+            f"United Imaging mosaic of {n} slices does not tile its {header.rows}x{header.columns} image"
+        )
+    header = replace(header, mosaic=(tiles, tile_rows, tile_cols), n_frames=n)
+    base = _classic_frames(ds, replace(header, n_frames=1))[0]
+    frames = []
+    for k, item in enumerate(items):
+        acq = v.parse_dt(item.get("AcquisitionDateTime")) or v.parse_datetime(
+            item.get("AcquisitionDate"), item.get("AcquisitionTime")
+        )
+        frames.append(
+            replace(
+                base,
+                index=k,
+                position=v.to_floats(item.get("ImagePositionPatient"), 3),
+                acquisition_time=acq if acq is not None else base.acquisition_time,
+            )
+        )
+    return frames
+
+
 def _enhanced_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:
     frames = []
     per_frame = ds.PerFrameFunctionalGroupsSequence
@@ -444,6 +523,9 @@ def _enhanced_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:
         diffusion = _functional(ds, item, "MRDiffusionSequence")
         echo = _functional(ds, item, "MREchoSequence")
         timing = _functional(ds, item, "CardiacSynchronizationSequence")
+        frame_type = _functional(ds, item, "MRImageFrameTypeSequence") or _functional(
+            ds, item, "CTImageFrameTypeSequence"
+        )
         slope = v.to_float(rescale.get("RescaleSlope")) if rescale else None
         intercept = v.to_float(rescale.get("RescaleIntercept")) if rescale else None
         frames.append(
@@ -469,6 +551,9 @@ def _enhanced_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:
                 if echo
                 else v.to_float(ds.get("EchoTime")),
                 stack_id=str(content.get("StackID")) if content and "StackID" in content else None,
+                frame_type=tuple(str(t).upper() for t in v.as_list(frame_type.get("FrameType")))
+                if frame_type is not None and "FrameType" in frame_type
+                else None,
             )
         )
     return frames

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,32 +23,126 @@ SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 MAMMOGRAPHY_VIEWS = {"CC", "MLO", "ML", "LM", "XCCL", "XCCM", "FB", "SIO", "LMO", "AT", "CV"}
 
 _LOCALIZER = re.compile(r"locali[sz]er|scout|survey|3[- ]?plane|\bloc\b|pilot", re.I)
-_ADC = re.compile(r"\badc\b|apparent.diff", re.I)
-_DERIVED_MAP = re.compile(r"\be?adc_?exp|\bexp\b|\bfa\b|tensor|colfa|trace_?exp", re.I)
+_ADC = re.compile(r"\badc\b|_adc\b|apparent.diff", re.I)
+_EXP_ADC = re.compile(r"\be?adc_?exp|\bexp\b|\beadc\b|trace_?exp", re.I)
+_DIFFUSION_MAP = re.compile(r"\bfa\b|_fa\b|colfa|tensor_b0|\btrace_?exp", re.I)
 _REFORMAT = re.compile(r"\bmip\b|\bmpr\b|reformat|\bmpr_|_mip", re.I)
 _SUBTRACTION = re.compile(r"\bsub\b|subtract|_sub\b|\bsub_", re.I)
-_DIFFUSION = re.compile(r"dwi|diff|ep2d|resolve|\bb\d{2,4}\b|readout.seg", re.I)
+#: Scanner-derived DCE maps, named at the end of a description (GE/Siemens ": SER", ": PE1").
+_DCE_MAP = re.compile(r"[:_\s-](ser|pe\d*|wash_?in|wash_?out|ttp|mip|sub)\s*$|\bser map\b|\bcad\b", re.I)
+_DIFFUSION = re.compile(r"dwi|diff|\bdti\b|_dti|ep2d_diff|resolve|\bb\d{2,4}\b|readout.seg", re.I)
+#: Pulse sequence names of diffusion sequences (Siemens *ep_b / re_b / ep2d_diff, Philips DwiSE,
+#: UIH epi_dti/epi_dwi, GE and Canon DTI/DWI names).
+_DIFFUSION_SEQUENCE = re.compile(r"ep_b\d|re_b\d|ep2d_diff|dwi|dti|diff", re.I)
+_EPI_SEQUENCE = re.compile(r"^\*?ep|epfid|epse|\bepi", re.I)
 _DYNAMIC = re.compile(
     r"dyn|dce|vibrant|thrive|twist|dynamic|\bpre\b|\bpost\b|\+c\b|\bgad|contrast|\bph(ase)?\s?\d", re.I
 )
 _T2 = re.compile(r"t2|stir|tirm|haste|ssfse|\bssh\b|\bspair\b", re.I)
 T2_MIN_ECHO_MS = 60.0
 PRE_CONTRAST_WINDOW_S = 20 * 60.0
+#: b-values up to this (s/mm²) are "no diffusion weighting" (scanners write b0 as 0, 0.001, 5...).
+B0_MAX = 10.0
+
+#: ImageType / FrameType values of scanner-derived DCE maps and computed images.
+_DCE_MAP_TYPES = {"SER", "PE", "WASHIN", "WASH_IN", "WASHOUT", "WASH_OUT", "TTP", "CAD", "MAXIP"}
+_SUBTRACTION_TYPES = {"SUB", "SUBTRACT", "SUBTRACTION"}
+_REFORMAT_TYPES = {"PROJECTION IMAGE", "MIP", "MPR", "REFORMATTED", "CURVED_MPR", "MINIP"}
+_DIFFUSION_MAP_TYPES = {"FA", "EADC", "EXP", "TENSOR", "TENSOR_B0", "COLFA", "RA", "MD", "TRACE_EXP"}
+_PHASE_TYPES = {"P", "PHASE", "R", "REAL", "I", "IMAGINARY"}
+_FIELD_MAP_TYPES = {"FIELD_MAP", "B0", "B0MAP", "B1", "B1MAP"}
 
 
 def _text(s: SeriesInfo) -> str:
     return s.description or ""
 
 
-def classify_stack(s: SeriesInfo, repeated: bool = False) -> tuple[str, str]:
+@dataclass(frozen=True)
+class SeriesContext:
+    """What a whole series (all its stacks) says, for rules that need more than one stack.
+
+    Attributes
+    ----------
+    diffusion
+        Why the series is a diffusion acquisition, or ``""`` when nothing says so.
+    temporal
+        Why the series is dynamic (several temporal positions), or ``""``.
+    field_map
+        A stack of the series is a B0/B1 field map or a phase image: the series is a
+        field-mapping acquisition, its magnitude images included.
+    """
+
+    diffusion: str = ""
+    temporal: str = ""
+    field_map: bool = False
+
+
+def _types(s: SeriesInfo) -> set[str]:
+    """ImageType values, and the FrameType values of enhanced frames."""
+    types = set(s.image_type)
+    for f in s.frames[:1] + s.frames[-1:]:
+        if f.frame_type:
+            types |= set(f.frame_type)
+    return types
+
+
+def series_context(members: Sequence[SeriesInfo]) -> SeriesContext:
+    """Evidence from all stacks of one series: diffusion, temporal positions, field maps."""
+    frames = [f for s in members for f in s.frames]
+    header = frames[0].header
+    types: set[str] = set()
+    for s in members:
+        types |= _types(s)
+    b_values = {round(float(f.b_value), 3) for f in frames if f.b_value is not None}
+    weighted = {b for b in b_values if b > B0_MAX}
+    sequence = header.sequence_name
+    epi = "EP" in header.scanning_sequence or bool(_EPI_SEQUENCE.search(sequence))
+    diffusion = ""
+    if {"DIFFUSION", "TRACEW"} & types or header.acquisition_contrast == "DIFFUSION":
+        diffusion = "ImageType/AcquisitionContrast DIFFUSION"
+    elif header.has_diffusion_macro and weighted:
+        diffusion = "MR Diffusion Sequence with b > 0"
+    elif epi and weighted:
+        diffusion = f"EPI with b-values {_bs(b_values)}"
+    elif sequence and _DIFFUSION_SEQUENCE.search(sequence) and b_values:
+        diffusion = f"diffusion sequence {sequence!r}, b-values {_bs(b_values)}"
+    elif len(b_values) > 1 and weighted:
+        diffusion = f"b-values {_bs(b_values)}"
+    positions = {f.temporal_position for f in frames if f.temporal_position is not None}
+    temporal = ""
+    if len(positions) > 1:
+        temporal = f"{len(positions)} temporal positions"
+    elif (header.temporal_positions or 0) > 1:
+        temporal = f"NumberOfTemporalPositions {header.temporal_positions}"
+    elif positions and max(positions) > 1:
+        temporal = f"temporal position {max(positions)}"
+    field_map = bool(_FIELD_MAP_TYPES & types) or any(_PHASE_TYPES & set(s.image_type[2:4]) for s in members)
+    field_map = field_map or any(
+        f.frame_type is not None and _PHASE_TYPES & set(f.frame_type[3:4]) for f in frames
+    )
+    return SeriesContext(diffusion=diffusion, temporal=temporal, field_map=field_map)
+
+
+def _bs(values: set[float]) -> str:
+    return "/".join(f"{b:g}" for b in sorted(values))
+
+
+def classify_stack(
+    s: SeriesInfo, repeated: bool = False, context: SeriesContext | None = None
+) -> tuple[str, str]:
     """Role and reason for one stack (before dynamic/diffusion grouping).
 
-    ``repeated`` says the stack's series holds the same volume several times (a dynamic
-    acquisition written as one series without temporal tags).
+    The rules read acquisition evidence first — SOP class, ImageType/FrameType, ScanningSequence
+    and sequence name, diffusion attributes, temporal positions, echo time — and the series
+    description only to break ties. ``repeated`` says the stack's series holds the same volume
+    several times (a dynamic acquisition written as one series without temporal tags);
+    ``context`` is what the whole series says (see :func:`series_context`).
     """
+    context = context or series_context([s])
     header = s.first.header
-    types = set(s.image_type)
+    types = _types(s)
     desc = _text(s)
+    original = "ORIGINAL" in types
     if header.problem == "no pixel data":
         return "other", "no pixel data"
     if header.sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX) or s.modality in {"SC", "OT"}:
@@ -55,7 +150,11 @@ def classify_stack(s: SeriesInfo, repeated: bool = False) -> tuple[str, str]:
     if "LOCALIZER" in types or _LOCALIZER.search(desc):
         return "other", "localizer/scout"
     if s.modality == "CT":
-        return "ct", "CT"
+        if _REFORMAT_TYPES & types and not original:
+            return "other", f"derived CT reformat ({'/'.join(sorted(_REFORMAT_TYPES & types))})"
+        tilt = header.gantry_tilt
+        note = f"; gantry tilt {tilt:g}° (radimt refuses to load tilted CT)" if tilt else ""
+        return "ct", f"CT ({'/'.join(s.image_type[:3])}){note}"
     intent = f" ({header.presentation_intent})" if header.presentation_intent else ""
     if s.modality == "MG":
         return "mg", f"mammogram{intent}"
@@ -64,26 +163,77 @@ def classify_stack(s: SeriesInfo, repeated: bool = False) -> tuple[str, str]:
             return "mg", f"{s.modality} image of the breast{intent}"
         return "other", f"{s.modality} projection radiograph, not of the breast"
     if s.modality == "US":
+        if not _us_calibrated(header):
+            return "other", (
+                "ultrasound image without a spatial calibration (no region deltas in cm, no "
+                "PixelSpacing): nothing can be measured on it"
+            )
         return "us", "ultrasound"
     if s.modality != "MR":
         return "other", f"modality {s.modality or 'unknown'} is not used by radimt"
-    if "ADC" in types or _ADC.search(desc):
-        if _DERIVED_MAP.search(desc) or "EADC" in types:
-            return "other", "exponential ADC or other derived diffusion map"
-        return "adc", "ADC map (ImageType or description)"
-    if _DERIVED_MAP.search(desc) or {"FA", "TENSOR"} & types:
-        return "other", "derived diffusion map"
-    if {"PROJECTION IMAGE", "MIP", "MPR", "REFORMATTED"} & types or _REFORMAT.search(desc):
-        return "other", "derived projection or reformat (MIP/MPR)"
-    if {"SUB", "SUBTRACT", "SUBTRACTION"} & types or _SUBTRACTION.search(desc):
+    return _classify_mr(s, types, desc, original, repeated, context)
+
+
+def _us_calibrated(header) -> bool:
+    if any(r.delta_x_mm and r.delta_y_mm for r in header.us_regions):
+        return True
+    return header.pixel_spacing is not None and min(header.pixel_spacing) > 0
+
+
+def _classify_mr(
+    s: SeriesInfo, types: set[str], desc: str, original: bool, repeated: bool, context: SeriesContext
+) -> tuple[str, str]:
+    derived = not original
+    # -- maps the scanner computed: never an acquisition role -----------------------------
+    if "ADC" in types or (derived and _ADC.search(desc)) or (not types and _ADC.search(desc)):
+        if {"EADC", "EXP"} & types or _EXP_ADC.search(desc):
+            return "other", "exponential ADC (a derived diffusion map, not the ADC)"
+        return "adc", "ADC map (ImageType ADC)" if "ADC" in types else "ADC map (derived, description)"
+    if _DIFFUSION_MAP_TYPES & types or (derived and (_DIFFUSION_MAP.search(desc) or _EXP_ADC.search(desc))):
+        kind = "/".join(sorted(_DIFFUSION_MAP_TYPES & types)) or "FA/exp"
+        return "other", f"derived diffusion map ({kind})"
+    if "TRACEW" in types:
+        return "dwi", "trace-weighted diffusion images (ImageType TRACEW)"
+    dce_map = {t for t in types if t in _DCE_MAP_TYPES or re.fullmatch(r"PE\d+", t)}
+    if dce_map or (derived and _DCE_MAP.search(desc)):
+        kind = "/".join(sorted(dce_map)) or _DCE_MAP.search(desc).group(0).strip(" :_-")  # type: ignore[union-attr]
+        return "other", f"scanner-derived DCE map ({kind}); radimt computes its own from the phases"
+    if _SUBTRACTION_TYPES & types or (derived and _SUBTRACTION.search(desc)):
         return "other", "scanner subtraction (radimt computes its own from the phases)"
-    if s.b_value is not None or {"DIFFUSION", "TRACEW"} & types or _DIFFUSION.search(desc):
-        return "dwi", "diffusion (b-value tag or description)"
-    if s.temporal_position is not None or repeated or _DYNAMIC.search(desc):
-        return "dce", "dynamic contrast (temporal position or description)"
-    if _T2.search(desc) or (s.echo_time or 0) >= T2_MIN_ECHO_MS:
-        return "t2", "T2-weighted (description or echo time)"
-    return "t1", "other MR (T1-weighted by default)"
+    if (_REFORMAT_TYPES & types or _REFORMAT.search(desc)) and derived:
+        return "other", "derived projection or reformat (MIP/MPR)"
+    if context.field_map:
+        return "other", "field map or phase image (B0/B1 mapping), not a diagnostic contrast"
+    if "PERFUSION" in types or header_is_asl(s):
+        return "other", "perfusion (ASL) acquisition, not used by radimt"
+    # -- acquisitions ------------------------------------------------------------------------
+    if context.diffusion:
+        return "dwi", f"diffusion: {context.diffusion}"
+    header = s.first.header
+    epi = "EP" in header.scanning_sequence or bool(_EPI_SEQUENCE.search(header.sequence_name))
+    if epi and (context.temporal or repeated or not _DIFFUSION.search(desc)):
+        return "other", "EPI without diffusion weighting (a functional or perfusion time series)"
+    if not epi and _DIFFUSION.search(desc) and s.b_value is not None and s.b_value > B0_MAX:
+        return "dwi", "diffusion (b-value and description)"
+    if context.temporal or repeated:
+        why = context.temporal or "the same volume repeated at distinct times"
+        return "dce", f"dynamic: {why}"
+    if _DYNAMIC.search(desc) and not context.temporal:
+        return "dce", "dynamic contrast (description; phases grouped by grid)"
+    echo = s.echo_time
+    if (echo or 0) >= T2_MIN_ECHO_MS:
+        return "t2", f"T2-weighted (echo time {echo:g} ms)"
+    if header.acquisition_contrast == "T2" or "T2" in types:
+        return "t2", "T2-weighted (AcquisitionContrast/ImageType T2)"
+    if _T2.search(desc) and not ({"T1"} & types or header.acquisition_contrast == "T1"):
+        return "t2", "T2-weighted (description)"
+    te = f"echo time {echo:g} ms" if echo is not None else "no T2 evidence"
+    return "t1", f"T1-weighted ({te})"
+
+
+def header_is_asl(s: SeriesInfo) -> bool:
+    """Arterial spin labelling, by its sequence name (pCASL/PASL)."""
+    return bool(re.search(r"casl|pasl|\basl\b", s.first.header.sequence_name + " " + _text(s), re.I))
 
 
 def _repeated_series(stacks: Sequence[SeriesInfo]) -> set[str]:
@@ -135,8 +285,12 @@ def assign_roles(
         that role but the selector does not match are set aside.
     """
     repeated = _repeated_series(stacks)
+    by_series: dict[str, list[SeriesInfo]] = defaultdict(list)
     for s in stacks:
-        s.role, s.note = classify_stack(s, s.series_uid in repeated)
+        by_series[s.series_uid].append(s)
+    contexts = {uid: series_context(members) for uid, members in by_series.items()}
+    for s in stacks:
+        s.role, s.note = classify_stack(s, s.series_uid in repeated, contexts[s.series_uid])
     forced = set(overrides or {})
     if "dce" not in forced:
         _group_dynamic(stacks)
@@ -154,21 +308,65 @@ def _largest_group(members: list[SeriesInfo]) -> list[SeriesInfo]:
     return max(groups.values(), key=lambda g: (len(g), -min(x.series_number or 0 for x in g)))
 
 
+def _in_plane_signature(s: SeriesInfo) -> tuple:
+    """Stacks with equal in-plane signatures could be time points of one dynamic acquisition."""
+    f = s.first
+    return (
+        s.rows,
+        s.columns,
+        tuple(round(o, 2) + 0.0 for o in (f.orientation or ())),
+        tuple(round(p, 2) for p in (f.pixel_spacing or ())),
+    )
+
+
+def _slice_positions(s: SeriesInfo) -> frozenset[float]:
+    if s.first.orientation is None:
+        return frozenset()
+    normal = slice_normal(s.first.orientation)
+    return frozenset(round(float(np.dot(f.position, normal)), 1) for f in s.frames if f.position is not None)
+
+
 def _group_dynamic(stacks: Sequence[SeriesInfo]) -> None:
+    """Keep as DCE the complete phases of the largest dynamic acquisition.
+
+    Candidates sharing a matrix, orientation and pixel size are one acquisition's time points;
+    the slice positions of all of them are the acquisition's coverage. A time point that covers
+    only part of it (a sparse or interrupted enhanced multi-frame export) is set aside with an
+    account; if fewer than two complete time points remain there is no usable DCE.
+    """
     candidates = [s for s in stacks if s.role == "dce"]
     if not candidates:
         return
-    group = _largest_group(candidates)
+    families: dict[tuple, list[SeriesInfo]] = defaultdict(list)
+    for s in candidates:
+        families[_in_plane_signature(s)].append(s)
+
+    def complete(members: list[SeriesInfo]) -> list[SeriesInfo]:
+        coverage = frozenset().union(*(_slice_positions(m) for m in members))
+        return [m for m in members if _slice_positions(m) == coverage]
+
+    family = max(families.values(), key=lambda g: (len(complete(g)), len(g)))
+    group = complete(family)
+    coverage = frozenset().union(*(_slice_positions(m) for m in family))
     if len(group) < 2:
+        if len(family) >= 2 and len(group) < len(family):
+            counts = sorted(m.n_images for m in family)
+            for s in family:
+                s.role = "other"
+                s.note = (
+                    f"sparse dynamic acquisition: its {len(family)} time points cover {counts[0]}–"
+                    f"{counts[-1]} of {len(coverage)} slice positions, fewer than two are complete; "
+                    "no DCE phases can be built (re-export the complete dynamic series)"
+                )
         for s in candidates:
-            s.role, s.note = "t1", "single contrast-enhanced T1 phase (no dynamic series found)"
+            if s.role == "dce":
+                s.role, s.note = "t1", "single contrast-enhanced T1 phase (no dynamic series found)"
         return
-    series_in_group = {s.series_uid for s in group}
-    full = group[0].n_images
+    full = len(coverage)
     for s in candidates:
         if s in group:
             continue
-        if s.series_uid in series_in_group and s.n_images < full and s.plane == group[0].plane:
+        if s in family:
             s.role = "other"
             s.note = (
                 f"incomplete time point: {s.n_images} of {full} slice positions "

@@ -52,6 +52,7 @@ class SeriesInfo:
     n_stacks: int = 1
     role: str = "other"
     note: str = ""
+    number_suffix: str = ""  # "b", "c", ... when another series of the study has the same number
 
     # -- summaries read from the frames ---------------------------------------------------
     @property
@@ -97,7 +98,7 @@ class SeriesInfo:
     @property
     def key(self) -> str:
         """``"<series number>"`` or ``"<series number>.<stack>"`` for a split series."""
-        number = "?" if self.series_number is None else str(self.series_number)
+        number = ("?" if self.series_number is None else str(self.series_number)) + self.number_suffix
         return number if self.n_stacks == 1 else f"{number}.{self.stack}"
 
     @property
@@ -210,8 +211,33 @@ def group_stacks(frames: Sequence[Frame]) -> list[SeriesInfo]:
                     n_stacks=len(parts),
                 )
             )
-    stacks.sort(key=lambda s: (s.series_number is None, s.series_number or 0, s.series_uid, s.stack))
+    stacks.sort(
+        key=lambda s: (s.series_number is None, s.series_number or 0, _series_start(s), s.series_uid, s.stack)
+    )
+    _suffix_shared_numbers(stacks)
     return stacks
+
+
+def _series_start(s: SeriesInfo) -> float:
+    times = s.times("acquisition") or s.times("content")
+    return min(times) if times else float("inf")
+
+
+def _suffix_shared_numbers(stacks: list[SeriesInfo]) -> None:
+    """Give series that share a SeriesNumber distinct keys: "1", "1b", "1c" (in scan order)."""
+    by_number: dict[int | None, list[str]] = defaultdict(list)
+    for s in stacks:
+        uids = by_number[s.series_number]
+        if s.series_uid not in uids:
+            uids.append(s.series_uid)
+    for s in stacks:
+        k = by_number[s.series_number].index(s.series_uid)
+        s.number_suffix = "" if k == 0 else _letters(k)
+
+
+def _letters(k: int) -> str:
+    """1 -> "b", 2 -> "c", ..., 25 -> "z"; beyond that "#27", "#28", ..."""
+    return "abcdefghijklmnopqrstuvwxyz"[k] if k < 26 else f"#{k + 1}"
 
 
 def _orientation_cluster(frames: Sequence[Frame]) -> list[int]:
@@ -249,7 +275,7 @@ def _split_series(frames: list[Frame]) -> list[list[Frame]]:
             f.rows,
             f.columns,
             f.temporal_position,
-            None if f.b_value is None else round(f.b_value, 1),
+            None if f.b_value is None else round(f.b_value, 4),
             None if f.gradient is None else tuple(round(g, 3) for g in f.gradient),
             None if f.echo_time is None else round(f.echo_time, 2),
             f.stack_id,

@@ -43,6 +43,11 @@ class DCE:
     n_precontrast
         Phases acquired before contrast: the leading phases whose headers name no contrast agent
         when later ones do; 1 otherwise.
+    arrival_s, arrival_source
+        When contrast arrived (seconds on the same clock as ``times``) and what said so:
+        ContrastBolusStartTime, or the end of the last pre-contrast acquisition (its start plus
+        AcquisitionDuration). ``None`` when the headers say neither; the kinetics then take the
+        start of the last pre-contrast phase.
     """
 
     phases: list[sitk.Image]
@@ -50,6 +55,8 @@ class DCE:
     time_source: str
     series: list[SeriesInfo] = field(repr=False)
     n_precontrast: int = 1
+    arrival_s: float | None = None
+    arrival_source: str = ""
 
 
 @dataclass
@@ -195,12 +202,16 @@ class Study:
         ordered, times, source = dce_timing(stacks)
         phases = [read_volume(s) for s in ordered]
         _check_same_grid(phases, ordered, "DCE phases")
+        n_pre = _precontrast_count(ordered)
+        arrival, why = contrast_arrival(ordered, times, n_pre)
         return DCE(
             phases=phases,
             times=times,
             time_source=source,
             series=ordered,
-            n_precontrast=_precontrast_count(ordered),
+            n_precontrast=n_pre,
+            arrival_s=arrival,
+            arrival_source=why,
         )
 
     @cached_property
@@ -254,6 +265,42 @@ def _precontrast_count(phases: list[SeriesInfo]) -> int:
         return 1
     leading = agents.index(True)
     return max(1, min(leading, len(phases) - 2))
+
+
+def contrast_arrival(
+    phases: list[SeriesInfo], times: np.ndarray, n_precontrast: int
+) -> tuple[float | None, str]:
+    """When contrast arrived, in seconds from the start of the first phase, and the evidence.
+
+    Real phase times are acquisition starts, and a high-resolution pre-contrast acquisition can
+    last minutes before the injection. In order: ContrastBolusStartTime (0018,1042) when it lies
+    within the dynamic series; else the end of the last pre-contrast acquisition, its start plus
+    AcquisitionDuration (0018,9073); else ``None``.
+    """
+    start = min((t for s in phases[:1] for t in s.times("acquisition")), default=None)
+    last_post = float(times[-1])
+    if start is not None:
+        for s in phases:
+            injected = s.first.header.contrast_start_time
+            if injected is None:
+                continue
+            rel = (injected - start + 43200.0) % 86400.0 - 43200.0  # same day whatever the dates say
+            if 0.0 <= rel <= last_post:
+                return float(rel), "ContrastBolusStartTime"
+            log.warning(
+                "%s: ContrastBolusStartTime is %.0f s from the first phase, outside the dynamic "
+                "series; ignored",
+                s.label,
+                rel,
+            )
+            break
+    pre = phases[n_precontrast - 1]
+    duration = pre.first.header.acquisition_duration
+    if duration is not None and duration > 0:
+        end = float(times[n_precontrast - 1]) + float(duration)
+        next_start = float(times[n_precontrast])
+        return min(end, next_start), "end of the last pre-contrast acquisition (start + AcquisitionDuration)"
+    return None, ""
 
 
 def _geometric_mean(volumes: list[sitk.Image]) -> sitk.Image:
