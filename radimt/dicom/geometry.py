@@ -103,13 +103,21 @@ def order_slices(frames: Sequence[Frame], label: str) -> tuple[list[Frame], Volu
         thickness = first.header.slice_thickness
         z_spacing = float(thickness) if thickness and thickness > 0 else 1.0
     else:
-        z_spacing = _check_steps(frames, along, label)
         drift = positions - np.outer(along - along[0], normal) - positions[0]
         if np.abs(drift).max() > SHEAR_TOLERANCE * min(row_spacing, col_spacing):
-            raise SeriesAssemblyError(
-                f"{label}: slice origins drift within the slice plane (gantry tilt or a sheared "
-                "stack); radimt does not resample tilted acquisitions, reconstruct without tilt"
+            tilt = first.header.gantry_tilt
+            cause = (
+                f"gantry tilt {tilt:g}° (GantryDetectorTilt)"
+                if tilt
+                else "a sheared stack: gantry tilt without GantryDetectorTilt, or a broken export"
             )
+            raise SeriesAssemblyError(
+                f"{label}: slice origins drift {np.abs(drift).max():.1f} mm within the slice plane "
+                f"over the series: {cause}. radimt does not resample tilted acquisitions; "
+                "reconstruct the series without tilt, or convert it with dcm2niix (which corrects "
+                "the tilt) and give the NIfTI as the image"
+            )
+        z_spacing = _check_steps(frames, along, label)
     row, col = np.asarray(first.orientation[:3]), np.asarray(first.orientation[3:6])
     direction = np.column_stack([row, col, normal])
     geometry = VolumeGeometry(

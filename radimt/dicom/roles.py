@@ -262,7 +262,7 @@ def geometry_signature(s: SeriesInfo) -> tuple:
     return (
         s.rows,
         s.columns,
-        s.n_images,
+        len({round(a, 2) for a in along}),  # slice positions, so a duplicated file changes nothing
         tuple(round(o, 2) + 0.0 for o in f.orientation),
         tuple(round(p, 2) for p in (f.pixel_spacing or ())),
         round(min(along)),

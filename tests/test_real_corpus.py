@@ -1,0 +1,269 @@
+"""Real scanners' files are the judge: roles, vendor conventions and geometry on the vendored
+multi-vendor subset (tests/data/real, BSD-2-Clause dcm_qa sets), with dcm2niix as the oracle for
+b-values, geometry and pixels, and real files edited only where a rule needs a case no public
+file shows (each such edit is stated)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+from pydicom.data import get_testdata_file
+
+import radimt
+from radimt.dicom import read_volume
+from radimt.errors import DuplicateSliceError, SeriesAssemblyError
+from tests.conftest import NIBABEL_DATA, REPO
+
+REAL = REPO / "tests" / "data" / "real"
+#: dcm2niix comes with the test extras (PyPI package), beside this interpreter.
+DCM2NIIX = shutil.which("dcm2niix") or shutil.which("dcm2niix", path=str(Path(sys.executable).parent))
+
+#: Expected roles of the vendored studies, written by reading their headers (series key ->
+#: (role, b-value or None, a phrase of the reason)).
+EXPECTED = {
+    "ge_dwi": {  # GE SIGNA Pioneer "Ax DWI TENSOR": EP\SE, b in GEMS_PARM_01, gradients in GEMS_ACQU_01
+        "1.1": ("dwi", 0.0, "EPI with b-values 0/1000"),
+        **{f"1.{k}": ("dwi", 1000.0, "EPI with b-values 0/1000") for k in range(2, 8)},
+    },
+    "uih_dti": {  # United Imaging mosaic "save by slice": b only in (0065,1009)
+        "12.1": ("dwi", 1.2513, "EPI"),
+        "12.2": ("dwi", 929.75, "EPI"),
+        "12.3": ("dwi", 929.75, "EPI"),
+    },
+    "siemens_xa30": {  # Siemens XA30 enhanced: DWI, scanner ADC, TRACEW, TENSOR_B0
+        "10.1": ("dwi", 0.0, "DIFFUSION"),
+        "10.2": ("dwi", 2500.0, "DIFFUSION"),
+        "11": ("adc", None, "ADC"),
+        "12": ("dwi", 2500.0, "TRACEW"),
+        "16": ("other", 0.0, "derived diffusion map"),
+    },
+    "siemens_xa10_fmri": {f"6.{k}": ("other", None, "EPI without diffusion") for k in range(1, 5)},
+    "siemens_mosaic_fmri": {"2": ("other", None, "EPI without diffusion")},
+    "philips_fieldmap": {"801.1": ("other", None, "field map"), "801.2": ("other", None, "field map")},
+    "philips_asl": {"1901": ("other", None, "perfusion (ASL)")},
+    "ge_ct_tilt": {"2": ("ct", None, "gantry tilt 18.5")},
+}
+
+
+@pytest.mark.parametrize("folder", sorted(EXPECTED))
+def test_vendored_real_studies_get_the_expected_roles(folder):
+    found = {s.key: s for s in radimt.scan(REAL / folder)}
+    assert set(found) == set(EXPECTED[folder]), f"{folder}: {sorted(found)}"
+    for key, (role, b_value, why) in EXPECTED[folder].items():
+        s = found[key]
+        assert s.role == role, f"{folder} {key}: {s.role} ({s.note})"
+        if b_value is not None:
+            assert s.b_value == pytest.approx(b_value, abs=1e-3), key
+        assert why in s.note, f"{folder} {key}: {s.note}"
+
+
+def test_every_vendored_folder_carries_its_licence():
+    for folder in REAL.iterdir():
+        if folder.is_dir():
+            assert (folder / "LICENSE").read_text().startswith("BSD 2-Clause"), folder
+
+
+# -- dcm2niix as the oracle ----------------------------------------------------------------------
+
+
+def _dcm2niix(folder: Path, out: Path) -> tuple[sitk.Image, np.ndarray]:
+    """dcm2niix's reading of one series: the 4D NIfTI (as SimpleITK reads it, in LPS) and b-values."""
+    assert DCM2NIIX, "dcm2niix is a test dependency: pip install -e '.[test]'"
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [DCM2NIIX, "-z", "n", "-f", "out", "-o", str(out), str(folder)],
+        check=True,
+        capture_output=True,
+    )
+    image = sitk.ReadImage(str(out / "out.nii"))
+    bvals = np.loadtxt(out / "out.bval", ndmin=1) if (out / "out.bval").exists() else np.zeros(1)
+    return image, bvals
+
+
+def _matches_a_volume(ours: sitk.Image, theirs4d: sitk.Image) -> list[int]:
+    """Which volumes of dcm2niix's 4D image equal ours voxel for voxel at the same LPS points."""
+    hits = []
+    for t in range(theirs4d.GetSize()[3]):
+        volume = theirs4d[:, :, :, t]
+        sampled = sitk.Resample(volume, ours, sitk.Transform(), sitk.sitkNearestNeighbor, -1.0)
+        if np.array_equal(sitk.GetArrayFromImage(sampled), sitk.GetArrayFromImage(ours).astype(float)):
+            hits.append(t)
+    return hits
+
+
+@pytest.mark.parametrize("folder", ["ge_dwi", "uih_dti"])
+def test_diffusion_b_values_geometry_and_pixels_equal_dcm2niix(folder, tmp_path):
+    src = tmp_path / "in"
+    shutil.copytree(REAL / folder, src, ignore=shutil.ignore_patterns("LICENSE"))
+    theirs, bvals = _dcm2niix(src, tmp_path / "out")
+    stacks = [s for s in radimt.scan(src) if s.role == "dwi"]
+    assert len(stacks) == theirs.GetSize()[3]
+    used = set()
+    for s in stacks:
+        ours = read_volume(s)
+        assert ours.GetSize() == theirs.GetSize()[:3]
+        np.testing.assert_allclose(ours.GetSpacing(), theirs.GetSpacing()[:3], rtol=1e-5)
+        hits = _matches_a_volume(ours, theirs)
+        assert len(hits) >= 1, f"{s.key}: no dcm2niix volume equals it"
+        assert any(abs(bvals[t] - s.b_value) < 0.01 for t in hits), (s.key, s.b_value, bvals[hits])
+        used.update(hits)
+    assert used == set(range(theirs.GetSize()[3]))
+
+
+def test_scanner_adc_equals_the_adc_fitted_from_its_own_dwi():
+    # Siemens XA30: b 0 and the trace-weighted b 2500 the scanner made its ADC from.
+    study = radimt.load_study(REAL / "siemens_xa30")
+    assert study.dwi.b_values.tolist() == [0.0, 2500.0]
+    assert [s.key for s in study.dwi.series] == ["10.1", "12"]  # TRACEW preferred to one direction
+    fitted = sitk.GetArrayFromImage(radimt.adc_map(study.dwi))
+    scanner = sitk.GetArrayFromImage(study.adc)
+    both = (fitted > 0) & (scanner > 0)
+    assert both.sum() > 50_000
+    difference = np.abs(fitted[both] - scanner[both])
+    assert np.median(difference) < 0.01  # 10⁻³ mm²/s; the scanner stores integers of 10⁻⁶
+    assert np.median(scanner[both]) == pytest.approx(0.733, abs=0.01)
+
+
+def test_gantry_tilted_ct_is_refused_naming_the_tilt():
+    study = radimt.load_study(REAL / "ge_ct_tilt")
+    with pytest.raises(SeriesAssemblyError, match=r"gantry tilt 18\.5° .*dcm2niix"):
+        _ = study.ct
+
+
+# -- rules that need a case no public file shows: real files, one stated edit each -----------------
+
+
+def _edited_copies(src_files, dest: Path, edit) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for k, path in enumerate(src_files):
+        ds = pydicom.dcmread(path)
+        edit(ds, k)
+        ds.save_as(dest / Path(path).name)
+    return dest
+
+
+def _ge_b0_files():
+    return sorted(p for p in (REAL / "ge_dwi").iterdir() if p.name != "LICENSE")[:2]
+
+
+def test_ge_three_phase_gradient_echo_is_dce_not_dwi(tmp_path):
+    # The two b0 slices of the real GE file carry GE's b-value element 0\8\0\0 under
+    # GEMS_PARM_01, as every GE sequence does; as a 3D FGRE with three phases (no temporal tags,
+    # told apart by AcquisitionTime only) they are a DCE, never "DWI with b = 0".
+    files = _ge_b0_files()
+
+    def fgre(ds, k, phase):
+        ds.ScanningSequence, ds.SequenceVariant, ds.EchoTime = "GR", "SS\\SP", 2.1
+        ds.SeriesDescription = "Ax VIBRANT MPh"
+        ds.AcquisitionTime = f"09{phase * 2:02d}00.000"
+        ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.{phase}"
+
+    for phase in range(3):
+        _edited_copies(files, tmp_path / f"p{phase}", lambda ds, k, p=phase: fgre(ds, k, p))
+    study = radimt.load_study(tmp_path)
+    assert {s.role for s in study.series} == {"dce"}, [(s.key, s.role, s.note) for s in study.series]
+    assert study.dwi is None
+    assert study.dce.times.tolist() == [0.0, 120.0, 240.0]
+
+
+def test_ge_mpr_imagetype_on_an_original_acquisition_is_not_a_reformat(tmp_path):
+    def fse(ds, k):
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "MPR"]
+        ds.ScanningSequence, ds.EchoTime, ds.SeriesDescription = "SE", 102.0, "Ax T2 FSE"
+        del ds[0x0043, 0x1039]
+
+    study = radimt.load_study(_edited_copies(_ge_b0_files(), tmp_path, fse))
+    assert [(s.role, s.note) for s in study.series] == [("t2", "T2-weighted (echo time 102 ms)")]
+
+
+@pytest.mark.parametrize(
+    ("image_type", "description", "what"),
+    [
+        (["DERIVED", "PRIMARY", "DCE", "SER"], "Ax VIBRANT MPh: SER", "SER"),
+        (["DERIVED", "PRIMARY", "DCE", "PE1"], "Ax VIBRANT MPh: PE1", "PE1"),
+        (["DERIVED", "PRIMARY", "OTHER"], "Ax VIBRANT MPh: SER", "SER"),
+    ],
+)
+def test_scanner_dce_maps_are_never_an_acquisition_role(tmp_path, image_type, description, what):
+    def derived(ds, k):
+        ds.ImageType, ds.SeriesDescription = image_type, description
+        ds.ScanningSequence, ds.EchoTime = "GR", 2.1
+
+    study = radimt.load_study(_edited_copies(_ge_b0_files(), tmp_path, derived))
+    (s,) = study.series
+    assert s.role == "other" and f"scanner-derived DCE map ({what})" in s.note
+    assert study.t1 is None and study.dwi is None
+
+
+def test_philips_enhanced_mprage_is_t1_and_relabelled_t2_follows_the_echo_time(tmp_path):
+    import gzip
+
+    with gzip.open(NIBABEL_DATA / "philips_mprage.dcm.gz") as fp:
+        ds = pydicom.dcmread(fp)
+    ds.save_as(tmp_path / "mprage.dcm")
+    (s,) = radimt.scan(tmp_path / "mprage.dcm")  # TemporalPositionIndex 1 on every frame
+    assert s.role == "t1" and "echo time" in s.note
+    ds.SeriesDescription = "T2 TSE"
+    for item in ds.SharedFunctionalGroupsSequence[0].get("MREchoSequence", []):
+        item.EffectiveEchoTime = 100.0
+    for frame in ds.PerFrameFunctionalGroupsSequence:
+        for item in frame.get("MREchoSequence", []):
+            item.EffectiveEchoTime = 100.0
+    ds.save_as(tmp_path / "mprage.dcm")
+    (s,) = radimt.scan(tmp_path / "mprage.dcm")
+    assert s.role == "t2", s.note
+
+
+def test_same_sop_instance_with_other_pixels_is_refused_identical_copy_dropped(tmp_path):
+    study_dir = tmp_path / "s"
+    shutil.copytree(REAL / "ge_dwi", study_dir)
+    first = sorted(study_dir.glob("i*"))[0]
+    shutil.copy(first, study_dir / "copy_of_first")
+    study = radimt.load_study(study_dir)
+    assert study.dwi.b_values.tolist() == [0.0, 1000.0]
+    assert study.dwi.images[0].GetSize() == (256, 256, 2)  # the identical copy is dropped
+    ds = pydicom.dcmread(first)
+    arr = ds.pixel_array.copy()
+    arr[0, 0] += 1
+    ds.PixelData = arr.tobytes()
+    ds.save_as(study_dir / "copy_of_first")
+    with pytest.raises(DuplicateSliceError, match="same SOPInstanceUID.*different content"):
+        _ = radimt.load_study(study_dir).dwi
+
+
+def test_two_series_with_one_number_get_distinct_keys(tmp_path):
+    def other_series(ds, k):
+        ds.SeriesInstanceUID = ds.SeriesInstanceUID + ".2"
+        ds.SOPInstanceUID = ds.SOPInstanceUID + ".2"
+        ds.AcquisitionTime = "235959"
+
+    shutil.copytree(REAL / "ge_dwi", tmp_path / "a")
+    _edited_copies(_ge_b0_files(), tmp_path / "b", other_series)
+    keys = [s.key for s in radimt.scan(tmp_path)]
+    assert len(keys) == len(set(keys))
+    assert "1.1" in keys and "1b" in keys
+    assert radimt.load_study(tmp_path).find("1b").series_uid.endswith(".2")
+
+
+def test_uncalibrated_ultrasound_beside_a_calibrated_one(tmp_path):
+    for name in ("US1_UNCR.dcm", "gdcm-US-ALOKA-16.dcm"):  # pydicom-data: real scanners' files
+        shutil.copy(get_testdata_file(name), tmp_path / name)
+    study = radimt.load_study(tmp_path)
+    roles = {Path(s.first.path).name: (s.role, s.note) for s in study.series}
+    assert roles["US1_UNCR.dcm"][0] == "other" and "without a spatial calibration" in roles["US1_UNCR.dcm"][1]
+    assert roles["gdcm-US-ALOKA-16.dcm"][0] == "us"
+    (us,) = study.us
+    assert us.image.GetSpacing() == pytest.approx((0.3827, 0.3827), abs=1e-4)
+
+
+def test_single_slice_stack_takes_its_slice_thickness(tmp_path):
+    shutil.copy(get_testdata_file("MR2_UNCR.dcm"), tmp_path / "mr.dcm")  # SliceThickness 6
+    (s,) = radimt.scan(tmp_path)
+    assert read_volume(s).GetSpacing()[2] == pytest.approx(6.0)
