@@ -5,6 +5,9 @@ file shows (each such edit is stated)."""
 
 from __future__ import annotations
 
+import csv
+import gzip
+import os
 import shutil
 import subprocess
 import sys
@@ -203,8 +206,6 @@ def test_scanner_dce_maps_are_never_an_acquisition_role(tmp_path, image_type, de
 
 
 def test_philips_enhanced_mprage_is_t1_and_relabelled_t2_follows_the_echo_time(tmp_path):
-    import gzip
-
     with gzip.open(NIBABEL_DATA / "philips_mprage.dcm.gz") as fp:
         ds = pydicom.dcmread(fp)
     ds.save_as(tmp_path / "mprage.dcm")
@@ -267,3 +268,87 @@ def test_single_slice_stack_takes_its_slice_thickness(tmp_path):
     shutil.copy(get_testdata_file("MR2_UNCR.dcm"), tmp_path / "mr.dcm")  # SliceThickness 6
     (s,) = radimt.scan(tmp_path)
     assert read_volume(s).GetSpacing()[2] == pytest.approx(6.0)
+
+
+# -- the whole shared corpus (../shared/realdata beside the repository, as in CI) -------------------
+
+SHARED = Path(os.environ.get("RADIMT_REALDATA", REPO.parent / "shared" / "realdata"))
+TABLE = REAL / "expected_roles_shared.csv"
+
+
+@pytest.fixture(scope="module")
+def shared_corpus(tmp_path_factory) -> Path:
+    """The shared real-data corpus with its gzipped files unpacked (read-only source untouched)."""
+    if not SHARED.is_dir():
+        pytest.skip(f"shared real-data corpus not found at {SHARED} (set RADIMT_REALDATA)")
+    out = tmp_path_factory.mktemp("realdata")
+    for path in SHARED.rglob("*"):
+        if not path.is_file():
+            continue
+        target = out / path.relative_to(SHARED)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".gz":
+            with gzip.open(path) as src, open(target.with_suffix(""), "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        else:
+            os.symlink(path, target)
+    return out
+
+
+def _table() -> dict[str, list[dict[str, str]]]:
+    by_study: dict[str, list[dict[str, str]]] = {}
+    with open(TABLE, newline="") as fp:
+        for row in csv.DictReader(fp):
+            by_study.setdefault(row["study"], []).append(row)
+    return by_study
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("study", sorted(_table()))
+def test_shared_corpus_roles_equal_the_expected_table(shared_corpus, study):
+    from radimt.dicom.roles import assign_roles
+    from radimt.dicom.scan import scan_files
+
+    rows = _table()[study]
+    stacks, skipped = scan_files(shared_corpus / study)
+    found = {s.key: s for s in assign_roles(stacks)}
+    expected = {r["series"]: r for r in rows if r["role"] != "skipped"}
+    assert set(found) == set(expected), f"{study}: found {sorted(found)}"
+    for key, row in expected.items():
+        s = found[key]
+        assert s.role == row["role"], f"{study} {key} ({row['what_it_is']}): {s.role}, {s.note}"
+        assert row["reason_contains"] in s.note, f"{study} {key}: {s.note}"
+        if row["b_value"]:
+            assert s.b_value == pytest.approx(float(row["b_value"]), abs=1e-3), f"{study} {key}"
+    for row in rows:
+        if row["role"] == "skipped":
+            assert any(row["reason_contains"] in item.reason for item in skipped), study
+
+
+DWI_STUDIES = [
+    "dcm_qa_canon_61/In/enh",
+    "dcm_qa_ge/In",
+    "dcm_qa_philips_dwi/In/cl",
+    "dcm_qa_uih/In",
+    "dcm_qa_xa30/In/10_DWI_dir80_PA",
+    "dicom2nifti/tests/data/philips/dti/002",
+    "dicom2nifti/tests/data/philips_enhanced/dti/001",
+]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("study", DWI_STUDIES)
+def test_shared_corpus_b_values_equal_dcm2niix(shared_corpus, study, tmp_path):
+    """Every b-value radimt reads equals one dcm2niix writes, and the same set of them."""
+    folder = shared_corpus / study
+    stacks = [s for s in radimt.scan(folder) if s.role == "dwi"]
+    subprocess.run(
+        [DCM2NIIX, "-z", "n", "-f", "%s_%p", "-o", str(tmp_path), str(folder)],
+        check=True,
+        capture_output=True,
+    )
+    theirs = set()
+    for bval in tmp_path.glob("*.bval"):
+        theirs |= {round(float(b), 2) for b in np.loadtxt(bval, ndmin=1)}
+    ours = {round(float(s.b_value), 2) for s in stacks}
+    assert ours == theirs, (study, sorted(ours), sorted(theirs))
