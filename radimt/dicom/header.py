@@ -107,7 +107,6 @@ class FileHeader:
     acquisition_duration: float | None = None  # AcquisitionDuration (s)
     gantry_tilt: float | None = None  # GantryDetectorTilt (degrees)
     temporal_positions: int | None = None  # NumberOfTemporalPositions
-    pixel_data_length: int | None = None  # bytes of native pixel data, when known
 
 
 @dataclass(frozen=True)

@@ -204,7 +204,7 @@ def _classify_mr(
         return "other", "derived projection or reformat (MIP/MPR)"
     if context.field_map:
         return "other", "field map or phase image (B0/B1 mapping), not a diagnostic contrast"
-    if "PERFUSION" in types or header_is_asl(s):
+    if "PERFUSION" in types or _is_asl(s):
         return "other", "perfusion (ASL) acquisition, not used by radimt"
     # -- acquisitions ------------------------------------------------------------------------
     if context.diffusion:
@@ -218,7 +218,7 @@ def _classify_mr(
     if context.temporal or repeated:
         why = context.temporal or "the same volume repeated at distinct times"
         return "dce", f"dynamic: {why}"
-    if _DYNAMIC.search(desc) and not context.temporal:
+    if _DYNAMIC.search(desc):
         return "dce", "dynamic contrast (description; phases grouped by grid)"
     echo = s.echo_time
     if (echo or 0) >= T2_MIN_ECHO_MS:
@@ -231,7 +231,7 @@ def _classify_mr(
     return "t1", f"T1-weighted ({te})"
 
 
-def header_is_asl(s: SeriesInfo) -> bool:
+def _is_asl(s: SeriesInfo) -> bool:
     """Arterial spin labelling, by its sequence name (pCASL/PASL)."""
     return bool(re.search(r"casl|pasl|\basl\b", s.first.header.sequence_name + " " + _text(s), re.I))
 
