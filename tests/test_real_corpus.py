@@ -352,3 +352,63 @@ def test_shared_corpus_b_values_equal_dcm2niix(shared_corpus, study, tmp_path):
         theirs |= {round(float(b), 2) for b in np.loadtxt(bval, ndmin=1)}
     ours = {round(float(s.b_value), 2) for s in stacks}
     assert ours == theirs, (study, sorted(ours), sorted(theirs))
+
+
+#: Registry packages' real files (pydicom-data and nibabel are test dependencies; deid-data and
+#: OpenREM files when fetched with ../shared/realdata/fetch_registry_files.sh into
+#: RADIMT_REGISTRY_FILES): file -> (role, a phrase of the reason).
+REGISTRY = {
+    "pydicom-data/US1_UNCR.dcm": ("other", "without a spatial calibration"),
+    "pydicom-data/gdcm-US-ALOKA-16.dcm": ("us", "ultrasound"),
+    "pydicom-data/gdcm-US-ALOKA-16_big.dcm": ("us", "ultrasound"),
+    "pydicom-data/RG1_UNCR.dcm": ("other", "not of the breast"),
+    "pydicom-data/RG3_UNCR.dcm": ("other", "not of the breast"),
+    "pydicom-data/MR2_UNCR.dcm": ("t1", "echo time 27 ms"),
+    "pydicom-data/MR-SIEMENS-DICOM-WithOverlays.dcm": ("other", "reformat"),  # "<MPR Collection>"
+    "nibabel/siemens_dwi_0.dcm.gz": ("dwi", "DIFFUSION"),
+    "nibabel/siemens_dwi_1000.dcm.gz": ("dwi", "DIFFUSION"),
+    "nibabel/philips_mprage.dcm.gz": ("t1", "echo time"),
+    "nibabel/0.dcm": ("dwi", "DIFFUSION"),
+    "nibabel/1.dcm": ("dwi", "DIFFUSION"),
+    "nibabel/slicethickness_empty_string.dcm": ("other", "reformat"),  # "<MIP Range>"
+    "deid-data/ultrasounds/GREYSCALE_IMAGE.dcm": ("us", "ultrasound"),
+    "deid-data/ultrasounds/GREYSCALE_CINE.dcm": ("us", "ultrasound"),
+    "deid-data/ultrasounds/RGB_IMAGE.dcm": ("us", "ultrasound"),
+    "deid-data/ultrasounds/ultrasound-multiframe.dcm": ("us", "ultrasound"),
+    "deid-data/animals/cat.dcm": ("other", "not of the breast"),
+    "openrem/MG-Im-GE_Seno_1_ForPresentation.dcm": ("mg", "FOR PRESENTATION"),
+    "openrem/MG-Im-GE_Seno_1_ForProcessing.dcm": ("mg", "FOR PROCESSING"),
+    "openrem/MG-Im-GE_Seno_2_ForPresentation.dcm": ("mg", "FOR PRESENTATION"),
+    "openrem/MG-Im-GE-SenDS-scaled.dcm": ("mg", "FOR PROCESSING"),
+    "openrem/MG-Im-Hologic-PropProj.dcm": ("other", "no pixel data"),
+    "openrem/DX-Im-GE_XR220-1.dcm": ("other", "not of the breast"),
+    "openrem/DX-Im-Carestream_DRX.dcm": ("other", "no pixel data"),
+}
+
+
+def _registry_file(name: str) -> Path | None:
+    package, rest = name.split("/", 1)
+    if package == "pydicom-data":
+        return Path(get_testdata_file(rest))
+    if package == "nibabel":
+        return NIBABEL_DATA / rest
+    fetched = os.environ.get("RADIMT_REGISTRY_FILES")
+    if not fetched:
+        return None
+    hits = list(Path(fetched).rglob(Path(rest).name))
+    return hits[0] if hits else None
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_registry_files_get_the_expected_roles(name, tmp_path):
+    path = _registry_file(name)
+    if path is None:
+        pytest.skip(f"{name}: fetch it with fetch_registry_files.sh and set RADIMT_REGISTRY_FILES")
+    if path.suffix == ".gz":
+        with gzip.open(path) as src, open(tmp_path / path.stem, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        path = tmp_path / path.stem
+    role, why = REGISTRY[name]
+    stacks = radimt.scan(path)
+    assert {s.role for s in stacks} == {role}, [(s.key, s.role, s.note) for s in stacks]
+    assert all(why in s.note for s in stacks), [s.note for s in stacks]
