@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import re
 from collections import Counter
@@ -71,10 +72,14 @@ def safe_id(value: str) -> str:
 
 def _number(text: str, what: str, problems: list[str], line: int) -> float | None:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         problems.append(f"line {line}: {what} {text!r} is not a number")
         return None
+    if not math.isfinite(value):
+        problems.append(f"line {line}: {what} {text!r} is not a finite number")
+        return None
+    return value
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[LesionTask]:

@@ -134,13 +134,26 @@ def seed_index(image: sitk.Image, seed: Sequence[float], seed_is_index: bool = F
     dim = image.GetDimension()
     if len(seed) != dim:
         raise SeedError(f"seed {tuple(seed)} has {len(seed)} coordinates; the image is {dim}D")
-    if seed_is_index:
-        index = tuple(int(round(float(s))) for s in seed)
-    else:
-        index = tuple(
-            int(round(c)) for c in image.TransformPhysicalPointToContinuousIndex([float(s) for s in seed])
+    try:
+        values = [float(s) for s in seed]
+    except (TypeError, ValueError):
+        raise SeedError(f"seed {tuple(seed)} is not a list of numbers") from None
+    if not all(math.isfinite(x) for x in values):
+        raise SeedError(
+            f"seed {tuple(seed)} has a non-finite coordinate (nan or inf); give a point in the image"
         )
+    if seed_is_index:
+        continuous = values
+    else:
+        continuous = list(image.TransformPhysicalPointToContinuousIndex(values))
     size = image.GetSize()
+    if any(not -1 < c < n for c, n in zip(continuous, size, strict=True)):
+        where = "index" if seed_is_index else "point (LPS mm)"
+        raise SeedError(
+            f"seed {where} {tuple(seed)} lies outside the image (size {size}); check the seed's "
+            "coordinate system (LPS, not RAS) and the series it belongs to"
+        )
+    index = tuple(int(round(c)) for c in continuous)
     if any(i < 0 or i >= n for i, n in zip(index, size, strict=True)):
         where = "index" if seed_is_index else "point (LPS mm)"
         raise SeedError(
