@@ -105,6 +105,8 @@ def read_manifest(path: str | os.PathLike[str]) -> list[LesionTask]:
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read the manifest ({exc})") from None
     base = path.parent
+    if not rows:
+        raise ManifestError(f"{path}: the manifest has no rows (only a header?); add one row per lesion")
     if {"Image", "Mask"} <= set(columns):
         return _pyradiomics_rows(path, base, columns, rows)
     missing = [c for c in ("study_id", "path") if c not in columns]

@@ -88,6 +88,11 @@ def order_slices(frames: Sequence[Frame], label: str) -> tuple[list[Frame], Volu
         )
     if first.pixel_spacing is None:
         raise SeriesAssemblyError(f"{label}: PixelSpacing missing; the pixel size is unknown")
+    if not all(np.isfinite(first.pixel_spacing)) or min(first.pixel_spacing) <= 0:
+        raise SeriesAssemblyError(
+            f'{label}: PixelSpacing {first.pixel_spacing} is not a positive size ("0\\0" means '
+            "unknown); the pixel size cannot be known, re-export the series with its calibration"
+        )
     normal = slice_normal(first.orientation)
     positions = np.array([f.position for f in frames], float)
     along = positions @ normal
