@@ -142,25 +142,16 @@ def seed_index(image: sitk.Image, seed: Sequence[float], seed_is_index: bool = F
         raise SeedError(
             f"seed {tuple(seed)} has a non-finite coordinate (nan or inf); give a point in the image"
         )
-    if seed_is_index:
-        continuous = values
-    else:
-        continuous = list(image.TransformPhysicalPointToContinuousIndex(values))
+    continuous = values if seed_is_index else image.TransformPhysicalPointToContinuousIndex(values)
     size = image.GetSize()
-    if any(not -1 < c < n for c, n in zip(continuous, size, strict=True)):
+    if not all(math.isfinite(c) and 0 <= round(c) < n for c, n in zip(continuous, size, strict=True)):
         where = "index" if seed_is_index else "point (LPS mm)"
         raise SeedError(
-            f"seed {where} {tuple(seed)} lies outside the image (size {size}); check the seed's "
+            f"seed {where} {tuple(seed)} lies outside the image (voxel "
+            f"{tuple(round(float(c), 1) for c in continuous)}, size {size}); check the seed's "
             "coordinate system (LPS, not RAS) and the series it belongs to"
         )
-    index = tuple(int(round(c)) for c in continuous)
-    if any(i < 0 or i >= n for i, n in zip(index, size, strict=True)):
-        where = "index" if seed_is_index else "point (LPS mm)"
-        raise SeedError(
-            f"seed {where} {tuple(seed)} lies outside the image (voxel {index}, size {size}); "
-            "check the seed's coordinate system (LPS, not RAS) and the series it belongs to"
-        )
-    return index
+    return tuple(int(round(c)) for c in continuous)
 
 
 def check_frame_of_reference(image: sitk.Image, frame_of_reference: str | None, what: str = "seed") -> None:

@@ -34,6 +34,22 @@ def small_spec(study_id: str = "t", **overrides) -> MRStudySpec:
     return MRStudySpec(study_id, **values)
 
 
+def keep_enhanced_frames(path: Path, keep) -> None:
+    """Rewrite an enhanced multi-frame file with only the frames whose index ``keep(i)`` accepts
+    (per-frame functional groups and pixel data alike), as a sparse or interrupted export."""
+    from pydicom.sequence import Sequence as DicomSequence
+
+    ds = pydicom.dcmread(path)
+    frames = ds.pixel_array
+    kept = [i for i in range(len(frames)) if keep(i)]
+    ds.PerFrameFunctionalGroupsSequence = DicomSequence(
+        [ds.PerFrameFunctionalGroupsSequence[i] for i in kept]
+    )
+    ds.NumberOfFrames = len(kept)
+    ds.PixelData = np.ascontiguousarray(frames[kept]).tobytes()
+    ds.save_as(path)
+
+
 def ball_mean(image: sitk.Image, centre_lps, radius_mm: float) -> float:
     """Mean of an image within a ball around an LPS point."""
     arr = sitk.GetArrayViewFromImage(image)

@@ -7,12 +7,11 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from pydicom.sequence import Sequence as DicomSequence
 
 import radimt
 from radimt.kinetics import kinetic_curve
 from radimt.synth.studies import write_mr_study
-from tests.conftest import small_spec
+from tests.conftest import keep_enhanced_frames, small_spec
 from tests.test_kinetics import _flat_dce
 
 #: ACRIN 6657 / I-SPY: pre, early and late acquisitions started 0, 407 and 761 s after the first.
@@ -89,18 +88,9 @@ def test_without_timing_evidence_arrival_is_left_to_the_kinetics(tmp_path):
 def test_enhanced_dce_whose_every_time_point_is_partial_is_accounted_not_built(tmp_path):
     spec = small_spec(dce_layout="enhanced")
     write_mr_study(str(tmp_path), spec)
-    path = next(tmp_path.glob("MR/dce_enhanced.dcm"))
-    ds = pydicom.dcmread(path)
     n = spec.grid.size[2]
-    frames = ds.pixel_array
     # Time point p keeps slices p .. p + 5 of 12: no time point covers the acquisition.
-    keep = [i for i in range(len(frames)) if i // n <= i % n < i // n + 6]
-    ds.PerFrameFunctionalGroupsSequence = DicomSequence(
-        [ds.PerFrameFunctionalGroupsSequence[i] for i in keep]
-    )
-    ds.NumberOfFrames = len(keep)
-    ds.PixelData = np.ascontiguousarray(frames[keep]).tobytes()
-    ds.save_as(path)
+    keep_enhanced_frames(next(tmp_path.glob("MR/dce_enhanced.dcm")), lambda i: i // n <= i % n < i // n + 6)
     study = radimt.load_study(tmp_path)
     assert study.dce is None
     sparse = [s for s in study.series if "sparse dynamic acquisition" in s.note]

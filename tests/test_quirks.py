@@ -10,7 +10,6 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence as DicomSequence
 
 import radimt
 from radimt.dicom import read_planar, read_volume
@@ -22,7 +21,7 @@ from radimt.synth.writer import (
     write_ultrasound,
     write_volume,
 )
-from tests.conftest import small_spec
+from tests.conftest import keep_enhanced_frames, small_spec
 
 
 def test_siemens_mosaic_is_unpacked_where_nibabel_puts_it(siemens_dwi_dir, tmp_path):
@@ -80,17 +79,11 @@ def test_slice_spacing_ignores_ge_spacing_between_slices(tmp_path):
 def test_sparse_enhanced_grid_keeps_the_complete_time_points(tmp_path):
     spec = small_spec(dce_layout="enhanced")
     write_mr_study(str(tmp_path), spec)
-    path = next(tmp_path.glob("MR/dce_enhanced.dcm"))
-    ds = pydicom.dcmread(path)
     n = spec.grid.size[2]
-    frames = ds.pixel_array
-    keep = [i for i in range(len(frames)) if not (i // n == 5 and i % n >= 4)]  # last phase: 4 of 12 slices
-    ds.PerFrameFunctionalGroupsSequence = DicomSequence(
-        [ds.PerFrameFunctionalGroupsSequence[i] for i in keep]
+    # Last phase: 4 of 12 slices.
+    keep_enhanced_frames(
+        next(tmp_path.glob("MR/dce_enhanced.dcm")), lambda i: not (i // n == 5 and i % n >= 4)
     )
-    ds.NumberOfFrames = len(keep)
-    ds.PixelData = np.ascontiguousarray(frames[keep]).tobytes()
-    ds.save_as(path)
     study = radimt.load_study(tmp_path)
     assert len(study.dce.phases) == 5
     [partial] = [s for s in study.series if "incomplete" in s.note]

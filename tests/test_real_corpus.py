@@ -76,15 +76,18 @@ def test_every_vendored_folder_carries_its_licence():
 # -- dcm2niix as the oracle ----------------------------------------------------------------------
 
 
-def _dcm2niix(folder: Path, out: Path) -> tuple[sitk.Image, np.ndarray]:
-    """dcm2niix's reading of one series: the 4D NIfTI (as SimpleITK reads it, in LPS) and b-values."""
+def _run_dcm2niix(folder: Path, out: Path, name: str) -> None:
+    """Convert ``folder`` with dcm2niix into ``out`` (uncompressed NIfTI, files named ``name``)."""
     assert DCM2NIIX, "dcm2niix is a test dependency: pip install -e '.[test]'"
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [DCM2NIIX, "-z", "n", "-f", "out", "-o", str(out), str(folder)],
-        check=True,
-        capture_output=True,
+        [DCM2NIIX, "-z", "n", "-f", name, "-o", str(out), str(folder)], check=True, capture_output=True
     )
+
+
+def _dcm2niix(folder: Path, out: Path) -> tuple[sitk.Image, np.ndarray]:
+    """dcm2niix's reading of one series: the 4D NIfTI (as SimpleITK reads it, in LPS) and b-values."""
+    _run_dcm2niix(folder, out, "out")
     image = sitk.ReadImage(str(out / "out.nii"))
     bvals = np.loadtxt(out / "out.bval", ndmin=1) if (out / "out.bval").exists() else np.zeros(1)
     return image, bvals
@@ -342,11 +345,7 @@ def test_shared_corpus_b_values_equal_dcm2niix(shared_corpus, study, tmp_path):
     """Every b-value radimt reads equals one dcm2niix writes, and the same set of them."""
     folder = shared_corpus / study
     stacks = [s for s in radimt.scan(folder) if s.role == "dwi"]
-    subprocess.run(
-        [DCM2NIIX, "-z", "n", "-f", "%s_%p", "-o", str(tmp_path), str(folder)],
-        check=True,
-        capture_output=True,
-    )
+    _run_dcm2niix(folder, tmp_path, "%s_%p")
     theirs = set()
     for bval in tmp_path.glob("*.bval"):
         theirs |= {round(float(b), 2) for b in np.loadtxt(bval, ndmin=1)}

@@ -156,6 +156,11 @@ def _functional(ds: v.HeaderView, per_frame: Dataset | None, keyword: str) -> Da
     return None
 
 
+def _is_uih(ds: v.HeaderView) -> bool:
+    """United Imaging's files: their private block "Image Private Header" means what UIH says."""
+    return "UIH" in str(ds.get("Manufacturer", "") or "").upper()
+
+
 def _has_diffusion_macro(ds: v.HeaderView) -> bool:
     """Whether an MR Diffusion Sequence is present (top level, shared or first per-frame item)."""
     if "MRDiffusionSequence" in ds:
@@ -187,7 +192,7 @@ def _b_value(ds: v.HeaderView, diffusion: Dataset | None) -> float | None:
     philips = v.binary_float32(ds.private(0x2001, PHILIPS_CREATOR, 0x03))
     if philips is not None:
         return philips
-    if "UIH" in str(ds.get("Manufacturer", "") or "").upper():
+    if _is_uih(ds):
         return v.to_float(ds.private(0x0065, UIH_CREATOR, 0x09))
     return None
 
@@ -209,7 +214,7 @@ def _gradient(ds: v.HeaderView, diffusion: Dataset | None) -> tuple[float, float
     ge = [v.to_float(ds.private(0x0019, GE_ACQ_CREATOR, e)) for e in (0xBB, 0xBC, 0xBD)]
     if all(g is not None for g in ge):
         return tuple(ge)  # type: ignore[return-value]
-    if "UIH" in str(ds.get("Manufacturer", "") or "").upper():
+    if _is_uih(ds):
         uih = ds.private(0x0065, UIH_CREATOR, 0x37)
         if isinstance(uih, bytes) and len(uih) == 24:
             return struct.unpack("<3d", uih)
@@ -415,7 +420,7 @@ def read_frames(path: str) -> list[Frame]:
         return _enhanced_frames(ds, header)
     if "MOSAIC" in header.image_type:
         return _mosaic_frames(ds, header)
-    if "UIH" in header.manufacturer.upper() and ds.private(0x0065, UIH_CREATOR, 0x51):
+    if _is_uih(ds) and ds.private(0x0065, UIH_CREATOR, 0x51):
         return _uih_mosaic_frames(ds, header)
     return _classic_frames(ds, header)
 

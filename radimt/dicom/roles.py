@@ -15,8 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from radimt.dicom.geometry import slice_normal
+from radimt.dicom.header import FileHeader
 from radimt.dicom.scan import SeriesInfo
-from radimt.errors import RoleError
+from radimt.dicom.volume import ultrasound_spacing
+from radimt.errors import DicomReadError, RoleError
 
 ROLES = ("dce", "dwi", "adc", "t1", "t2", "ct", "mg", "us")
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
@@ -174,10 +176,13 @@ def classify_stack(
     return _classify_mr(s, types, desc, original, repeated, context)
 
 
-def _us_calibrated(header) -> bool:
-    if any(r.delta_x_mm and r.delta_y_mm for r in header.us_regions):
-        return True
-    return header.pixel_spacing is not None and min(header.pixel_spacing) > 0
+def _us_calibrated(header: FileHeader) -> bool:
+    """Whether the image has a pixel size (the one :func:`ultrasound_spacing` would read)."""
+    try:
+        ultrasound_spacing(header)
+    except DicomReadError:
+        return False
+    return True
 
 
 def _classify_mr(
@@ -341,28 +346,25 @@ def _group_dynamic(stacks: Sequence[SeriesInfo]) -> None:
     for s in candidates:
         families[_in_plane_signature(s)].append(s)
 
-    def complete(members: list[SeriesInfo]) -> list[SeriesInfo]:
-        coverage = frozenset().union(*(_slice_positions(m) for m in members))
-        return [m for m in members if _slice_positions(m) == coverage]
-
-    family = max(families.values(), key=lambda g: (len(complete(g)), len(g)))
-    group = complete(family)
-    coverage = frozenset().union(*(_slice_positions(m) for m in family))
+    positions = {id(s): _slice_positions(s) for s in candidates}
+    coverage = {k: frozenset().union(*(positions[id(m)] for m in g)) for k, g in families.items()}
+    complete = {k: [m for m in g if positions[id(m)] == coverage[k]] for k, g in families.items()}
+    chosen = max(families, key=lambda k: (len(complete[k]), len(families[k])))
+    family, group, full = families[chosen], complete[chosen], len(coverage[chosen])
     if len(group) < 2:
-        if len(family) >= 2 and len(group) < len(family):
+        if len(family) >= 2:
             counts = sorted(m.n_images for m in family)
             for s in family:
                 s.role = "other"
                 s.note = (
                     f"sparse dynamic acquisition: its {len(family)} time points cover {counts[0]}–"
-                    f"{counts[-1]} of {len(coverage)} slice positions, fewer than two are complete; "
+                    f"{counts[-1]} of {full} slice positions, fewer than two are complete; "
                     "no DCE phases can be built (re-export the complete dynamic series)"
                 )
         for s in candidates:
             if s.role == "dce":
                 s.role, s.note = "t1", "single contrast-enhanced T1 phase (no dynamic series found)"
         return
-    full = len(coverage)
     for s in candidates:
         if s in group:
             continue

@@ -277,7 +277,7 @@ def contrast_arrival(
     within the dynamic series; else the end of the last pre-contrast acquisition, its start plus
     AcquisitionDuration (0018,9073); else ``None``.
     """
-    start = min((t for s in phases[:1] for t in s.times("acquisition")), default=None)
+    start = min(phases[0].times("acquisition"), default=None)
     last_post = float(times[-1])
     if start is not None:
         for s in phases:
