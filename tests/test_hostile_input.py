@@ -1,5 +1,7 @@
-"""Hostile input gets a named error (issue #12): non-finite or absurd seeds, a manifest without
-rows, zero or negative PixelSpacing on a real MR file."""
+"""Hostile input gets a named error (issue #12), checked on real GE MR slices where a header can
+be mutated: non-finite or absurd seeds, manifests without rows, zero or negative PixelSpacing,
+memory and time bombs, pixel data that disagrees with its header, sheared orientations,
+non-finite rescale, float pixel data."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ import pytest
 import SimpleITK as sitk
 
 import radimt
-from radimt.dicom import read_volume
-from radimt.errors import SeedError, SeriesAssemblyError
+from radimt.dicom import read_planar, read_volume
+from radimt.dicom.header import read_frames
+from radimt.errors import DicomReadError, SeedError, SeriesAssemblyError
 from radimt.manifest import ManifestError, read_manifest
 from tests.test_real_corpus import REAL
 
@@ -49,13 +52,118 @@ def test_manifest_with_a_header_and_no_rows_is_refused(tmp_path):
         read_manifest(manifest)
 
 
-@pytest.mark.parametrize("spacing", [["0", "0"], ["-0.5", "0.5"]])
-def test_zero_or_negative_pixel_spacing_on_mr_is_named(tmp_path, spacing):
-    for path in sorted((REAL / "ge_dwi").glob("i*"))[:2]:  # the real GE b0 slices
+def _ge_slices(folder, edit, count: int = 2) -> list:
+    """The first ``count`` real GE b0 slices, each edited by ``edit(dataset)``, saved in ``folder``."""
+    paths = []
+    for path in sorted((REAL / "ge_dwi").glob("i*"))[:count]:
         ds = pydicom.dcmread(path)
-        ds.PixelSpacing = spacing
-        ds.save_as(tmp_path / path.name)
-    shutil.copy(REAL / "ge_dwi" / "LICENSE", tmp_path / "LICENSE")
-    (series,) = radimt.scan(tmp_path)
+        edit(ds)
+        ds.save_as(folder / path.name)
+        paths.append(folder / path.name)
+    shutil.copy(REAL / "ge_dwi" / "LICENSE", folder / "LICENSE")
+    return paths
+
+
+def _series(folder):
+    (series,) = radimt.scan(folder)
+    return series
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")  # pydicom's note on writing "nan"
+@pytest.mark.parametrize("spacing", [["0", "0"], ["-0.5", "0.5"], ["nan", "1"]])
+def test_zero_or_negative_pixel_spacing_on_mr_is_named(tmp_path, spacing):
+    _ge_slices(tmp_path, lambda ds: setattr(ds, "PixelSpacing", spacing))
     with pytest.raises(SeriesAssemblyError, match=r"PixelSpacing .* is not a positive size"):
+        read_volume(_series(tmp_path))
+
+
+def test_unedited_ge_slices_load(tmp_path):
+    """The edits below are the only thing wrong with the files they break."""
+    _ge_slices(tmp_path, lambda ds: None)
+    assert read_volume(_series(tmp_path)).GetSize() == (256, 256, 2)
+
+
+def test_compressed_image_declaring_terabytes_is_refused_before_allocation(tmp_path):
+    def bomb(ds):
+        ds.compress(pydicom.uid.RLELossless)
+        ds.Rows, ds.Columns, ds.NumberOfFrames = 65535, 65535, 1000
+
+    _ge_slices(tmp_path, bomb, count=1)
+    with pytest.raises(DicomReadError, match=r"1000 x 65535 x 65535 .*GiB decoded\), more than the"):
+        read_planar(_series(tmp_path))  # a cine loop
+
+
+def test_memory_budget_is_a_setting(tmp_path, monkeypatch):
+    _ge_slices(tmp_path, lambda ds: None)
+    monkeypatch.setenv("RADIMT_MAX_IMAGE_GB", "0.0001")  # 105 kB: less than two 256x256 slices
+    with pytest.raises(DicomReadError, match="raise RADIMT_MAX_IMAGE_GB"):
+        read_volume(_series(tmp_path))
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_absurd_number_of_frames_costs_one_record(tmp_path, native):
+    def bomb(ds):
+        if not native:
+            ds.compress(pydicom.uid.RLELossless)
+        ds.NumberOfFrames = 2147483647
+
+    (path,) = _ge_slices(tmp_path, bomb, count=1)
+    frames = read_frames(str(path))
+    assert len(frames) == 1
+    assert "NumberOfFrames 2147483647 cannot fit in a file" in frames[0].header.problem
+    with pytest.raises(DicomReadError, match="NumberOfFrames 2147483647 cannot fit"):
+        read_volume(_series(tmp_path))
+
+
+def test_bits_allocated_that_disagrees_with_the_pixel_data_is_refused(tmp_path):
+    def eight_bit(ds):
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+
+    _ge_slices(tmp_path, eight_bit)
+    with pytest.raises(DicomReadError, match=r"pixel data holds 131072 bytes but .* declare 65536"):
+        read_volume(_series(tmp_path))
+
+
+def test_pixel_data_longer_by_a_pad_byte_loads(tmp_path):
+    def odd(ds):  # 8-bit 255 x 255: 65025 bytes declared, 65026 stored (even length)
+        ds.PixelData = (ds.pixel_array[:255, :255] // 8).astype("u1").tobytes() + b"\0"
+        ds.Rows = ds.Columns = 255
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+
+    _ge_slices(tmp_path, odd)
+    assert read_volume(_series(tmp_path)).GetSize() == (255, 255, 2)
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")
+@pytest.mark.parametrize(
+    "orientation",
+    [[1, 0, 0, 0.71, 0.71, 0], [1, 0, 0, 0, 2, 0], [1, 0, 0, 0, "nan", 1], [1, 0, 0, 1, 0, 0]],
+)
+def test_unusable_orientation_is_refused(tmp_path, orientation):
+    _ge_slices(tmp_path, lambda ds: setattr(ds, "ImageOrientationPatient", orientation))
+    with pytest.raises(SeriesAssemblyError, match=r"ImageOrientationPatient .*(not two unit|unusable)"):
+        read_volume(_series(tmp_path))
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")
+@pytest.mark.parametrize(
+    "keyword, value", [("RescaleSlope", "nan"), ("RescaleIntercept", "inf"), ("RescaleSlope", "0")]
+)
+def test_non_finite_or_zero_rescale_is_refused(tmp_path, keyword, value):
+    _ge_slices(tmp_path, lambda ds: setattr(ds, keyword, value))
+    with pytest.raises(DicomReadError, match=r"RescaleSlope .* cannot map stored values"):
+        read_volume(_series(tmp_path))
+
+
+def test_float_pixel_data_is_named_not_called_missing(tmp_path):
+    def to_float(ds):
+        ds.FloatPixelData = ds.pixel_array.astype("<f4").tobytes()
+        del ds.PixelData
+        ds.BitsAllocated = ds.BitsStored = 32
+        del ds.HighBit, ds.PixelRepresentation
+
+    _ge_slices(tmp_path, to_float)
+    series = _series(tmp_path)
+    assert series.role == "other" and series.note.startswith("float pixel data (FloatPixelData")
+    with pytest.raises(DicomReadError, match="float pixel data .* integer Pixel Data only"):
         read_volume(series)

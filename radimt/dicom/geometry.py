@@ -2,7 +2,9 @@
 
 Tolerances (stated once, used everywhere):
 
-- Orientation: direction cosines of all slices agree within ``ORIENTATION_TOLERANCE``.
+- Orientation: direction cosines of all slices agree within ``ORIENTATION_TOLERANCE``; row and
+  column cosines are unit vectors at right angles within ``ORTHONORMAL_TOLERANCE`` (real scanners
+  stay below 1e-6; a sheared or hand-edited orientation would load as a distorted volume).
 - Slice spacing comes only from ImagePositionPatient projected on the slice normal (never from
   SliceThickness or SpacingBetweenSlices, which some vendors fill with the gap between slices).
 - Uniformity: every slice lies within ``UNIFORM_TOLERANCE`` (10 %) of one slice step from a
@@ -29,6 +31,7 @@ from radimt.errors import (
 )
 
 ORIENTATION_TOLERANCE = 1e-4
+ORTHONORMAL_TOLERANCE = 1e-3
 UNIFORM_TOLERANCE = 0.10
 MISSING_STEP_RATIO = 1.5
 DUPLICATE_RATIO = 0.01
@@ -76,8 +79,9 @@ def order_slices(frames: Sequence[Frame], label: str) -> tuple[list[Frame], Volu
     first = frames[0]
     if first.orientation is None or any(f.position is None for f in frames):
         raise SeriesAssemblyError(
-            f"{label}: ImagePositionPatient/ImageOrientationPatient missing, so the slices cannot "
-            "be placed in space; export the series with its geometry attributes"
+            f"{label}: ImagePositionPatient/ImageOrientationPatient missing or unusable (not finite "
+            "numbers, or parallel row and column cosines), so the slices cannot be placed in "
+            "space; export the series with its geometry attributes"
         )
     orient = np.array([f.orientation for f in frames], float)
     if np.abs(orient - orient[0]).max() > ORIENTATION_TOLERANCE:
@@ -86,6 +90,7 @@ def order_slices(frames: Sequence[Frame], label: str) -> tuple[list[Frame], Volu
             f"{label}: slices in {len(kinds)} orientations in one series; split the series or "
             "force the role onto a single-orientation series"
         )
+    _check_orthonormal(first.orientation, label)
     if first.pixel_spacing is None:
         raise SeriesAssemblyError(f"{label}: PixelSpacing missing; the pixel size is unknown")
     if not all(np.isfinite(first.pixel_spacing)) or min(first.pixel_spacing) <= 0:
@@ -132,6 +137,20 @@ def order_slices(frames: Sequence[Frame], label: str) -> tuple[list[Frame], Volu
         direction=tuple(float(x) for x in direction.ravel()),
     )
     return frames, geometry
+
+
+def _check_orthonormal(orientation: Sequence[float], label: str) -> None:
+    """Row and column cosines must be unit vectors at right angles (see the module's tolerances)."""
+    row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:6], float)
+    lengths = np.linalg.norm(row), np.linalg.norm(col)
+    dot = float(row @ col) / max(lengths[0] * lengths[1], 1e-12)
+    off_unit = max(abs(lengths[0] - 1), abs(lengths[1] - 1))
+    if off_unit > ORTHONORMAL_TOLERANCE or abs(dot) > ORTHONORMAL_TOLERANCE:
+        raise SeriesAssemblyError(
+            f"{label}: ImageOrientationPatient {tuple(round(x, 4) for x in orientation)} is not two unit "
+            f"vectors at right angles (lengths {lengths[0]:.4f}, {lengths[1]:.4f}; cosine between "
+            f"them {dot:.4f}); the header is corrupt or hand-edited, re-export the series"
+        )
 
 
 def _drop_exact_copies(frames, along, positions, label):

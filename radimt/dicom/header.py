@@ -7,6 +7,7 @@ volume assembly need is read here, once, so later steps never reopen a file's he
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import struct
@@ -25,6 +26,11 @@ from radimt.dicom import values as v
 log = logging.getLogger(__name__)
 
 PIXEL_DATA_TAG = 0x7FE00010
+FLOAT_PIXEL_TAGS = {0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
+NO_PIXEL_DATA = "no pixel data"
+FLOAT_PIXEL_DATA = "float pixel data"
+#: Smallest number of bytes an encapsulated frame takes (its item tag and length).
+MIN_ENCAPSULATED_FRAME_BYTES = 8
 NATIVE_LITTLE_ENDIAN = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
@@ -107,6 +113,7 @@ class FileHeader:
     acquisition_duration: float | None = None  # AcquisitionDuration (s)
     gantry_tilt: float | None = None  # GantryDetectorTilt (degrees)
     temporal_positions: int | None = None  # NumberOfTemporalPositions
+    patient_key: str = ""  # a digest of PatientID (else PatientName): tells patients apart, never shown
 
 
 @dataclass(frozen=True)
@@ -222,15 +229,36 @@ def _gradient(ds: v.HeaderView, diffusion: Dataset | None) -> tuple[float, float
     return None
 
 
+def _element_tag(raw: bytes, byteorder: str = "<") -> int | None:
+    """The tag of the data element whose header starts ``raw``."""
+    if len(raw) < 4:
+        return None
+    group, element = struct.unpack(byteorder + "HH", raw[:4])
+    return group << 16 | element
+
+
+def _not_integer_pixels(tag: int | None) -> str | None:
+    """The problem to record when the element after the header is not integer Pixel Data."""
+    if tag in FLOAT_PIXEL_TAGS:
+        return (
+            f"{FLOAT_PIXEL_DATA} ({FLOAT_PIXEL_TAGS[tag]}, e.g. a Parametric Map): radimt reads integer "
+            "Pixel Data only; export the map as integer images with RescaleSlope/RescaleIntercept"
+        )
+    return None if tag == PIXEL_DATA_TAG else NO_PIXEL_DATA
+
+
 def _pixel_offset(
     raw: bytes, header_end: int, expected: int, file_size: int
 ) -> tuple[int | None, str | None]:
-    """Where native pixel bytes start, from the 12 bytes of element header at ``header_end``."""
+    """Where native pixel bytes start, from the 12 bytes of the Pixel Data element header at
+    ``header_end`` (its tag already checked).
+
+    The element's length must be what Rows, Columns, SamplesPerPixel, BitsAllocated and
+    NumberOfFrames declare (plus one pad byte when that is odd): a file whose attributes
+    disagree with its pixel data would otherwise load as plausible garbage.
+    """
     if len(raw) < 8:
-        return None, "no pixel data"
-    group, element = struct.unpack("<HH", raw[:4])
-    if (group << 16 | element) != PIXEL_DATA_TAG:
-        return None, "no pixel data"
+        return None, NO_PIXEL_DATA
     if raw[4:6] in _LONG_VRS:
         length, start = struct.unpack("<I", raw[8:12])[0], header_end + 12
     elif raw[4:6].isalpha() and raw[4:6].isupper():
@@ -239,8 +267,13 @@ def _pixel_offset(
         length, start = struct.unpack("<I", raw[4:8])[0], header_end + 8
     if length == 0xFFFFFFFF:
         return None, None  # encapsulated although the syntax says native: let pydicom decide
-    if length < expected or file_size < start + expected:
-        return None, f"pixel data truncated: {min(length, file_size - start)} of {expected} bytes"
+    if file_size < start + min(length, expected):
+        return None, f"pixel data truncated: the file ends after {file_size - start} of {expected} bytes"
+    if not expected <= length <= expected + 1:
+        return None, (
+            f"pixel data holds {length} bytes but Rows x Columns x SamplesPerPixel x BitsAllocated x "
+            f"NumberOfFrames declare {expected}: the header does not describe these pixels"
+        )
     return start, None
 
 
@@ -248,13 +281,30 @@ def _probe_pixel_tag(raw: bytes, syntax: str) -> str | None:
     """For encoded syntaxes: only check that a pixel data element follows the header."""
     if syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
         return None  # the stream position means nothing in a deflated file
-    raw = raw[:4]
-    if len(raw) == 4 and PIXEL_DATA_TAG in (
-        (lambda g, e: g << 16 | e)(*struct.unpack("<HH", raw)),
-        (lambda g, e: g << 16 | e)(*struct.unpack(">HH", raw)),
-    ):
+    tags = {_element_tag(raw), _element_tag(raw, ">")}
+    if PIXEL_DATA_TAG in tags:
         return None
-    return "no pixel data"
+    return next((p for p in map(_not_integer_pixels, tags) if p != NO_PIXEL_DATA), NO_PIXEL_DATA)
+
+
+def _frame_capacity(
+    n_frames: int, frame_bytes: int, native: bool, file_size: int
+) -> tuple[int, str | None]:
+    """Bound NumberOfFrames by what the file can hold, before one record is made per frame.
+
+    A native frame takes ``frame_bytes``, an encapsulated one at least its 8-byte item header;
+    a file declaring more frames than fit is refused (one record carries the problem), so a
+    20 KB file claiming two billion frames costs nothing.
+    """
+    smallest = frame_bytes if native else MIN_ENCAPSULATED_FRAME_BYTES
+    if n_frames < 1:
+        return 1, f"NumberOfFrames {n_frames} is not a positive count"
+    if smallest and n_frames > file_size // max(smallest, 1):
+        return 1, (
+            f"NumberOfFrames {n_frames} cannot fit in a file of {file_size} bytes "
+            f"({smallest} bytes per frame at least): the header is corrupt"
+        )
+    return n_frames, None
 
 
 def _read_dataset(path: str) -> tuple[Dataset, int, int, bytes]:
@@ -355,15 +405,21 @@ def read_frames(path: str) -> list[Frame]:
     if not rows or not cols:
         raise NotDicomError(f"no image in this {modality or 'DICOM'} object ({sop_class or 'no SOP class'})")
 
-    n_frames = v.to_int(ds.get("NumberOfFrames")) or 1
     samples = v.to_int(ds.get("SamplesPerPixel")) or 1
     bits = v.to_int(ds.get("BitsAllocated")) or 16
     syntax = _syntax(ds)
-    expected = rows * cols * samples * n_frames * bits // 8
-    if syntax in NATIVE_LITTLE_ENDIAN:
-        offset, problem = _pixel_offset(peek, header_end, expected, size)
+    native = syntax in NATIVE_LITTLE_ENDIAN
+    frame_bits = rows * cols * samples * bits
+    n_frames = v.to_int(ds.get("NumberOfFrames")) or 1
+    problem = _not_integer_pixels(_element_tag(peek)) if native else _probe_pixel_tag(peek, syntax)
+    if problem is None:
+        n_frames, problem = _frame_capacity(n_frames, -(-frame_bits // 8), native, size)
     else:
-        offset, problem = None, _probe_pixel_tag(peek, syntax)
+        n_frames = 1  # no integer pixel data: one record carries the problem
+    offset = None
+    if problem is None and native:
+        expected = -(-frame_bits * n_frames // 8)  # 1-bit images pack eight pixels per byte
+        offset, problem = _pixel_offset(peek, header_end, expected, size)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     if bits not in (8, 16, 32) or samples != 1 or not photometric.startswith("MONOCHROME"):
         offset = None  # colour, palette and packed-bit images are decoded by pydicom
@@ -415,14 +471,56 @@ def read_frames(path: str) -> list[Frame]:
         acquisition_duration=v.to_float(ds.get("AcquisitionDuration")),
         gantry_tilt=v.to_float(ds.get("GantryDetectorTilt")),
         temporal_positions=v.to_int(ds.get("NumberOfTemporalPositions")),
+        patient_key=_patient_key(ds),
     )
     if "PerFrameFunctionalGroupsSequence" in ds:
+        items = len(ds.PerFrameFunctionalGroupsSequence)
+        if items != header.n_frames and header.problem is None:
+            header = replace(
+                header,
+                n_frames=min(items, header.n_frames) or 1,
+                problem=f"NumberOfFrames {header.n_frames} but {items} per-frame functional group items",
+            )
         return _enhanced_frames(ds, header)
     if "MOSAIC" in header.image_type:
         return _mosaic_frames(ds, header)
     if _is_uih(ds) and ds.private(0x0065, UIH_CREATOR, 0x51):
         return _uih_mosaic_frames(ds, header)
     return _classic_frames(ds, header)
+
+
+def _position(value: Any) -> tuple[float, float, float] | None:
+    """ImagePositionPatient, or ``None`` when absent or not three finite numbers."""
+    numbers = v.to_floats(value, 3)
+    return numbers if numbers is not None and np.all(np.isfinite(numbers)) else None  # type: ignore[return-value]
+
+
+def _orientation(value: Any) -> tuple[float, ...] | None:
+    """ImageOrientationPatient, or ``None`` when it cannot orient a plane: absent, not six
+    finite numbers, or parallel row and column cosines. (Cosines that are merely not unit length
+    or not at right angles are kept, for assembly to refuse with the values.)"""
+    numbers = v.to_floats(value, 6)
+    if numbers is None or not np.all(np.isfinite(numbers)):
+        return None
+    if np.linalg.norm(np.cross(numbers[:3], numbers[3:])) < 1e-6:
+        return None
+    return numbers
+
+
+def _patient_key(ds: v.HeaderView) -> str:
+    """A short digest of PatientID (PatientName when there is no ID), "" when both are empty.
+
+    Enough to tell two patients in one folder apart without holding their identifiers.
+    """
+    identity = str(ds.get("PatientID", "") or "").strip() or str(ds.get("PatientName", "") or "").strip()
+    return hashlib.sha256(identity.encode()).hexdigest()[:12] if identity else ""
+
+
+def _rescale(ds: v.HeaderView, keyword: str, default: float) -> float:
+    """RescaleSlope/Intercept as written (0, NaN and inf kept, for assembly to refuse), else the
+    identity's value when absent."""
+    value = v.to_float(ds.get(keyword))
+    return default if value is None else value
 
 
 def _classic_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:
@@ -432,11 +530,11 @@ def _classic_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:
     content = v.parse_datetime(ds.get("ContentDate") or ds.get("SeriesDate"), ds.get("ContentTime"))
     common = dict(
         instance_number=v.to_int(ds.get("InstanceNumber")),
-        position=v.to_floats(ds.get("ImagePositionPatient"), 3),
-        orientation=v.to_floats(ds.get("ImageOrientationPatient"), 6),
+        position=_position(ds.get("ImagePositionPatient")),
+        orientation=_orientation(ds.get("ImageOrientationPatient")),
         pixel_spacing=header.pixel_spacing,
-        slope=v.to_float(ds.get("RescaleSlope")) or 1.0,
-        intercept=v.to_float(ds.get("RescaleIntercept")) or 0.0,
+        slope=_rescale(ds, "RescaleSlope", 1.0),
+        intercept=_rescale(ds, "RescaleIntercept", 0.0),
         temporal_position=v.to_int(ds.get("TemporalPositionIdentifier")),
         trigger_time_ms=v.to_float(ds.get("TriggerTime")),
         acquisition_time=acq,
@@ -507,7 +605,7 @@ def _uih_mosaic_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:
             replace(
                 base,
                 index=k,
-                position=v.to_floats(item.get("ImagePositionPatient"), 3),
+                position=_position(item.get("ImagePositionPatient")),
                 acquisition_time=acq if acq is not None else base.acquisition_time,
             )
         )
@@ -537,14 +635,14 @@ def _enhanced_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:
                 header=header,
                 index=i,
                 instance_number=v.to_int(ds.get("InstanceNumber")),
-                position=v.to_floats(plane.get("ImagePositionPatient"), 3) if plane else None,  # type: ignore[arg-type]
-                orientation=v.to_floats(orient.get("ImageOrientationPatient"), 6) if orient else None,
+                position=_position(plane.get("ImagePositionPatient")) if plane else None,
+                orientation=_orientation(orient.get("ImageOrientationPatient")) if orient else None,
                 pixel_spacing=(v.to_floats(measures.get("PixelSpacing"), 2) if measures else None)  # type: ignore[arg-type]
                 or header.pixel_spacing,
-                slope=slope if slope is not None else (v.to_float(ds.get("RescaleSlope")) or 1.0),
+                slope=slope if slope is not None else _rescale(ds, "RescaleSlope", 1.0),
                 intercept=intercept
                 if intercept is not None
-                else (v.to_float(ds.get("RescaleIntercept")) or 0.0),
+                else _rescale(ds, "RescaleIntercept", 0.0),
                 temporal_position=v.to_int(content.get("TemporalPositionIndex")) if content else None,
                 trigger_time_ms=v.to_float(timing.get("NominalCardiacTriggerDelayTime")) if timing else None,
                 acquisition_time=v.parse_dt(content.get("FrameAcquisitionDateTime")) if content else None,

@@ -8,6 +8,7 @@ pylibjpeg plugins.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
@@ -21,6 +22,43 @@ from radimt.errors import DicomReadError
 
 #: ITU-R BT.601 luma weights, used to turn colour ultrasound into grey.
 LUMA = np.array([0.299, 0.587, 0.114])
+
+#: Environment variable that sets the largest image (decoded, in GiB) radimt will allocate.
+MEMORY_BUDGET_ENV = "RADIMT_MAX_IMAGE_GB"
+
+
+def memory_budget() -> int:
+    """Largest pixel array, in bytes, radimt allocates for one image.
+
+    ``RADIMT_MAX_IMAGE_GB`` when set, else half of the machine's physical memory: a header that
+    declares more (65535 x 65535 x 1000 frames) is refused before anything is allocated.
+    """
+    setting = os.environ.get(MEMORY_BUDGET_ENV)
+    if setting:
+        return int(float(setting) * 2**30)
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 * 2**30
+
+
+def allocate(shape: tuple[int, ...], dtype: np.dtype | type, label: str, path: str) -> np.ndarray:
+    """``np.empty(shape, dtype)`` once its size is checked against :func:`memory_budget`.
+
+    Raises
+    ------
+    DicomReadError
+        The declared image is larger than the budget; the message names the file and the size.
+    """
+    size = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+    budget = memory_budget()
+    if size > budget:
+        raise DicomReadError(
+            f"{label}: {path}: the header declares an image of {' x '.join(map(str, shape))} "
+            f"({size / 2**30:.1f} GiB decoded), more than the {budget / 2**30:.1f} GiB budget; the "
+            f"header is probably corrupt (if the image is real, raise {MEMORY_BUDGET_ENV})"
+        )
+    return np.empty(shape, dtype)
 
 
 def stored_dtype(header: FileHeader) -> np.dtype:
@@ -74,7 +112,7 @@ def _read_mosaic(path: str, header: FileHeader, members, out: np.ndarray, label:
     """Cut the slices of a Siemens mosaic out of its one stored image (tiles row by row)."""
     whole = replace(header, mosaic=None, n_frames=1)
     if whole.pixel_offset is not None:
-        image = np.empty((1, whole.rows, whole.columns), stored_dtype(whole))
+        image = allocate((1, whole.rows, whole.columns), stored_dtype(whole), label, path)
         _read_native(path, whole, [(0, _FirstFrame)], image)
     else:
         image = decode_file(path, whole, label)
@@ -113,7 +151,7 @@ def decode_file(path: str, header: FileHeader, label: str) -> np.ndarray:
     """
     colour = header.samples_per_pixel == 3 or header.photometric == "PALETTE COLOR"
     dtype = np.float32 if colour else stored_dtype(header)
-    out = np.empty((header.n_frames, header.rows, header.columns), dtype)
+    out = allocate((header.n_frames, header.rows, header.columns), dtype, label, path)
     try:
         palette = (
             pydicom.dcmread(path, stop_before_pixels=True) if header.photometric == "PALETTE COLOR" else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from radimt.dicom.geometry import slice_normal
-from radimt.dicom.header import FileHeader
+from radimt.dicom.header import FLOAT_PIXEL_DATA, NO_PIXEL_DATA, FileHeader
 from radimt.dicom.scan import SeriesInfo
 from radimt.dicom.volume import ultrasound_spacing
 from radimt.errors import DicomReadError, RoleError
@@ -145,8 +145,8 @@ def classify_stack(
     types = _types(s)
     desc = _text(s)
     original = "ORIGINAL" in types
-    if header.problem == "no pixel data":
-        return "other", "no pixel data"
+    if header.problem == NO_PIXEL_DATA or (header.problem or "").startswith(FLOAT_PIXEL_DATA):
+        return "other", header.problem
     if header.sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX) or s.modality in {"SC", "OT"}:
         return "other", "secondary capture (a copy of a screen, not an acquisition)"
     if "LOCALIZER" in types or _LOCALIZER.search(desc):

@@ -11,11 +11,22 @@ import SimpleITK as sitk
 
 from radimt.dicom.geometry import order_slices
 from radimt.dicom.header import FileHeader, Frame, UltrasoundRegion
-from radimt.dicom.pixels import decode_file, read_frames_into, stored_dtype
+from radimt.dicom.pixels import allocate, decode_file, read_frames_into, stored_dtype
 from radimt.dicom.scan import SeriesInfo
 from radimt.errors import DicomReadError
 
 log = logging.getLogger(__name__)
+
+
+def _check_rescale(frames: Sequence[Frame], label: str) -> None:
+    """RescaleSlope must be finite and non-zero, RescaleIntercept finite, on every frame."""
+    for f in frames:
+        if not (np.isfinite(f.slope) and f.slope != 0 and np.isfinite(f.intercept)):
+            raise DicomReadError(
+                f"{label}: {f.path}: RescaleSlope {f.slope} / RescaleIntercept {f.intercept} cannot "
+                "map stored values to real ones (the slope must be finite and non-zero, the "
+                "intercept finite); the header is corrupt, re-export the series"
+            )
 
 
 def _rescaled(stored: np.ndarray, frames: Sequence[Frame]) -> np.ndarray:
@@ -47,11 +58,11 @@ def _rescaled(stored: np.ndarray, frames: Sequence[Frame]) -> np.ndarray:
     return out
 
 
-def _buffer(frame: Frame, n: int) -> np.ndarray:
+def _buffer(frame: Frame, n: int, label: str) -> np.ndarray:
     header = frame.header
     colour = header.samples_per_pixel == 3 or header.photometric == "PALETTE COLOR"
     dtype = np.float32 if colour else stored_dtype(header)
-    return np.empty((n, frame.rows, frame.columns), dtype)
+    return allocate((n, frame.rows, frame.columns), dtype, label, frame.path)
 
 
 def read_volume(series: SeriesInfo) -> sitk.Image:
@@ -67,10 +78,11 @@ def read_volume(series: SeriesInfo) -> sitk.Image:
         data is missing or broken.
     """
     frames, geometry = order_slices(series.frames, series.label)
+    _check_rescale(frames, series.label)
     headers = {(f.rows, f.columns, f.header.bits_allocated) for f in frames}
     if len(headers) > 1:
         raise DicomReadError(f"{series.label}: images differ in matrix or bit depth: {sorted(headers)}")
-    stored = read_frames_into(frames, _buffer(frames[0], len(frames)), series.label)
+    stored = read_frames_into(frames, _buffer(frames[0], len(frames), series.label), series.label)
     values = _rescaled(stored, frames)
     del stored
     image = sitk.GetImageFromArray(values)
@@ -224,8 +236,9 @@ def read_planar(series: SeriesInfo, point: tuple[float, float] | None = None) ->
     else:
         (spacing, source), region = projection_spacing(header), None
     frames = sorted(series.frames, key=lambda f: f.index)
+    _check_rescale(frames, series.label)
     if header.pixel_offset is not None:
-        stored = read_frames_into(frames, _buffer(frames[0], len(frames)), series.label)
+        stored = read_frames_into(frames, _buffer(frames[0], len(frames), series.label), series.label)
     else:
         stored = decode_file(header.path, header, series.label)
     values = _rescaled(stored, frames)
