@@ -35,6 +35,10 @@ class NonUniformSpacingError(SeriesAssemblyError):
     """Slice positions are not evenly spaced within the stated tolerance."""
 
 
+class MixedStudyError(RadimtError):
+    """One folder holds images of more than one patient or study; radimt never mixes them."""
+
+
 class RoleError(RadimtError):
     """A series role (DCE, DWI, ...) is missing, ambiguous or inconsistent."""
 

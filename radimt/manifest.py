@@ -28,6 +28,7 @@ RESERVED = {
     "mask_path",
     "image",
     "id",
+    "study_uid",
 }
 PASSTHROUGH = ("group", "site", "scanner")
 
@@ -49,6 +50,7 @@ class LesionTask:
     mask_path: str | None = None
     image_path: str | None = None  # pyradiomics-style rows: an image file instead of a study
     label: str = ""
+    study_uid: str | None = None  # which study to keep when the folder holds several
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -89,6 +91,8 @@ def read_manifest(path: str | os.PathLike[str]) -> list[LesionTask]:
     and per lesion a seed (``seed_x,seed_y,seed_z`` in LPS mm — ``seed_z`` empty for 2D — or
     ``seed_i,seed_j[,seed_k]`` with ``seed_series``) or a ``mask`` file. ``lesion_id``,
     ``label``, ``group``, ``site``, ``scanner`` and any other columns are carried to the output.
+    ``study_uid`` chooses one StudyInstanceUID when a folder holds several studies. A study_id
+    names one study: every row of it must give the same path (and study_uid).
 
     Raises
     ------
@@ -138,9 +142,11 @@ def read_manifest(path: str | os.PathLike[str]) -> list[LesionTask]:
                 seed_series=row.get("seed_series") or None,
                 mask_path=mask_path,
                 label=row.get("label", ""),
+                study_uid=row.get("study_uid") or None,
                 extra={c: row.get(c, "") for c in extra_columns},
             )
         )
+    _check_one_study_per_id(tasks, problems)
     _check_unique(tasks, problems)
     _raise_problems(path, problems)
     return tasks
@@ -170,6 +176,19 @@ def _lesion_locator(row, line, base, problems):
         return (tuple(values) if None not in values else None), True, None
     problems.append(f"line {line}: no seed (seed_x,seed_y,seed_z or seed_i,seed_j,seed_k) and no mask")
     return None, False, None
+
+
+def _check_one_study_per_id(tasks: list[LesionTask], problems: list[str]) -> None:
+    """One study_id names one study: the same folder (and study_uid) on every row."""
+    first: dict[str, LesionTask] = {}
+    for t in tasks:
+        seen = first.setdefault(t.study_id, t)
+        if (seen.path, seen.study_uid) != (t.path, t.study_uid):
+            what = "path" if seen.path != t.path else "study_uid"
+            problems.append(
+                f"study {t.study_id!r} lesion {t.lesion_id!r}: {what} {getattr(t, what)!r} differs from "
+                f"{getattr(seen, what)!r} on its lesion {seen.lesion_id!r}; one study_id is one study"
+            )
 
 
 def _check_unique(tasks: list[LesionTask], problems: list[str]) -> None:

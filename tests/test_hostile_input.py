@@ -15,8 +15,9 @@ import SimpleITK as sitk
 import radimt
 from radimt.dicom import read_planar, read_volume
 from radimt.dicom.header import read_frames
-from radimt.errors import DicomReadError, SeedError, SeriesAssemblyError
+from radimt.errors import DicomReadError, MixedStudyError, SeedError, SeriesAssemblyError
 from radimt.manifest import ManifestError, read_manifest
+from tests.conftest import SAMPLE_DICOM
 from tests.test_real_corpus import REAL
 
 
@@ -167,3 +168,52 @@ def test_float_pixel_data_is_named_not_called_missing(tmp_path):
     assert series.role == "other" and series.note.startswith("float pixel data (FloatPixelData")
     with pytest.raises(DicomReadError, match="float pixel data .* integer Pixel Data only"):
         read_volume(series)
+
+
+# -- one folder, one patient; a role from one study ---------------------------------------------
+
+
+def _copy_t2(study: str, target, **edits) -> str:
+    """Copy a sample study's T2 series into ``target``/``study``, editing every header."""
+    folder = target / study
+    folder.mkdir(parents=True)
+    for path in sorted((SAMPLE_DICOM / study / "MR" / "t2").iterdir()):
+        ds = pydicom.dcmread(path)
+        for keyword, value in edits.items():
+            setattr(ds, keyword, value)
+        ds.save_as(folder / path.name)
+    return str(ds.StudyInstanceUID)
+
+
+def test_two_patients_in_one_folder_are_refused(tmp_path):
+    _copy_t2("carcinoma_washout", tmp_path)
+    _copy_t2("fibroadenoma_persistent", tmp_path)
+    listing = r"2 patients in one folder \(patient 1: series 2; patient 2: series 2b\)"
+    with pytest.raises(MixedStudyError, match=listing):
+        radimt.load_study(tmp_path)
+
+
+def test_two_studies_of_one_patient_supplying_one_role_are_refused_or_chosen(tmp_path):
+    same = {"PatientID": "P1", "PatientName": "Anon"}
+    first = _copy_t2("carcinoma_washout", tmp_path, **same)
+    second = _copy_t2("fibroadenoma_persistent", tmp_path, **same)
+    with pytest.raises(MixedStudyError, match=r"2 studies in one folder both supply t2 .*study_uid"):
+        radimt.load_study(tmp_path)
+    for uid, source in ((first, "carcinoma_washout"), (second, "fibroadenoma_persistent")):
+        study = radimt.load_study(tmp_path, study_uid=uid)
+        assert [s.key for s in study.series] == ["2"] and study.chosen_series("t2").first.path.count(source)
+        assert len(study.skipped) == 24 and "another study" in study.skipped[0].reason
+    with pytest.raises(MixedStudyError, match="no images of study"):
+        radimt.load_study(tmp_path, study_uid="1.2.3")
+
+
+def test_exams_of_one_patient_in_other_modalities_load_together(tmp_path):
+    """The published case's shape: MRI and CT of one patient, each its own study."""
+    shutil.copytree(SAMPLE_DICOM / "imt_case" / "MR" / "t2", tmp_path / "MR")
+    shutil.copytree(SAMPLE_DICOM / "imt_case" / "CT", tmp_path / "CT")
+    for path in (tmp_path / "CT").rglob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+        ds.save_as(path)
+    study = radimt.load_study(tmp_path)
+    assert study.roles == ["t2", "ct"]

@@ -258,7 +258,9 @@ def test_two_series_with_one_number_get_distinct_keys(tmp_path):
 
 def test_uncalibrated_ultrasound_beside_a_calibrated_one(tmp_path):
     for name in ("US1_UNCR.dcm", "gdcm-US-ALOKA-16.dcm"):  # pydicom-data: real scanners' files
-        shutil.copy(get_testdata_file(name), tmp_path / name)
+        ds = pydicom.dcmread(get_testdata_file(name))
+        ds.PatientID, ds.StudyInstanceUID = "P1", "1.2.826.0.1.3680043.8.498.7"  # one patient's study
+        ds.save_as(tmp_path / name)
     study = radimt.load_study(tmp_path)
     roles = {Path(s.first.path).name: (s.role, s.note) for s in study.series}
     assert roles["US1_UNCR.dcm"][0] == "other" and "without a spatial calibration" in roles["US1_UNCR.dcm"][1]

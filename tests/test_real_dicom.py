@@ -12,7 +12,7 @@ from pydicom.pixels import apply_modality_lut
 
 import radimt
 from radimt.dicom import read_volume
-from radimt.errors import DicomReadError, MissingSliceError, MixedOrientationError
+from radimt.errors import DicomReadError, MissingSliceError, MixedOrientationError, MixedStudyError
 from tests.conftest import PYDICOM_DATA
 
 DICOMDIR_TESTS = PYDICOM_DATA / "dicomdirtests"
@@ -58,7 +58,11 @@ def test_real_series_with_a_gap_reports_missing_slices():
 
 def test_real_multi_orientation_series_is_refused_as_one_volume():
     # MR series 2 of 98892003 is a three-plane pilot: forced to be the T1, it must not load.
-    study = radimt.load_study(DICOMDIR_TESTS / "98892003", roles={"t1": "FAST PILOT"})
+    # The folder holds three studies of one patient, two with such a pilot: one must be chosen.
+    with pytest.raises(MixedStudyError, match="3 studies in one folder both supply t1"):
+        radimt.load_study(DICOMDIR_TESTS / "98892003", roles={"t1": "FAST PILOT"})
+    first = "1.3.6.1.4.1.5962.1.1.0.0.0.1196533885.18148.0.133"
+    study = radimt.load_study(DICOMDIR_TESTS / "98892003", roles={"t1": "FAST PILOT"}, study_uid=first)
     with pytest.raises(MixedOrientationError, match="orientations"):
         _ = study.t1
 

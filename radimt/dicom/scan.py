@@ -214,7 +214,7 @@ def group_stacks(frames: Sequence[Frame]) -> list[SeriesInfo]:
     stacks.sort(
         key=lambda s: (s.series_number is None, s.series_number or 0, _series_start(s), s.series_uid, s.stack)
     )
-    _suffix_shared_numbers(stacks)
+    suffix_shared_numbers(stacks)
     return stacks
 
 
@@ -223,7 +223,7 @@ def _series_start(s: SeriesInfo) -> float:
     return min(times) if times else float("inf")
 
 
-def _suffix_shared_numbers(stacks: list[SeriesInfo]) -> None:
+def suffix_shared_numbers(stacks: list[SeriesInfo]) -> None:
     """Give series that share a SeriesNumber distinct keys: "1", "1b", "1c" (in scan order)."""
     by_number: dict[int | None, list[str]] = defaultdict(list)
     for s in stacks:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -13,9 +13,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from radimt.dicom.roles import assign_roles
-from radimt.dicom.scan import SeriesInfo, SkippedFile, scan_files
+from radimt.dicom.scan import SeriesInfo, SkippedFile, scan_files, suffix_shared_numbers
 from radimt.dicom.volume import PlanarImage, read_planar, read_volume
-from radimt.errors import MixedOrientationError, RoleError, TimingError
+from radimt.errors import MixedOrientationError, MixedStudyError, RoleError, TimingError
 from radimt.grids import same_grid
 
 log = logging.getLogger(__name__)
@@ -88,10 +88,97 @@ def scan(path: str | os.PathLike[str], roles: Mapping[str, object] | None = None
     return assign_roles(stacks, roles)
 
 
-def load_study(path: str | os.PathLike[str], roles: Mapping[str, object] | None = None) -> Study:
-    """Scan a study folder and return a :class:`Study` whose images load on first access."""
+def load_study(
+    path: str | os.PathLike[str],
+    roles: Mapping[str, object] | None = None,
+    study_uid: str | Sequence[str] | None = None,
+) -> Study:
+    """Scan a study folder and return a :class:`Study` whose images load on first access.
+
+    Parameters
+    ----------
+    path
+        The folder (or file) holding one patient's images.
+    roles
+        Optional ``{role: selector}`` to force roles (see :func:`assign_roles`).
+    study_uid
+        The StudyInstanceUID(s) to keep when the folder holds several studies; the others are
+        left out (listed in ``Study.skipped``).
+
+    Raises
+    ------
+    MixedStudyError
+        The folder holds two patients, or two studies that both supply one role (two MRI exams:
+        which DCE is meant cannot be told). Exams of one patient in different modalities (MG, US,
+        MRI, CT each its own study) are one case and load together.
+    """
     stacks, skipped = scan_files(path)
-    return Study(os.fspath(path), assign_roles(stacks, roles), skipped)
+    stacks, left_out = one_patient_one_study_per_role(stacks, os.fspath(path), study_uid, roles)
+    return Study(os.fspath(path), stacks, skipped + left_out)
+
+
+def one_patient_one_study_per_role(
+    stacks: list[SeriesInfo],
+    path: str,
+    study_uid: str | Sequence[str] | None = None,
+    roles: Mapping[str, object] | None = None,
+) -> tuple[list[SeriesInfo], list[SkippedFile]]:
+    """Keep the chosen studies, give roles, and refuse a folder that would mix patients or studies.
+
+    Returns the stacks with roles and the files of studies left out by ``study_uid``.
+    """
+    left_out: list[SkippedFile] = []
+    if study_uid is not None:
+        wanted = {study_uid} if isinstance(study_uid, str) else set(study_uid)
+        found = {s.first.header.study_uid for s in stacks}
+        if not wanted & found:
+            raise MixedStudyError(
+                f"{path}: no images of study {sorted(wanted)}; studies found: {sorted(found)}"
+            )
+        for s in stacks:
+            if s.first.header.study_uid not in wanted:
+                left_out += [SkippedFile(f.path, "another study (study_uid chose)") for f in s.frames]
+        stacks = [s for s in stacks if s.first.header.study_uid in wanted]
+        suffix_shared_numbers(stacks)
+    patients = _groups(stacks, lambda s: s.first.header.patient_key)
+    if len(patients) > 1:
+        listing = "; ".join(
+            f"patient {k}: series {', '.join(keys)}" for k, keys in enumerate(patients.values(), 1)
+        )
+        raise MixedStudyError(
+            f"{path}: images of {len(patients)} patients in one folder ({listing}); radimt never "
+            "mixes patients: give each patient's study its own folder"
+        )
+    stacks = assign_roles(stacks, roles)
+    studies = {s.first.header.study_uid for s in stacks if s.first.header.study_uid}
+    if len(studies) > 1:
+        shared = sorted(
+            role
+            for role in {s.role for s in stacks} - {"other"}
+            if len({s.first.header.study_uid for s in stacks if s.role == role}) > 1
+        )
+        if shared:
+            listing = "; ".join(
+                f"{uid}: series {', '.join(keys)}"
+                for uid, keys in _groups(stacks, lambda s: s.first.header.study_uid).items()
+            )
+            raise MixedStudyError(
+                f"{path}: {len(studies)} studies in one folder both supply {', '.join(shared)} "
+                f"({listing}); radimt never takes a role from a mix of studies: choose one with "
+                "load_study(path, study_uid=...) or the manifest's study_uid column, or give each "
+                "study its own folder"
+            )
+    return stacks, left_out
+
+
+def _groups(stacks: Sequence[SeriesInfo], key) -> dict[str, list[str]]:
+    """Series keys grouped by ``key(stack)``, in scan order; stacks without a value are left out."""
+    groups: dict[str, list[str]] = {}
+    for s in stacks:
+        value = key(s)
+        if value and s.key not in groups.setdefault(value, []):
+            groups[value].append(s.key)
+    return groups
 
 
 class Study:
