@@ -343,9 +343,14 @@ def segment_from_seed(
     Raises
     ------
     SeedError
-        Seed outside the image, in air, or in another frame of reference.
+        The seed is not finite numbers, has the wrong number of coordinates, or lies outside the
+        image.
+    FrameOfReferenceError
+        ``frame_of_reference`` is not the image's.
     SegmentationError
-        No lesion stands out at the seed, or the region leaks beyond ``max_diameter_mm``.
+        No lesion stands out at the seed (in air or plain tissue, a constant or noise-only image:
+        the region would fill the image), the lesion is no larger than the seed ball, or the
+        region leaks beyond ``max_diameter_mm``.
     """
     opts = _options(modality, options)
     check_frame_of_reference(image, frame_of_reference)
@@ -377,8 +382,14 @@ def segment_from_seed(
                 "nothing could be grown from the seed (an opening removed everything around it); "
                 "move the seed into the lesion's body or lower opening_mm"
             )
+        if whole and mask.all():
+            raise SegmentationError(
+                "the region grown from the seed fills the whole image: nothing at the seed stands out "
+                "from its surroundings (a constant or noise-only image?); check the seed and the image"
+            )
         reach = _reach_mm(mask, local_seed, roi.GetSpacing())
         if reach <= opts.max_diameter_mm and not reaches_edge:
+            _check_larger_than_seed_ball(mask, local_seed, roi.GetSpacing(), opts)
             return _paste(full, roi_raw, region)
     raise SegmentationError(
         f"the region grown from the seed leaks into surrounding tissue (reaches {reach:.0f} mm from "
@@ -386,6 +397,21 @@ def segment_from_seed(
         "tolerance); place the seed in the lesion's brightest part, segment on the subtraction "
         "image, or raise max_diameter_mm if the lesion really is that large"
     )
+
+
+def _check_larger_than_seed_ball(
+    mask: np.ndarray, seed: Sequence[int], spacing: Sequence[float], opts: SegmentOptions
+) -> None:
+    """A region that is only (part of) the seed ball was not delineated: the ball's median set the
+    lesion level, so a lesion smaller than the ball cannot be told from it."""
+    radius = max(opts.seed_radius_mm, min(spacing))
+    ball = _ball(mask.shape, seed, spacing, radius)
+    if not np.any(mask & ~ball):
+        raise SegmentationError(
+            f"the lesion at the seed is no larger than the seed ball ({radius:g} mm, "
+            f"{int(ball.sum())} voxels), so it cannot be delineated from it: lower seed_radius_mm, "
+            "use a finer image, or give a mask"
+        )
 
 
 def _polarity(image: sitk.Image, index: Sequence[int], opts: SegmentOptions) -> str:

@@ -163,3 +163,27 @@ def test_2d_mask_volume_is_an_area():
     image, _ = _planar(values, 0.1, np.zeros((300, 400)))
     mask = segment_from_seed(image, (20.0, 16.5), modality="us")  # LPS-like mm on a 2D grid
     assert mask_volume_mm3(mask) == pytest.approx(np.pi * 6.0**2, rel=0.1)
+
+
+def _small(values: np.ndarray) -> sitk.Image:
+    image = sitk.GetImageFromArray(values.astype(np.float32))
+    image.SetSpacing((1.0, 1.0, 1.0))
+    return image
+
+
+@pytest.mark.parametrize("kind", ["constant", "noise"])
+def test_an_image_without_a_lesion_is_an_error_not_the_whole_image(kind):
+    rng = np.random.default_rng(0)
+    values = np.full((20, 40, 40), 100.0) if kind == "constant" else 100 + rng.normal(0, 2, (20, 40, 40))
+    with pytest.raises(SegmentationError, match="fills the whole image"):
+        segment_from_seed(_small(values), (20, 20, 10), seed_is_index=True)
+
+
+def test_a_lesion_smaller_than_the_seed_ball_is_an_error_not_the_ball():
+    values = 100 + np.random.default_rng(0).normal(0, 2, (20, 40, 40))
+    values[10, 20, 20] = 400  # one voxel
+    with pytest.raises(SegmentationError, match=r"no larger than the seed ball \(1.5 mm, 19 voxels\)"):
+        segment_from_seed(_small(values), (20, 20, 10), seed_is_index=True)
+    values[9:12, 19:22, 19:22] = 400  # 3 x 3 x 3 voxels: larger than the ball, found exactly
+    mask = segment_from_seed(_small(values), (20, 20, 10), seed_is_index=True)
+    assert sitk.GetArrayFromImage(mask).sum() == 27
