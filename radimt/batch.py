@@ -12,10 +12,13 @@ uninterrupted run.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
+import logging
 import os
 import sys
+import tempfile
 import time
 import traceback
 from collections import defaultdict
@@ -29,6 +32,8 @@ from radimt.errors import RadimtError
 from radimt.io.atomic import atomic_path
 from radimt.io.tables import ID_COLUMNS, write_table
 from radimt.manifest import LesionTask, read_manifest
+
+log = logging.getLogger(__name__)
 
 RESULT = "result.json"
 ERROR = "error.json"
@@ -87,7 +92,8 @@ def _finished(out: Path, task: LesionTask, config: PipelineConfig) -> bool:
 
 
 def study_checksum(folder: str) -> str:
-    """A cheap fingerprint of a study folder: names, sizes and the first 4 KiB of every file."""
+    """A cheap fingerprint of a study folder: names, sizes and the first 4 KiB of every file
+    (a file that cannot be read counts as its error, so it never stops the batch)."""
     digest = hashlib.sha256()
     root = Path(folder)
     if root.is_file():
@@ -97,8 +103,11 @@ def study_checksum(folder: str) -> str:
     for file in files:
         digest.update(str(file.relative_to(root) if file != root else file.name).encode())
         digest.update(str(file.stat().st_size).encode())
-        with open(file, "rb") as fh:
-            digest.update(fh.read(4096))
+        try:
+            with open(file, "rb") as fh:
+                digest.update(fh.read(4096))
+        except OSError as exc:  # the scan sets such a file aside too; it is part of the fingerprint
+            digest.update(f"unreadable:{exc.errno}".encode())
     return digest.hexdigest()
 
 
@@ -133,12 +142,15 @@ def process_study(
     statuses = []
     study = None
     study_error = None
-    if tasks[0].image_path is None:
-        try:
-            study = load_study(tasks[0].path, roles=config.role_overrides or None)
-        except Exception as exc:  # noqa: BLE001 - recorded, the batch goes on
-            study_error = exc
-    checksum = study_checksum(tasks[0].path) if Path(tasks[0].path).exists() else ""
+    checksum = ""
+    try:  # everything about the study, checksum included, fails that study only
+        checksum = study_checksum(tasks[0].path) if Path(tasks[0].path).exists() else ""
+        if tasks[0].image_path is None:
+            study = load_study(
+                tasks[0].path, roles=config.role_overrides or None, study_uid=tasks[0].study_uid
+            )
+    except Exception as exc:  # noqa: BLE001 - recorded, the batch goes on
+        study_error = exc
     for task in tasks:
         t0 = time.perf_counter()
         folder = lesion_dir(out_path, task)
@@ -258,9 +270,14 @@ def _process_lesion(task, study, config: PipelineConfig, folder: Path, *, seg: b
         mask = segment_from_seed(image, seed, seed_is_index=is_index, modality=modality, **options)
     write_mask(mask, folder / "mask.nii.gz")
     if seg and series is not None:
-        write_dicom_seg(mask, series, folder / "seg.dcm", label=f"{task.study_id} lesion {task.lesion_id}")
-        if not keep_phi:
-            _deidentify_seg(folder / "seg.dcm", task.study_id)
+        write_dicom_seg(
+            mask,
+            series,
+            folder / "seg.dcm",
+            label=f"{task.study_id} lesion {task.lesion_id}",
+            keep_phi=keep_phi,
+            pseudonym=task.study_id,
+        )
     images = {config.reference: image} if config.reference in ("mg", "us") else None
     features = lesion_features(study, {config.reference: mask}, config.features(), images=images)
     row, provenance = dict(features), features.provenance
@@ -335,18 +352,29 @@ def _carried_overlay(study, role, mask, config, folder: Path) -> str | None:
         return None
 
 
-def _deidentify_seg(path: Path, study_id: str) -> None:
-    import pydicom
-
-    ds = pydicom.dcmread(path)
-    ds.PatientName = study_id
-    ds.PatientID = study_id
-    ds.PatientBirthDate = ""
-    with atomic_path(path) as tmp:
-        ds.save_as(tmp)
-
-
 # -- the whole batch -----------------------------------------------------------------------
+
+
+def prepare_out(out: Path) -> Path:
+    """Create the output folder and check radimt can write in it, before any work.
+
+    Raises
+    ------
+    RadimtError
+        The folder cannot be created (a parent is a file, no permission, read-only file system)
+        or written.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise RadimtError(
+            f"{out}: cannot write the output folder ({exc.strerror or exc}"
+            f"{': ' + str(exc.filename) if exc.filename and str(exc.filename) != str(out) else ''}); "
+            "choose another --out or fix its permissions"
+        ) from None
+    return out
 
 
 def remove_partial_files(out: Path) -> int:
@@ -400,14 +428,18 @@ def _execute(groups, config, out, *, workers, scheduler, seg, keep_phi) -> Itera
         else:
             cluster, client = None, Client(scheduler)
         try:
-            futures = [
+            futures = {
                 client.submit(
                     process_study, g, config, out, seg=seg, keep_phi=keep_phi, threads=1, pure=False
-                )
+                ): g
                 for g in groups
-            ]
+            }
             for future in as_completed(futures):
-                yield future.result()
+                try:
+                    yield future.result()
+                except Exception as exc:  # noqa: BLE001 - process_study never raises: the worker died
+                    reason = f"WorkerDied: the Dask worker of this study failed ({type(exc).__name__}: {exc})"
+                    yield record_lost(futures[future], config, out, reason)
         finally:
             client.close()
             if cluster is not None:
@@ -417,16 +449,70 @@ def _execute(groups, config, out, *, workers, scheduler, seg, keep_phi) -> Itera
         for group in groups:
             yield process_study(group, config, out, seg=seg, keep_phi=keep_phi)
         return
+    work = functools.partial(process_study, config=config, out=out, seg=seg, keep_phi=keep_phi, threads=1)
+    yield from in_processes(groups, work, workers, functools.partial(record_lost, config=config, out=out))
+
+
+def in_processes(
+    groups: Sequence[list[LesionTask]],
+    work: Callable[[list[LesionTask]], list[dict]],
+    workers: int,
+    on_lost: Callable[[list[LesionTask]], list[dict]],
+) -> Iterable[list[dict]]:
+    """Run ``work(group)`` in worker processes and yield each result as it arrives.
+
+    A worker that dies (SIGKILL, the out-of-memory killer) breaks the whole pool, so every study
+    in flight is lost with it, not only the culprit. Lost studies are retried once, each alone
+    in a fresh one-worker pool; a study whose worker dies again is ``on_lost(group)`` (recorded
+    as failed), and the run finishes with its tables.
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("spawn")  # no inherited threads or locks
+    lost = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [
-            pool.submit(process_study, g, config, out, seg=seg, keep_phi=keep_phi, threads=1) for g in groups
-        ]
+        futures = {pool.submit(work, g): g for g in groups}
         for future in as_completed(futures):
-            yield future.result()
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                lost.append(futures[future])
+                continue
+            yield result
+    for group in lost:
+        log.warning("a worker died; retrying study %s alone", group[0].study_id)
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            try:
+                result = pool.submit(work, group).result()
+            except BrokenProcessPool:
+                result = on_lost(group)
+        yield result
+
+
+WORKER_DIED = (
+    "WorkerDied: the worker process of this study died twice (killed by the system, often for "
+    "lack of memory); it was retried once alone. Give it more memory or fewer --workers and rerun "
+    "the batch: finished lesions are kept"
+)
+
+
+def record_lost(
+    tasks: Sequence[LesionTask], config: PipelineConfig, out: str, reason: str = WORKER_DIED
+) -> list[dict]:
+    """Record every lesion of a study whose worker died as failed (an error.json each)."""
+    statuses = []
+    for task in tasks:
+        folder = lesion_dir(Path(out), task)
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {**task.identity(), "reason": reason, "fingerprint": task_fingerprint(task, config)}
+        _json_write(folder / ERROR, record)
+        (folder / RESULT).unlink(missing_ok=True)
+        statuses.append(
+            {**task.identity(), "status": "failed", "reason": reason, "seconds": 0.0, "study_seconds": 0.0}
+        )
+    return statuses
 
 
 def run_batch(
@@ -472,8 +558,7 @@ def run_batch(
     config = pipeline if isinstance(pipeline, PipelineConfig) else load_config(pipeline)
     if table_format not in ("csv", "parquet"):
         raise RadimtError(f"unknown --format {table_format!r}: csv or parquet")
-    out_path = Path(out)
-    out_path.mkdir(parents=True, exist_ok=True)
+    out_path = prepare_out(Path(out))
     remove_partial_files(out_path)
     pending = [t for t in tasks if force or not _finished(out_path, t, config)]
     groups = _group_by_study(pending)

@@ -143,11 +143,7 @@ def load_table(
     group: str = "group",
 ) -> Dataset:
     """Features, labels and groups from a features table (``features.csv`` of a batch run)."""
-    frame = (
-        table
-        if isinstance(table, pd.DataFrame)
-        else pd.read_csv(table, dtype={"study_id": str, "lesion_id": str})
-    )
+    frame = table if isinstance(table, pd.DataFrame) else read_features(table)
     if label not in frame:
         raise ClassifierError(
             f"no label column {label!r} in the table; columns start {list(frame.columns)[:6]}"
@@ -503,6 +499,49 @@ def load_model(path: str | os.PathLike[str]) -> Pipeline:
         return sio.load(path, trusted=untrusted)
     except Exception as exc:  # noqa: BLE001
         raise ClassifierError(f"{path}: the model file is damaged ({type(exc).__name__}: {exc})") from None
+
+
+_RESTORE = "restore the card written by radimt train, or train the model again"
+
+
+def load_model_card(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The card ``radimt train`` wrote beside a model (``<model>.card.json``); ``{}`` if absent.
+
+    Raises
+    ------
+    ClassifierError
+        The card is not JSON, not a mapping, or its threshold is not a probability.
+    """
+    card_path = f"{path}.card.json"
+    try:
+        with open(card_path) as fh:
+            card = json.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ClassifierError(f"{card_path}: the model card cannot be read ({exc}); {_RESTORE}") from None
+    if not isinstance(card, dict):
+        raise ClassifierError(f"{card_path}: the model card is not a mapping; {_RESTORE}")
+    threshold = card.get("threshold", 0.5)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise ClassifierError(f"{card_path}: threshold {threshold!r} is not a probability; {_RESTORE}")
+    return card
+
+
+def read_features(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A features table (CSV) with study and lesion ids kept as text.
+
+    Raises
+    ------
+    ClassifierError
+        The file is missing, unreadable or not a CSV table.
+    """
+    try:
+        return pd.read_csv(path, dtype={"study_id": str, "lesion_id": str})
+    except FileNotFoundError:
+        raise ClassifierError(f"{path}: no such features file; give the features.csv of a batch") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ClassifierError(f"{path}: not a readable features table ({exc})") from None
 
 
 def predict(model: Pipeline, table: pd.DataFrame) -> pd.DataFrame:

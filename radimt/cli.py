@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 from radimt.errors import RadimtError
 
+log = logging.getLogger(__name__)
+
 
 def _series_rows(path: str) -> tuple[list[dict], list[dict]]:
     from radimt.dicom.roles import assign_roles
@@ -167,7 +169,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     png = args.png or str(Path(args.out).with_name(Path(args.out).name.split(".")[0] + "_overlay.png"))
     overlay_png(image, mask, png, title=f"{what}: {longest_diameter_mm(mask):.1f} mm")
     if args.seg:
-        write_dicom_seg(mask, series, args.seg, label=args.label)
+        write_dicom_seg(mask, series, args.seg, label=args.label, keep_phi=args.keep_phi)
     unit = "mm³" if mask.GetDimension() == 3 else "mm²"
     print(f"segmented on: {what} ({series.label})")
     print(f"volume: {mask_volume_mm3(mask):.1f} {unit}")
@@ -248,22 +250,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import json
-
-    import pandas as pd
-
-    from radimt.classify import load_model, predict
+    from radimt.classify import load_model, load_model_card, predict, read_features
     from radimt.io.tables import write_table
 
     model = load_model(args.model)
-    try:
-        with open(f"{args.model}.card.json") as fh:
-            card = json.load(fh)
-    except OSError:
-        card = {}
+    card = load_model_card(args.model)
+    if not card:
+        log.warning("%s: no model card beside the model; the decision threshold is 0.5", args.model)
     threshold = float(card.get("threshold", 0.5))
-    table = pd.read_csv(args.features, dtype={"study_id": str, "lesion_id": str})
-    out = predict(model, table)
+    out = predict(model, read_features(args.features))
     classes = model.classes_names_
     if len(classes) == 2:
         out["prediction"] = [
@@ -310,6 +305,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radimt", description="Breast imaging radiomics from DICOM.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what radimt does")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error instead of a log file"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     scan = sub.add_parser("scan", help="list the series of a study folder with their roles")
@@ -330,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--out", required=True, help="mask file (.nii.gz or .nrrd)")
     seg.add_argument("--seg", help="also write a DICOM SEG referencing the series")
     seg.add_argument("--label", default="lesion", help="segment label in the DICOM SEG")
+    seg.add_argument(
+        "--keep-phi", action="store_true", help="keep patient identifiers in the DICOM SEG (default: removed)"
+    )
     seg.add_argument("--png", help="overlay PNG (default: next to --out)")
     seg.set_defaults(func=cmd_segment)
 
@@ -387,6 +388,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into head/less that closed early
         sys.stderr.close()
         return 0
+    except KeyboardInterrupt:
+        print("radimt: interrupted; a batch resumes where it stopped when run again", file=sys.stderr)
+        return 130
+    except OSError as exc:  # a file or folder the user named: missing, unreadable, unwritable
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"radimt: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen input: one line and a log
+        if args.debug:
+            raise
+        log_path = _crash_log(argv if argv is not None else sys.argv[1:])
+        print(
+            f"radimt: error: unexpected {type(exc).__name__} in 'radimt {args.command}': {exc}; the "
+            f"traceback is in {log_path} (--debug shows it here); please report it with that file",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _crash_log(argv: Sequence[str]) -> str:
+    """Write the current exception's traceback, the command and versions to a log file; its path.
+
+    The folder is ``RADIMT_LOG_DIR`` when set, else ``radimt-logs`` in the temporary directory.
+    """
+    import datetime
+    import os
+    import platform
+    import tempfile
+    import traceback
+
+    from radimt import __version__
+
+    folder = os.environ.get("RADIMT_LOG_DIR") or os.path.join(tempfile.gettempdir(), "radimt-logs")
+    os.makedirs(folder, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = os.path.join(folder, f"radimt-{stamp}-{os.getpid()}.log")
+    with open(path, "w") as fh:
+        fh.write(f"radimt {__version__}, Python {platform.python_version()}, {platform.platform()}\n")
+        fh.write(f"command: radimt {' '.join(argv)}\n\n")
+        fh.write(traceback.format_exc())
+    return path
 
 
 if __name__ == "__main__":

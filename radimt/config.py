@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -120,9 +121,12 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
         raise ConfigError(f"{path}: a pipeline is a mapping of settings, not {type(data).__name__}")
     nodes = {k.value: (k, v) for k, v in root.value} if isinstance(root, yaml.MappingNode) else {}
 
-    def fail(key: str, message: str, value_node: bool = True) -> None:
+    def fail(key: str, message: str, value_node: bool = True, option: str | None = None) -> None:
         key_node, val_node = nodes.get(key, (None, None))
-        raise ConfigError(f"{path}, {_line(val_node if value_node else key_node)}: {key}: {message}")
+        node = val_node if value_node else key_node
+        if option is not None and isinstance(val_node, yaml.MappingNode):
+            node = next((v for k, v in val_node.value if k.value == option), node)
+        raise ConfigError(f"{path}, {_line(node)}: {key}: {message}")
 
     for key, value in data.items():
         if key not in _TYPES:
@@ -153,6 +157,12 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
             f"unknown modality {data['segmentation']['modality']!r}; use {sorted(SEGMENT_PRESETS)}",
         )
     _check_options(data.get("kinetics", {}), {f.name for f in fields(KineticOptions)}, "kinetics", fail)
+    _check_values(data.get("segmentation", {}), SegmentOptions, "segmentation", fail)
+    _check_values(data.get("kinetics", {}), KineticOptions, "kinetics", fail)
+    if data.get("dce_phase", 1) < 1:
+        fail("dce_phase", f"expected a post-contrast phase number (1 or more), got {data['dce_phase']}")
+    if not 0 <= data.get("rim_mm", 0) < 1e3:
+        fail("rim_mm", f"expected a rim width from 0 mm, got {data['rim_mm']}")
     presets = dict(DEFAULT_PRESETS)
     for role, preset in data.get("presets", {}).items():
         if str(preset).endswith((".yaml", ".yml")) and not Path(preset).is_absolute():
@@ -178,8 +188,60 @@ def _check_options(options: dict, known: set[str], key: str, fail) -> None:
         fail(key, f"unknown option(s) {sorted(unknown)}; options are {sorted(known)}")
 
 
+#: Allowed ranges of option values, (low, high) inclusive; None leaves a side open.
+_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "tolerance": (0.0, 1.0),
+    "max_diameter_mm": (1e-3, None),
+    "smoothing_mm": (0.0, None),
+    "median_radius": (0, 20),
+    "seed_radius_mm": (1e-3, None),
+    "min_contrast": (0.0, None),
+    "opening_mm": (0.0, None),
+    "n_baseline": (1, None),
+    "initial_window_s": (1e-3, None),
+    "min_neighbourhood": (0, 26),
+    "ftv_background": (0.0, 1.0),
+}
+_CHOICES = {"polarity": ("bright", "dark", "auto")}
+#: Python types a YAML value may have, per annotation of an option field.
+_KINDS: dict[str, type | tuple[type, ...]] = {"float": (int, float), "int": int, "bool": bool, "str": str}
+
+
+def _check_values(options: dict, dataclass_type: type, key: str, fail) -> None:
+    """Each option's value must have its field's type (from the annotation) and range."""
+    annotations = {f.name: str(f.type) for f in fields(dataclass_type)}
+    for name, value in options.items():
+        if name not in annotations:
+            continue  # "modality", checked on its own
+        kinds = [k.strip() for k in annotations[name].split("|")]
+        if value is None:
+            if "None" not in kinds:
+                fail(key, f"{name}: a value is required", option=name)
+            continue
+        expected = next(k for k in kinds if k != "None")
+        kind = _KINDS[expected]
+        if not isinstance(value, kind) or (isinstance(value, bool) and expected != "bool"):
+            fail(key, f"{name}: expected {_type_name(kind)}, got {value!r}", option=name)
+        if expected in ("float", "int"):
+            low, high = _RANGES.get(name, (None, None))
+            if not math.isfinite(value):
+                fail(key, f"{name}: {value!r} is not a finite number", option=name)
+            if (low is not None and value < low) or (high is not None and value > high):
+                bounds = f"{low} or more" if high is None else f"from {low} to {high}"
+                fail(key, f"{name}: {value!r} is out of range (expected {bounds})", option=name)
+        if name in _CHOICES and value not in _CHOICES[name]:
+            fail(key, f"{name}: {value!r} is not one of {', '.join(_CHOICES[name])}", option=name)
+
+
 def _type_name(kind: type | tuple[type, ...]) -> str:
-    names = {list: "a list", dict: "a mapping", str: "text", int: "a whole number", float: "a number"}
+    names = {
+        list: "a list",
+        dict: "a mapping",
+        str: "text",
+        int: "a whole number",
+        float: "a number",
+        bool: "true or false",
+    }
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if set(kinds) == {int, float}:
         return "a number"

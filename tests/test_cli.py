@@ -71,3 +71,58 @@ def test_segment_reports_a_seed_outside_the_image(capsys, tmp_path):
     assert code == 2
     assert "outside the image" in capsys.readouterr().err
     assert not (tmp_path / "m.nii.gz").exists()
+
+
+def test_an_unexpected_error_is_one_line_and_a_log_unless_debug(capsys, tmp_path, monkeypatch):
+    import pytest
+
+    import radimt.cli as cli
+
+    def boom(args):
+        return 1 / 0
+
+    monkeypatch.setattr(cli, "cmd_scan", boom)
+    monkeypatch.setenv("RADIMT_LOG_DIR", str(tmp_path))
+    assert main(["scan", "study"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "unexpected ZeroDivisionError in 'radimt scan': division by zero" in err
+    (log,) = tmp_path.glob("radimt-*.log")
+    assert str(log) in err
+    text = log.read_text()
+    assert "command: radimt scan study" in text and "Traceback" in text and "ZeroDivisionError" in text
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "scan", "study"])
+
+
+def _model(tmp_path):
+    from radimt.classify import ModelConfig, load_table, model_card, save_model, train
+    from tests.test_classify import _cohort
+
+    frame = _cohort(seed=6, signal=1.5, n_imt=12, n_other=24, p=20)
+    frame.to_csv(tmp_path / "features.csv", index=False)
+    config = ModelConfig(inner_splits=3)
+    data = load_table(frame, config)
+    model = train(data, config)
+    save_model(model, tmp_path / "model.skops", model_card(data, config, model, None))
+    return tmp_path / "model.skops"
+
+
+def test_predict_names_a_corrupt_card_a_missing_table_and_a_damaged_model(capsys, tmp_path):
+    model = _model(tmp_path)
+    features, out = str(tmp_path / "features.csv"), str(tmp_path / "p.csv")
+    assert main(["predict", str(model), features, "--out", out]) == 0
+    card = tmp_path / "model.skops.card.json"
+    broken = (("{not json", "model card cannot be read"), ('{"threshold": "high"}', "not a probability"))
+    for text, message in broken:
+        card.write_text(text)
+        assert main(["predict", str(model), features, "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"radimt: error: {card}: ") and message in err
+    card.unlink()
+    assert main(["predict", str(model), str(tmp_path / "nowhere.csv"), "--out", out]) == 2
+    assert "nowhere.csv: no such features file" in capsys.readouterr().err
+    (tmp_path / "damaged.skops").write_bytes(model.read_bytes()[:300])
+    assert main(["predict", str(tmp_path / "damaged.skops"), features, "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable radimt model" in err and "Traceback" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
@@ -17,10 +18,14 @@ from radimt.dicom.scan import SeriesInfo
 from radimt.errors import FrameOfReferenceError, MaskError
 from radimt.grids import same_grid
 from radimt.io.atomic import atomic_path
+from radimt.io.deidentify import deidentify
 from radimt.segment import FRAME_OF_REFERENCE_KEY, check_frame_of_reference, resample_mask
 from radimt.synth.writer import uid
 
+log = logging.getLogger(__name__)
+
 #: Patient/study attributes a SEG must copy (type 2: present, possibly empty).
+_PATIENT_SEX = ("M", "F", "O", "")
 _TYPE2_SOURCE_ATTRIBUTES = (
     "PatientName",
     "PatientID",
@@ -72,13 +77,19 @@ def write_dicom_seg(
     *,
     label: str = "lesion",
     series_number: int = 9001,
+    keep_phi: bool = False,
+    pseudonym: str = "anonymous",
 ) -> None:
     """Write a binary DICOM SEG that references ``series``, so viewers open it over the images.
 
     The mask must lie on the series' own grid (use :func:`radimt.resample_mask` first). The
-    SEG carries the source images' patient and study attributes, as the standard requires for
-    it to be displayed with them. UIDs are derived from the source series and the label, so
-    the same inputs give the same file.
+    SEG carries the source images' study and series UIDs, as the standard requires for it to be
+    displayed with them. UIDs are derived from the source series and the label, so the same
+    inputs give the same file.
+
+    Unless ``keep_phi``, the SEG is de-identified by the DICOM PS3.15 Basic Application Level
+    Confidentiality Profile with the Retain UIDs Option (:mod:`radimt.io.deidentify`);
+    PatientName and PatientID become ``pseudonym``.
     """
     frames, geometry = order_slices(series.frames, series.label)
     if not same_grid(mask, _grid_image(geometry)):
@@ -94,6 +105,9 @@ def write_dicom_seg(
             for keyword in _TYPE2_SOURCE_ATTRIBUTES:  # often dropped by exports; SEG copies them
                 if keyword not in source:
                     setattr(source, keyword, "")
+            if str(source.PatientSex) not in _PATIENT_SEX:  # copied, so it must be valid
+                log.warning("%s: PatientSex %r is not M, F or O; empty in the SEG", f.path, source.PatientSex)
+                source.PatientSex = ""
             sources[f.path] = source
     if len(sources) == 1 and len(frames) > 1:  # one multi-frame source: frames in file order
         pixel = np.zeros_like(array)
@@ -143,6 +157,8 @@ def write_dicom_seg(
     for element in seg.iterall():
         if element.keyword == "DimensionOrganizationUID":
             element.value = dimension_uid
+    if not keep_phi:
+        deidentify(seg, pseudonym)
     with atomic_path(path) as tmp:
         seg.save_as(tmp)
 
