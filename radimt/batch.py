@@ -14,10 +14,10 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
 import traceback
@@ -32,6 +32,7 @@ from radimt.errors import RadimtError
 from radimt.io.atomic import atomic_path
 from radimt.io.tables import ID_COLUMNS, write_table
 from radimt.manifest import LesionTask, read_manifest
+from radimt.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -394,27 +395,6 @@ def _group_by_study(tasks: Sequence[LesionTask]) -> list[list[LesionTask]]:
     return list(groups.values())
 
 
-class Progress:
-    """A one-line progress report on a terminal (studies done, failed, time left); silent otherwise."""
-
-    def __init__(self, total: int, stream=None):
-        self.total, self.done, self.failed, self.start = total, 0, 0, time.perf_counter()
-        self.stream = stream or sys.stderr
-        self.active = hasattr(self.stream, "isatty") and self.stream.isatty()
-
-    def update(self, failed: bool) -> None:
-        self.done += 1
-        self.failed += int(failed)
-        if not self.active:
-            return
-        elapsed = time.perf_counter() - self.start
-        left = elapsed / self.done * (self.total - self.done)
-        self.stream.write(f"\r{self.done}/{self.total} studies, {self.failed} failed, ~{left:.0f} s left ")
-        if self.done == self.total:
-            self.stream.write("\n")
-        self.stream.flush()
-
-
 def _execute(groups, config, out, *, workers, scheduler, seg, keep_phi) -> Iterable[list[dict]]:
     """Run :func:`process_study` over the study groups; yield statuses as they arrive."""
     if scheduler:
@@ -527,6 +507,7 @@ def run_batch(
     keep_phi: bool = False,
     table_format: str = "csv",
     on_study: Callable[[list[dict]], None] | None = None,
+    show_progress: bool = True,
 ) -> BatchSummary:
     """Run the pipeline over every lesion of a manifest; see the module notes.
 
@@ -551,6 +532,10 @@ def run_batch(
         Keep patient identifiers in DICOM SEG outputs (by default replaced by the study id).
     table_format
         ``csv`` or ``parquet`` for features (CSV is always written too).
+    on_study
+        Called with the lesion statuses of each study as it finishes.
+    show_progress
+        Report each finished study on standard error (a bar on a terminal, a line in a log).
     """
     start_wall = _dt.datetime.now(_dt.timezone.utc)
     start = time.perf_counter()
@@ -562,15 +547,16 @@ def run_batch(
     remove_partial_files(out_path)
     pending = [t for t in tasks if force or not _finished(out_path, t, config)]
     groups = _group_by_study(pending)
-    progress = Progress(len(groups))
+    progress = Progress(len(groups), "study", stream=None if show_progress else io.StringIO())
     timings: dict[str, float] = {}
     for statuses in _execute(
         groups, config, str(out_path), workers=workers, scheduler=scheduler, seg=seg, keep_phi=keep_phi
     ):
-        progress.update(any(s["status"] == "failed" for s in statuses))
+        progress.update(statuses[0]["study_id"], any(s["status"] == "failed" for s in statuses))
         timings[statuses[0]["study_id"]] = statuses[0]["study_seconds"]
         if on_study is not None:
             on_study(statuses)
+    progress.close()
     summary = assemble(tasks, config, out_path, table_format=table_format)
     summary.skipped = len(tasks) - len(pending)
     summary.seconds = round(time.perf_counter() - start, 3)
@@ -600,7 +586,9 @@ def assemble(
             reason = json.loads(error_path.read_text())["reason"] if error_path.exists() else "not processed"
             errors.append({"study_id": task.study_id, "lesion_id": task.lesion_id, "reason": reason})
             entries.append((task, None, reason))
-    id_columns = list(ID_COLUMNS) + [c for c in (tasks[0].extra if tasks else {}) if c not in ID_COLUMNS]
+    identity = list(tasks[0].identity()) if tasks else ["study_id", "lesion_id"]
+    extra = [c for c in identity if c not in ID_COLUMNS]
+    id_columns = [c for c in ID_COLUMNS if rows or c in identity] + extra
     write_table(rows, out / "features.csv", id_columns=id_columns)
     if table_format == "parquet":
         _write_parquet(out / "features.csv", out / "features.parquet")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -285,13 +286,19 @@ def _fit_fold(pipeline, grid, X, y, groups, train, config, seed):
     return search.best_estimator_
 
 
-def evaluate(data: Dataset, config: ModelConfig = ModelConfig()) -> dict[str, Any]:
+def evaluate(
+    data: Dataset,
+    config: ModelConfig = ModelConfig(),
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Nested cross-validation with honest metrics.
 
     Outer: stratified K-fold repeated ``repeats`` times (grouped by patient when the table has a
     ``group`` column, so no patient is on both sides of a split); inner: hyper-parameters.
     Out-of-fold probabilities are averaged over repeats per case; metrics are computed on those
     with bootstrap 95 % CIs. A permutation test refits the same procedure on shuffled labels.
+    ``progress``, when given, is called with a name after each outer fold and each permutation
+    (``repeats × outer_splits + n_permutations`` calls).
     """
     _check_sizes(data, config)
     from joblib import Parallel, delayed
@@ -310,7 +317,12 @@ def evaluate(data: Dataset, config: ModelConfig = ModelConfig()) -> dict[str, An
         fitted = _fit_fold(pipeline, grid, X, y, groups, train, config, seed)
         return repeat, test, fitted.predict_proba(X[test]), selected_features(fitted, names)
 
-    results = Parallel(n_jobs=config.n_jobs)(delayed(run)(*fold) for fold in folds)
+    results = []
+    parallel = Parallel(n_jobs=config.n_jobs, return_as="generator")
+    for result in parallel(delayed(run)(*fold) for fold in folds):
+        results.append(result)
+        if progress is not None:
+            progress(f"fold {len(results)}")
     n_classes = len(data.classes)
     sums = np.zeros((len(y), n_classes))
     counts = np.zeros(len(y))
@@ -329,7 +341,7 @@ def evaluate(data: Dataset, config: ModelConfig = ModelConfig()) -> dict[str, An
     metrics["roc_auc_per_repeat_sd"] = float(np.std(repeat_auc))
     if config.n_permutations:
         metrics["permutation_p_value"], metrics["permutation_auc_mean"] = _permutation_test(
-            data, config, metrics["roc_auc"]
+            progress, data, config, metrics["roc_auc"]
         )
     frequency = {k: v / len(folds) for k, v in sorted(selection.items(), key=lambda kv: (-kv[1], kv[0]))}
     return {
@@ -417,7 +429,9 @@ def _logistic_fit(design: np.ndarray, y: np.ndarray, offset: np.ndarray | None =
     return beta
 
 
-def _permutation_test(data: Dataset, config: ModelConfig, observed: float) -> tuple[float, float]:
+def _permutation_test(
+    progress: Callable[[str], None] | None, data: Dataset, config: ModelConfig, observed: float
+) -> tuple[float, float]:
     """p = (1 + #{AUC with shuffled labels >= observed}) / (1 + n), one outer repeat each."""
     rng = np.random.default_rng(config.random_state + 10_000)
     quick = ModelConfig(**{**asdict(config), "repeats": 1, "n_permutations": 0, "n_bootstrap": 0})
@@ -431,6 +445,8 @@ def _permutation_test(data: Dataset, config: ModelConfig, observed: float) -> tu
             ids=data.ids,
         )
         aucs.append(evaluate(shuffled, quick)["metrics"]["roc_auc"])
+        if progress is not None:
+            progress(f"permutation {len(aucs)}")
     aucs = np.array(aucs)
     return float((1 + np.sum(aucs >= observed)) / (1 + len(aucs))), float(aucs.mean())
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -155,15 +157,19 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from radimt.report import overlay_png
     from radimt.segment import segment_from_seed
 
+    flag, text = ("--seed-index", args.seed_index) if args.seed_index else ("--seed", args.seed)
+    if text is None:
+        raise RadimtError("give the lesion's seed: --seed X,Y,Z (LPS mm) or --seed-index I,J,K (voxel)")
     try:
-        seed = tuple(float(v) for v in args.seed.split(","))
+        seed = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise RadimtError(f"--seed {args.seed!r}: give numbers separated by commas, e.g. 108,0,-10") from None
+        raise RadimtError(f"{flag} {text!r}: give numbers separated by commas, e.g. -108,0,-10") from None
+    is_index = bool(args.seed_index) or args.index
     study = load_study(args.study)
     image, series, modality, what = _reference(study, args.series)
     options = {k: v for k, v in (("tolerance", args.tolerance), ("max_diameter_mm", args.max_diameter)) if v}
     mask = segment_from_seed(
-        image, seed, seed_is_index=args.index, modality=args.modality or modality, **options
+        image, seed, seed_is_index=is_index, modality=args.modality or modality, **options
     )
     write_mask(mask, args.out)
     png = args.png or str(Path(args.out).with_name(Path(args.out).name.split(".")[0] + "_overlay.png"))
@@ -227,10 +233,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from radimt.classify import evaluate, load_table
+    from radimt.progress import Progress
     from radimt.report.model import write_evaluation
 
     config = _model_config(args)
-    result = evaluate(load_table(args.features, config, label=args.label, group=args.group), config)
+    data = load_table(args.features, config, label=args.label, group=args.group)
+    progress = Progress(config.repeats * config.outer_splits + config.n_permutations, "step")
+    result = evaluate(data, config, progress=progress.update)
+    progress.close()
     write_evaluation(result, Path(args.out))
     m = result["metrics"]
     ci = f" (95% CI {m['roc_auc_ci_low']:.2f}-{m['roc_auc_ci_high']:.2f})" if "roc_auc_ci_low" in m else ""
@@ -288,9 +298,14 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--positive", default="IMT", help="positive class (binary: it versus the rest)")
     parser.add_argument("--multiclass", action="store_true", help="one class per label value")
     parser.add_argument(
-        "--model", default="logistic", choices=("logistic", "random_forest", "gradient_boosting")
+        "--model",
+        default="logistic",
+        choices=("logistic", "random_forest", "gradient_boosting"),
+        help="classifier",
     )
-    parser.add_argument("--selector", default="univariate", choices=("univariate", "l1"))
+    parser.add_argument(
+        "--selector", default="univariate", choices=("univariate", "l1"), help="feature selection"
+    )
     parser.add_argument("--n-features", type=int, default=10, help="features kept by selection")
     parser.add_argument("--harmonize", help="ComBat-harmonise by this column (site or scanner)")
     parser.add_argument("--outer", type=int, default=5, help="outer folds")
@@ -302,13 +317,63 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="parallel folds (joblib)")
 
 
+class _Help(argparse.HelpFormatter):
+    """``--help`` shows each option's default (when it has a value worth showing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+#: ModelConfig fields as the command line names them, for error messages from the classifier.
+_FLAGS = {
+    "outer_splits": "--outer",
+    "inner_splits": "--inner",
+    "n_permutations": "--permutations",
+    "n_bootstrap": "--bootstrap",
+    "n_features": "--n-features",
+    "random_state": "--seed",
+    "n_jobs": "--jobs",
+}
+
+
+def _flag_names(message: str) -> str:
+    """A classifier message with its setting names replaced by the command line's flags."""
+    return re.sub(r"\b(" + "|".join(_FLAGS) + r")\b", lambda m: _FLAGS[m.group(1)], message)
+
+
+def _negative_values(argv: Sequence[str]) -> list[str]:
+    """``--seed -108,0,-10`` as ``--seed=-108,0,-10``: argparse would take the value for a flag."""
+    out: list[str] = []
+    tokens = list(argv)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token in ("--seed", "--seed-index") and i + 1 < len(tokens) and re.match(r"-[\d.]", tokens[i + 1]):
+            out.append(f"{token}={tokens[i + 1]}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="radimt", description="Breast imaging radiomics from DICOM.")
+    from radimt import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="radimt", description="Breast imaging radiomics from DICOM.", formatter_class=_Help
+    )
+    parser.add_argument("--version", action="version", version=f"radimt {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what radimt does")
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of an unexpected error instead of a log file"
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser = functools.partial(sub.add_parser, formatter_class=_Help)  # defaults in every --help
 
     scan = sub.add_parser("scan", help="list the series of a study folder with their roles")
     scan.add_argument("paths", nargs="+", metavar="STUDY", help="study folder(s), each scanned as one study")
@@ -317,8 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     seg = sub.add_parser("segment", help="segment a lesion from one seed point")
     seg.add_argument("study", help="study folder")
-    seg.add_argument("--seed", required=True, help="X,Y,Z in LPS mm (or I,J,K with --index)")
-    seg.add_argument("--index", action="store_true", help="the seed is a voxel index of the reference")
+    where = seg.add_mutually_exclusive_group(required=True)
+    where.add_argument("--seed", help="X,Y,Z in LPS mm, e.g. -108,0,-10 (negative values are fine)")
+    where.add_argument("--seed-index", help="I,J,K: a voxel index of the image segmented on")
+    seg.add_argument("--index", action="store_true", help="read --seed as a voxel index (as --seed-index)")
     seg.add_argument(
         "--series", help="segment on this series (number or number.stack); default: DCE subtraction"
     )
@@ -362,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = sub.add_parser("synth", help="write synthetic studies with ground truth")
     synth_sub = synth.add_subparsers(dest="what", required=True)
+    synth_sub.add_parser = functools.partial(synth_sub.add_parser, formatter_class=_Help)
     sample = synth_sub.add_parser("sample", help="the sample studies shipped in sample_dicom/")
     sample.add_argument("--out", required=True, help="output folder")
     sample.set_defaults(func=cmd_synth_sample)
@@ -376,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = _negative_values(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
@@ -383,7 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except RadimtError as exc:
-        print(f"radimt: error: {exc}", file=sys.stderr)
+        message = _flag_names(str(exc)) if args.command in ("evaluate", "train") else str(exc)
+        print(f"radimt: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head/less that closed early
         sys.stderr.close()
@@ -400,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen input: one line and a log
         if args.debug:
             raise
-        log_path = _crash_log(argv if argv is not None else sys.argv[1:])
+        log_path = _crash_log(argv)
         print(
             f"radimt: error: unexpected {type(exc).__name__} in 'radimt {args.command}': {exc}; the "
             f"traceback is in {log_path} (--debug shows it here); please report it with that file",

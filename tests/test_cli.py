@@ -126,3 +126,54 @@ def test_predict_names_a_corrupt_card_a_missing_table_and_a_damaged_model(capsys
     assert main(["predict", str(tmp_path / "damaged.skops"), features, "--out", out]) == 2
     err = capsys.readouterr().err
     assert "not a readable radimt model" in err and "Traceback" not in err
+
+
+def test_version_and_help_with_defaults(capsys):
+    import pytest
+
+    from radimt import __version__
+
+    with pytest.raises(SystemExit) as exit_code:
+        main(["--version"])
+    assert exit_code.value.code == 0 and capsys.readouterr().out.strip() == f"radimt {__version__}"
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "outer folds (default: 5)" in text and "classifier (default: logistic)" in text
+
+
+def test_negative_seed_coordinates_and_a_voxel_seed(capsys, tmp_path):
+    import radimt
+    from radimt.segment import subtraction
+
+    study = SAMPLE_DICOM / "imt_case"
+    # A right-breast lesion has negative LPS x: the value must reach the seed, not argparse.
+    assert main(["segment", str(study), "--seed", "-108,0,-10", "--out", str(tmp_path / "m.nii.gz")]) == 2
+    assert "(-108.0, 0.0, -10.0) lies outside the image" in capsys.readouterr().err
+    index = subtraction(radimt.load_study(study).dce, 1).TransformPhysicalPointToIndex((108.0, 0.0, -10.0))
+    by_point = ["segment", str(study), "--seed", "108,0,-10", "--out", str(tmp_path / "a.nii.gz")]
+    voxel = ",".join(map(str, index))
+    by_index = ["segment", str(study), "--seed-index", voxel, "--out", str(tmp_path / "b.nii.gz")]
+    assert main(by_point) == 0 and main(by_index) == 0
+    volumes = re.findall(r"volume: ([\d.]+)", capsys.readouterr().out)
+    assert len(volumes) == 2 and volumes[0] == volumes[1]
+
+
+def test_classifier_errors_name_the_command_line_flags(capsys, tmp_path):
+    from tests.test_classify import _cohort
+
+    _cohort(n_imt=3, n_other=20, p=5).to_csv(tmp_path / "f.csv", index=False)
+    assert main(["evaluate", str(tmp_path / "f.csv"), "--out", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert "--outer" in err and "outer_splits" not in err
+
+
+def test_evaluate_reports_progress_one_line_per_step_in_a_log(capsys, tmp_path):
+    from tests.test_classify import _cohort
+
+    _cohort(n_imt=12, n_other=24, p=8, signal=1.0).to_csv(tmp_path / "f.csv", index=False)
+    args = ["evaluate", str(tmp_path / "f.csv"), "--out", str(tmp_path / "ev"), "--outer", "3"]
+    assert main([*args, "--inner", "3", "--repeats", "2", "--permutations", "2", "--bootstrap", "50"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[")]
+    assert len(lines) == 2 * 3 + 2 and lines[0].startswith("[1/8] step fold 1 done; elapsed")
+    assert lines[-1].startswith("[8/8] step permutation 2 done") and "about 0s left" in lines[-1]

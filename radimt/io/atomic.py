@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it; the lock keeps that atomic here)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]):
     """Yield a temporary path beside ``path`` (same suffixes); it replaces ``path`` on success.
 
-    A crash mid-write leaves the old file (or none) in place, never a partial one.
+    A crash mid-write leaves the old file (or none) in place, never a partial one. The file gets
+    the permissions any new file of the user gets (0666 less the umask), not the temporary
+    file's private 0600, so colleagues can read shared results.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -22,6 +35,7 @@ def atomic_path(path: str | os.PathLike[str]):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):

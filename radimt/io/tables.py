@@ -45,8 +45,11 @@ def table_columns(rows: Iterable[Mapping[str, Any]], id_columns: Sequence[str] =
 def write_table(
     rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], id_columns: Sequence[str] = ID_COLUMNS
 ) -> list[str]:
-    """Write ``rows`` as CSV (see module notes); returns the columns written."""
-    columns = table_columns(rows, id_columns)
+    """Write ``rows`` as CSV (see module notes); returns the columns written.
+
+    Without rows the file still has a header: ``id_columns``.
+    """
+    columns = table_columns(rows, id_columns) if rows else list(id_columns)
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(columns)
