@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint sample bench clean
+.PHONY: demo test test-fast lint sample bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check radimt tests benchmarks
 	$(BIN)/python -m pytest -q
+
+# The edit-test loop: everything but the tests marked slow or realdata (CI runs `make test`).
+test-fast: $(STAMP)
+	$(BIN)/ruff check radimt tests benchmarks
+	$(BIN)/python -m pytest -q -m "not slow and not realdata"
 
 sample: $(STAMP)
 	rm -rf sample_dicom.new

@@ -18,12 +18,13 @@ import io
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -216,34 +217,14 @@ def _reference(study, task: LesionTask, config: PipelineConfig):
 
 
 def _process_lesion(task, study, config: PipelineConfig, folder: Path, *, seg: bool, keep_phi: bool) -> dict:
-    import SimpleITK as sitk
 
-    from radimt.features import extract_features
     from radimt.io import read_dicom_seg, read_mask, write_dicom_seg, write_mask
     from radimt.lesion import lesion_features
-    from radimt.measure import longest_diameter_mm, mask_volume_mm3
     from radimt.report.overlay import overlay_png
     from radimt.segment import segment_from_seed
 
     if task.image_path is not None:  # pyradiomics-style row: an image file and a mask file
-        image = sitk.ReadImage(task.image_path)
-        mask = read_mask(task.mask_path, image)
-        features = extract_features(
-            image,
-            mask,
-            preset=config.presets.get(config.reference, "mr"),
-            image_types=config.image_types,
-            what=f"{task.study_id}/{task.lesion_id}",
-        )
-        row = {
-            "lesion_volume_mm3": mask_volume_mm3(mask),
-            "lesion_longest_diameter_mm": longest_diameter_mm(mask),
-        }
-        row.update({f"{config.reference}_{k}": v for k, v in sorted(features.items())})
-        overlay_png(
-            image, mask, folder / f"overlay_{config.reference}.png", title=f"{task.study_id} {task.lesion_id}"
-        )
-        return {"row": row, "curves": [], "figures": [f"overlay_{config.reference}.png"]}
+        return _pyradiomics_row(task, config, folder)
 
     image, series, seed_series = _reference(study, task, config)
     if task.mask_path:
@@ -282,6 +263,8 @@ def _process_lesion(task, study, config: PipelineConfig, folder: Path, *, seg: b
     images = {config.reference: image} if config.reference in ("mg", "us") else None
     features = lesion_features(study, {config.reference: mask}, config.features(), images=images)
     row, provenance = dict(features), features.provenance
+    if config.pyradiomics_names:
+        row = pyradiomics_names(row, config.roles[0])
     figures = []
     overlay_png(
         image,
@@ -325,6 +308,87 @@ def _process_lesion(task, study, config: PipelineConfig, folder: Path, *, seg: b
         header = study.series[0].first.header
         row["dicom_study_instance_uid"] = header.study_uid
     return {"row": row, "curves": curves, "figures": figures, "provenance": provenance}
+
+
+#: The role prefix of features from pyradiomics-style rows (an image file of unknown kind).
+IMAGE_PREFIX = "image"
+
+
+def _pyradiomics_row(task: LesionTask, config: PipelineConfig, folder: Path) -> dict:
+    """A pyradiomics batch row computed as pyradiomics' own batch computes it (see
+    :func:`radimt.features.pyradiomics_case`), plus radimt's size measures and an overlay."""
+    import SimpleITK as sitk
+
+    from radimt.features import load_params, pyradiomics_case
+    from radimt.io import read_mask
+    from radimt.measure import longest_diameter_mm, mask_volume_mm3
+    from radimt.report.overlay import overlay_png
+
+    if config.pyradiomics_params:
+        params = config.pyradiomics_params
+    else:
+        params = load_params(config.presets.get(config.reference, "mr"))
+        if config.image_types is not None:
+            params["imageType"] = {n: params["imageType"].get(n) or {} for n in config.image_types}
+    features, diagnostics = pyradiomics_case(
+        task.image_path,
+        task.mask_path,
+        params,
+        label=task.mask_label,
+        label_channel=task.label_channel,
+        what=f"{task.study_id}/{task.lesion_id}",
+    )
+    image = sitk.ReadImage(task.image_path)
+    settings = load_params(params)["setting"] if isinstance(params, str) else params["setting"]
+    label = task.mask_label if task.mask_label is not None else int(settings.get("label", 1))
+    mask = read_mask(task.mask_path, image, label=label, label_channel=task.label_channel)
+    row: dict[str, Any] = {
+        "lesion_volume_mm3": mask_volume_mm3(mask),
+        "lesion_longest_diameter_mm": longest_diameter_mm(mask),
+    }
+    prefix = "" if config.pyradiomics_names else f"{IMAGE_PREFIX}_"
+    row.update({f"{prefix}{k}": v for k, v in features.items()})
+    if config.diagnostics is not False:  # on by default in this route
+        row.update({f"diagnostics_{k}": _diagnostic_text(v) for k, v in diagnostics.items()})
+    overlay_png(image, mask, folder / "overlay_image.png", title=f"{task.study_id} label {label}")
+    provenance = {
+        "route": "pyradiomics batch row (whole image, as pyradiomics computes it)",
+        "params": params if isinstance(params, str) else _plain_json(params),
+        "label": label,
+        "label_channel": task.label_channel,
+        "pyradiomics": {k: _diagnostic_text(v) for k, v in diagnostics.items()},
+    }
+    return {"row": row, "curves": [], "figures": ["overlay_image.png"], "provenance": provenance}
+
+
+#: A radiomic feature column: ``<role>_<image type>_<feature class>_<feature>``.
+_RADIOMIC = re.compile(
+    r"^(?P<role>[a-z0-9]+)_(?P<name>(original|log-sigma-[0-9-]+mm-[23]D|wavelet-[HL]+|square|squareroot|"
+    r"logarithm|exponential|gradient|lbp-[23]D(-[a-z0-9]+)?)_[A-Za-z0-9]+_[A-Za-z0-9]+)$"
+)
+
+
+def pyradiomics_names(row: dict[str, Any], role: str) -> dict[str, Any]:
+    """``role``'s radiomic columns under pyradiomics' own names (``dce_original_glcm_Contrast`` ->
+    ``original_glcm_Contrast``); every other column unchanged."""
+    out = {}
+    for key, value in row.items():
+        match = _RADIOMIC.match(key)
+        out[match["name"] if match and match["role"] == role else key] = value
+    return out
+
+
+def _diagnostic_text(value: Any) -> Any:
+    """A diagnostic as pyradiomics' batch writes it: numbers stay numbers, the rest is str()."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    return str(value)
+
+
+def _plain_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
 
 
 def _same_grid_series(series, image) -> bool:
@@ -508,6 +572,8 @@ def run_batch(
     table_format: str = "csv",
     on_study: Callable[[list[dict]], None] | None = None,
     show_progress: bool = True,
+    diagnostics: bool | None = None,
+    pyradiomics_names: bool | None = None,
 ) -> BatchSummary:
     """Run the pipeline over every lesion of a manifest; see the module notes.
 
@@ -536,13 +602,24 @@ def run_batch(
         Called with the lesion statuses of each study as it finishes.
     show_progress
         Report each finished study on standard error (a bar on a terminal, a line in a log).
+    diagnostics, pyradiomics_names
+        Override the pipeline's settings of the same names (``None`` keeps them).
     """
     start_wall = _dt.datetime.now(_dt.timezone.utc)
     start = time.perf_counter()
     tasks = read_manifest(manifest)
     config = pipeline if isinstance(pipeline, PipelineConfig) else load_config(pipeline)
+    if diagnostics is not None:
+        config = replace(config, diagnostics=diagnostics)
+    if pyradiomics_names is not None:
+        config = replace(config, pyradiomics_names=pyradiomics_names)
     if table_format not in ("csv", "parquet"):
         raise RadimtError(f"unknown --format {table_format!r}: csv or parquet")
+    if config.pyradiomics_names and len(config.roles) > 1 and any(not t.image_path for t in tasks):
+        raise RadimtError(
+            f"--pyradiomics-names needs one role with radiomic features; the pipeline has "
+            f"{', '.join(config.roles)} (their columns would collide without the role prefix)"
+        )
     out_path = prepare_out(Path(out))
     remove_partial_files(out_path)
     pending = [t for t in tasks if force or not _finished(out_path, t, config)]
@@ -636,6 +713,7 @@ def _write_run_json(out, manifest, config, tasks, timings, start_wall, summary, 
             "manifest": str(Path(manifest).resolve()),
             "config": config.to_dict(),
             "config_digest": config.digest(),
+            "filter_overrides": config.filter_overrides(),
             "started": start_wall.isoformat(timespec="seconds"),
             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "workers": workers,

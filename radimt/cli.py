@@ -198,6 +198,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         seg=args.seg,
         keep_phi=args.keep_phi,
         table_format=args.format,
+        diagnostics=args.diagnostics,
+        pyradiomics_names=args.pyradiomics_names,
     )
     print(
         f"{summary.total} lesions: {summary.done} done ({summary.skipped} from an earlier run), "
@@ -411,6 +413,18 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--seg", action="store_true", help="also write a DICOM SEG per lesion")
     batch.add_argument("--force", action="store_true", help="recompute lesions that are already done")
     batch.add_argument("--keep-phi", action="store_true", help="keep patient identifiers in DICOM outputs")
+    batch.add_argument(
+        "--diagnostics",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pyradiomics' diagnostics_* columns (default: on for pyradiomics Image,Mask rows)",
+    )
+    batch.add_argument(
+        "--pyradiomics-names",
+        action="store_true",
+        default=None,
+        help="feature columns under pyradiomics' own names, without the <role>_ prefix (one role)",
+    )
     batch.set_defaults(func=cmd_batch)
 
     evaluate = sub.add_parser("evaluate", help="nested cross-validation of the IMT classifier, with a report")

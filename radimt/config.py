@@ -23,6 +23,8 @@ from radimt.segment import PRESETS as SEGMENT_PRESETS
 from radimt.segment import SegmentOptions
 
 ROLES = ("dce", "dwi", "adc", "t1", "t2", "ct", "mg", "us")
+#: The top-level keys of a pyradiomics parameter file.
+PYRADIOMICS_KEYS = {"imageType", "featureClass", "setting", "voxelSetting"}
 
 
 class ConfigError(RadimtError):
@@ -53,6 +55,13 @@ class PipelineConfig:
         As in :class:`radimt.lesion.FeatureConfig`.
     role_overrides
         ``{role: SeriesNumber or description regex}`` forced onto every study.
+    pyradiomics_params
+        Set when the pipeline file is a plain pyradiomics parameter file: every role's features
+        use it unchanged, and pyradiomics-style batch rows run through pyradiomics as it is.
+    diagnostics
+        Add pyradiomics' ``diagnostics_*`` columns (``None``: in the pyradiomics-CSV route only).
+    pyradiomics_names
+        Feature columns keep pyradiomics' own names (no ``<role>_`` prefix); one role only.
     """
 
     name: str = "pipeline"
@@ -65,6 +74,9 @@ class PipelineConfig:
     dce_phase: int = 1
     rim_mm: float = 2.0
     role_overrides: dict[str, Any] = field(default_factory=dict)
+    pyradiomics_params: str | None = None
+    diagnostics: bool | None = None
+    pyradiomics_names: bool = False
 
     def features(self) -> FeatureConfig:
         return FeatureConfig(
@@ -75,6 +87,25 @@ class PipelineConfig:
             dce_phase=self.dce_phase,
             rim_mm=self.rim_mm,
         )
+
+    def filter_overrides(self) -> list[str]:
+        """Where ``image_types`` replaces the filters a role's preset asks for, said in words."""
+        from radimt.features import load_params
+
+        if self.image_types is None:
+            return []
+        notes = []
+        for role in self.roles:
+            preset = self.presets.get(role)
+            if preset is None:
+                continue
+            asked = list(load_params(preset)["imageType"])
+            if sorted(asked) != sorted(self.image_types):
+                notes.append(
+                    f"{role}: image_types {list(self.image_types)} replace the filters of preset "
+                    f"{Path(str(preset)).stem!r} ({', '.join(asked)})"
+                )
+        return notes
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -95,6 +126,8 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "dce_phase": int,
     "rim_mm": (int, float),
     "role_overrides": dict,
+    "diagnostics": (bool, type(None)),
+    "pyradiomics_names": bool,
 }
 
 
@@ -120,6 +153,8 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a pipeline is a mapping of settings, not {type(data).__name__}")
     nodes = {k.value: (k, v) for k, v in root.value} if isinstance(root, yaml.MappingNode) else {}
+    if data and set(data) <= PYRADIOMICS_KEYS:
+        return _pyradiomics_pipeline(path)
 
     def fail(key: str, message: str, value_node: bool = True, option: str | None = None) -> None:
         key_node, val_node = nodes.get(key, (None, None))
@@ -179,6 +214,24 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
         dce_phase=int(data.get("dce_phase", 1)),
         rim_mm=float(data.get("rim_mm", 2.0)),
         role_overrides=dict(data.get("role_overrides", {})),
+        diagnostics=data.get("diagnostics"),
+        pyradiomics_names=bool(data.get("pyradiomics_names", False)),
+    )
+
+
+def _pyradiomics_pipeline(path: Path) -> PipelineConfig:
+    """A plain pyradiomics parameter file as a pipeline: it gives every role's features."""
+    from radimt.features import FeatureError, load_params
+
+    try:
+        load_params(path)
+    except FeatureError as exc:
+        raise ConfigError(str(exc)) from None
+    resolved = str(path.resolve())
+    return PipelineConfig(
+        name=path.stem,
+        presets={role: resolved for role in ROLES},
+        pyradiomics_params=resolved,
     )
 
 

@@ -345,6 +345,57 @@ def extract_features(
     return row
 
 
+def pyradiomics_case(
+    image_path: str,
+    mask_path: str,
+    params: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    label: int | None = None,
+    label_channel: int | None = None,
+    what: str = "case",
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """One row of a pyradiomics batch, computed by pyradiomics exactly as its own batch does.
+
+    The image and mask files are read by pyradiomics itself and nothing is cropped, so values
+    and diagnostics equal pyradiomics' batch output. ``params`` is a parameter file (used
+    unchanged, so even the order of its settings in the diagnostics is pyradiomics') or a
+    parameter mapping. ``label`` is the mask value to measure (``None``: the parameters'
+    ``label`` setting, else 1), ``label_channel`` the component of a vector mask.
+
+    Returns
+    -------
+    features, diagnostics
+        ``{"original_firstorder_Mean": ...}`` as floats, and the ``diagnostics_*`` entries
+        (without the prefix) as pyradiomics gives them.
+    """
+    extractor = (
+        _file_extractor(str(Path(params).resolve()))
+        if isinstance(params, (str, os.PathLike))
+        else _extractor(params)
+    )
+    try:
+        raw = extractor.execute(image_path, mask_path, label, label_channel)
+    except (ValueError, RuntimeError, IndexError) as exc:
+        raise FeatureError(f"{what}: pyradiomics could not compute features ({exc})") from exc
+    features, diagnostics = {}, {}
+    for key, value in raw.items():
+        if key.startswith("diagnostics_"):
+            diagnostics[key[len("diagnostics_") :]] = value
+        else:
+            features[key] = float(value)
+    return features, diagnostics
+
+
+@lru_cache(maxsize=8)
+def _file_extractor(path: str):
+    import radiomics
+    from radiomics import featureextractor
+
+    radiomics.setVerbosity(logging.ERROR)
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    return featureextractor.RadiomicsFeatureExtractor(path)
+
+
 def _plain(value: Any) -> Any:
     """JSON-friendly version of a pyradiomics diagnostic or setting."""
     if isinstance(value, np.ndarray):

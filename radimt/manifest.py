@@ -51,6 +51,8 @@ class LesionTask:
     image_path: str | None = None  # pyradiomics-style rows: an image file instead of a study
     label: str = ""
     study_uid: str | None = None  # which study to keep when the folder holds several
+    mask_label: int | None = None  # pyradiomics rows: the Label column (the mask value to measure)
+    label_channel: int | None = None  # pyradiomics rows: Label_channel (vector masks)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -208,16 +210,28 @@ def _check_unique(tasks: list[LesionTask], problems: list[str]) -> None:
         safe[folder] = key
 
 
+def _whole(text: str, what: str, problems: list[str], line: int) -> int | None:
+    """A whole number from a cell (``None`` when empty), else a problem for the line."""
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        problems.append(f"line {line}: {what} {text!r} is not a whole number")
+        return None
+
+
 def _pyradiomics_rows(path: Path, base: Path, columns: list[str], rows: list[dict]) -> list[LesionTask]:
     problems: list[str] = []
     tasks = []
-    extra_columns = [c for c in columns if c not in {"Image", "Mask", "Label", "ID", "study_id"}]
+    extra_columns = [c for c in columns if c not in {"Image", "Mask", "ID", "study_id"}]
     for line, row in enumerate(rows, start=2):
         image, mask = (base / row["Image"]).resolve(), (base / row["Mask"]).resolve()
         for what, file in (("image", image), ("mask", mask)):
             if not file.exists():
                 problems.append(f"line {line}: {what} file {str(file)!r} does not exist")
         study_id = row.get("ID") or row.get("study_id") or f"case{line - 1}"
+        label, channel = (_whole(row.get(c, ""), c, problems, line) for c in ("Label", "Label_channel"))
         tasks.append(
             LesionTask(
                 study_id=study_id,
@@ -225,7 +239,9 @@ def _pyradiomics_rows(path: Path, base: Path, columns: list[str], rows: list[dic
                 path=str(image.parent),
                 image_path=str(image),
                 mask_path=str(mask),
-                extra={c: row.get(c, "") for c in extra_columns},
+                mask_label=label,
+                label_channel=channel,
+                extra={"Image": str(image), "Mask": str(mask), **{c: row.get(c, "") for c in extra_columns}},
             )
         )
     _check_unique(tasks, problems)

@@ -106,6 +106,7 @@ def _interrupt_after_first_result(target: Path, extra: list[str], interrupt) -> 
     process.wait()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_is_identical(reference_run, tmp_path):
     out, _ = reference_run
     target = tmp_path / "killed"
@@ -117,6 +118,7 @@ def test_sigkill_mid_run_then_rerun_is_identical(reference_run, tmp_path):
     assert not list(target.rglob(".*"))
 
 
+@pytest.mark.slow
 def test_sigint_parent_then_rerun_is_identical(reference_run, tmp_path):
     out, _ = reference_run
     target = tmp_path / "interrupted"
@@ -125,6 +127,7 @@ def test_sigint_parent_then_rerun_is_identical(reference_run, tmp_path):
     assert (target / "features.csv").read_bytes() == (out / "features.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_gives_the_same_csv(reference_run, tmp_path):
     pytest.importorskip("distributed")
     out, _ = reference_run
@@ -233,7 +236,7 @@ def test_pyradiomics_batch_csv_is_accepted_unchanged(tmp_path):
     summary = run_batch(manifest, config, tmp_path / "out")
     assert summary.done == 1
     row = _rows(tmp_path / "out" / "features.csv")[0]
-    assert row["Patient"] == "P1" and float(row["ct_original_shape_MeshVolume"]) > 0
+    assert row["Patient"] == "P1" and float(row["image_original_shape_MeshVolume"]) > 0
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,7 @@ def _die_for_b(group: list[LesionTask]) -> list[dict]:
     return [{"study_id": group[0].study_id, "status": "done"}]
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_costs_only_its_study(tmp_path):
     config = load_config(PIPELINE)
     groups = [[LesionTask(study_id=s, lesion_id="1", path=str(tmp_path))] for s in "abcd"]
@@ -69,6 +70,7 @@ def test_a_worker_that_dies_costs_only_its_study(tmp_path):
     assert (tmp_path / "lesions" / "b" / "1" / "error.json").exists()
 
 
+@pytest.mark.slow
 def test_sigkill_of_a_worker_mid_run_still_writes_every_table(tmp_path):
     psutil = pytest.importorskip("psutil")
     reference = run_batch(SAMPLE_DICOM / "manifest.csv", PIPELINE, tmp_path / "reference")
@@ -193,6 +195,7 @@ def _marker(vr: str, n: int) -> str | None:
     return {"DA": day, "DT": f"{day}101010"}.get(vr) or (_MARKERS[vr].format(n=n) if vr in _MARKERS else None)
 
 
+@pytest.mark.slow
 def test_every_attribute_of_the_profile_injected_into_a_study_is_absent_from_every_output(tmp_path):
     import pydicom
     from pydicom.datadict import dictionary_VR

@@ -38,6 +38,7 @@ def _cohort(
     return frame
 
 
+@pytest.mark.slow
 def test_random_labels_give_chance_and_selecting_first_inflates():
     frame = _cohort(seed=1)
     frame["label"] = np.random.default_rng(2).permutation(frame["label"].to_numpy())
@@ -54,6 +55,7 @@ def test_random_labels_give_chance_and_selecting_first_inflates():
     assert inflated["roc_auc"] > honest["roc_auc"] + 0.15 and inflated["roc_auc_ci_low"] > 0.5
 
 
+@pytest.mark.slow
 def test_real_signal_is_found_and_reproducible():
     frame = _cohort(seed=3, signal=1.5)
     config = ModelConfig(repeats=2, n_permutations=0, n_bootstrap=200, inner_splits=3)
@@ -66,6 +68,7 @@ def test_real_signal_is_found_and_reproducible():
         assert np.isfinite(first["metrics"][key])
 
 
+@pytest.mark.slow
 def test_grouped_cv_never_splits_a_patient():
     frame = _cohort(seed=4, signal=1.0)
     frame["group"] = [f"p{i // 2}" for i in range(len(frame))]  # two lesions per patient
@@ -145,6 +148,7 @@ def test_multiclass_labels():
 @pytest.mark.parametrize(
     ("model", "selector"), [("random_forest", "univariate"), ("gradient_boosting", "l1")]
 )
+@pytest.mark.slow
 def test_other_models_and_selectors(model, selector):
     frame = _cohort(seed=9, signal=1.5, p=30)
     config = ModelConfig(

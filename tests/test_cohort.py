@@ -12,6 +12,8 @@ from radimt.cli import main
 from radimt.synth.cohort import write_cohort
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow  # 72 synthetic studies through the batch, then nested CV
+
 
 @pytest.fixture(scope="module")
 def cohort_features(tmp_path_factory):

@@ -52,21 +52,33 @@ def write_mask(mask: sitk.Image, path: str | os.PathLike[str]) -> None:
         sitk.WriteImage(sitk.Cast(mask, sitk.sitkUInt8), tmp, useCompression=True)
 
 
-def read_mask(path: str | os.PathLike[str], reference: sitk.Image | None = None) -> sitk.Image:
-    """Read a NIfTI/NRRD mask (any non-zero label is inside) as uint8.
+def read_mask(
+    path: str | os.PathLike[str],
+    reference: sitk.Image | None = None,
+    *,
+    label: int | None = None,
+    label_channel: int | None = None,
+) -> sitk.Image:
+    """Read a NIfTI/NRRD mask as uint8 (1 inside).
 
-    With ``reference``, the mask is checked to lie on its grid; a mask on another grid of the
-    same patient space is carried over with :func:`radimt.resample_mask` (nearest neighbour).
+    Inside is any non-zero value, or only ``label`` when given (a label map with several
+    lesions, as pyradiomics' ``Label``); ``label_channel`` picks the component of a vector
+    mask (pyradiomics' ``Label_channel``, default 0). With ``reference``, the mask is checked to
+    lie on its grid; a mask on another grid of the same patient space is carried over with
+    :func:`radimt.resample_mask` (nearest neighbour).
     """
     try:
         mask = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise MaskError(f"{path}: cannot read this mask ({str(exc).splitlines()[0]})") from None
-    mask = sitk.Cast(mask != 0, sitk.sitkUInt8)
+    if mask.GetNumberOfComponentsPerPixel() > 1:
+        mask = sitk.VectorIndexSelectionCast(mask, label_channel or 0)
+    mask = sitk.Cast(mask != 0 if label is None else mask == label, sitk.sitkUInt8)
     if reference is not None and not same_grid(mask, reference):
         mask = resample_mask(mask, reference, method="nearest")
     if not np.any(sitk.GetArrayViewFromImage(mask)):
-        raise MaskError(f"{path}: the mask is empty" + (" on the reference grid" if reference else ""))
+        what = "the mask is empty" if label is None else f"the mask holds no voxel of label {label}"
+        raise MaskError(f"{path}: {what}" + (" on the reference grid" if reference else ""))
     return mask
 
 

@@ -62,6 +62,7 @@ def write_report(
         f"<h1>radimt: {html.escape(config.name)}</h1>",
         f"<p>{len(entries)} lesions: {len(done)} done, {len(failed)} failed. "
         f"Generated {_dt.date.today().isoformat()}. For research; not a diagnostic device.</p>",
+        *[f"<p class='note'>Filters: {html.escape(note)}.</p>" for note in config.filter_overrides()],
         "<table><tr><th>study</th><th>lesion</th><th>label</th>",
         *[f"<th>{html.escape(title)}</th>" for _, title, _ in KEY_NUMBERS],
         "<th>status</th></tr>",
