@@ -126,6 +126,16 @@ def test_pyradiomics_params_and_batch_csv_run_unchanged_and_match_pyradiomics_co
         different = [(c, row[c], mine[c]) for c in row if not _same(row[c], mine[c])]
         assert not different, different[:10]
         assert len([c for c in row if c.startswith("log-sigma")]) > 100
+    import json
+
+    provenance = json.loads((tmp_path / "out" / "lesions" / "case1" / "2" / "result.json").read_text())[
+        "provenance"
+    ]
+    assert provenance["label"] == 2 and provenance["params"].endswith("params.yaml")
+    assert (
+        str(provenance["pyradiomics"]["Mask-original_VoxelNum"])
+        == ours["2"]["diagnostics_Mask-original_VoxelNum"]
+    )
     # Label 2 is the larger ball: its own voxels, not the union of both labels.
     assert int(ours["2"]["diagnostics_Mask-original_VoxelNum"]) == int(
         next(r for r in theirs if r["Label"] == "2")["diagnostics_Mask-original_VoxelNum"]
