@@ -10,9 +10,11 @@ fold: nothing is learned from the samples a fold is tested on.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,8 @@ from radimt.errors import RadimtError
 from radimt.harmonize import ComBat
 from radimt.io.tables import ID_COLUMNS
 
+log = logging.getLogger(__name__)
+
 #: Ordinal encodings of the categorical kinetic columns (BI-RADS order of suspicion).
 ORDINALS = {
     "curve_type": {"I": 1, "II": 2, "III": 3},
@@ -42,6 +46,29 @@ ORDINALS = {
     "delayed_phase": {"persistent": 1, "plateau": 2, "washout": 3},
 }
 BATCH_COLUMN = "__batch__"
+#: BI-RADS assessment categories as numbers (4a < 4 = 4b < 4c), for clinical columns.
+BIRADS = {
+    **{str(k): float(k) for k in range(4)},
+    **{"4a": 4.25, "4": 4.5, "4b": 4.5, "4c": 4.75, "5": 5.0, "6": 6.0},
+}
+#: How the columns radimt writes begin: a table with any of them is a radimt features table, and
+#: only these columns (plus the clinical ones the user names) are predictors.
+FEATURE_PREFIXES = (
+    "lesion_",
+    "kinetic_",
+    "adc_",
+    "dwi_",
+    "dce_",
+    "t1_",
+    "t2_",
+    "ct_",
+    "mg_",
+    "us_",
+    "image_",
+    "original_",
+    "log-sigma-",
+    "wavelet-",
+)
 
 
 class ClassifierError(RadimtError):
@@ -70,7 +97,11 @@ class ModelConfig:
     outer_splits, inner_splits, repeats
         Nested cross-validation: outer folds (repeated), inner folds for hyper-parameters.
     n_permutations, n_bootstrap
-        Permutation-test repetitions, bootstrap resamples for confidence intervals.
+        Permutation-test repetitions (each runs the whole nested procedure, so the default is
+        a modest 20: the smallest p it can give is 1/21), bootstrap resamples for confidence
+        intervals (of patients when the table has a group column).
+    clinical
+        Columns besides radimt's features to use as predictors (``age``, ``birads``).
     """
 
     model: str = "logistic"
@@ -83,11 +114,12 @@ class ModelConfig:
     outer_splits: int = 5
     inner_splits: int = 5
     repeats: int = 10
-    n_permutations: int = 100
+    n_permutations: int = 20
     n_bootstrap: int = 1000
     threshold: float = 0.5
     random_state: int = 0
     n_jobs: int = 1
+    clinical: tuple[str, ...] = ()
 
 
 class CorrelationFilter(TransformerMixin, BaseEstimator):
@@ -135,6 +167,8 @@ class Dataset:
     groups: np.ndarray | None
     ids: pd.DataFrame
     dropped: dict[str, str] = field(default_factory=dict)
+    converted: dict[str, str] = field(default_factory=dict)
+    batch_levels: list[str] = field(default_factory=list)  # site names, in the batch column's codes
 
 
 def load_table(
@@ -143,13 +177,31 @@ def load_table(
     label: str = "label",
     group: str = "group",
 ) -> Dataset:
-    """Features, labels and groups from a features table (``features.csv`` of a batch run)."""
+    """Features, labels and groups from a features table (``features.csv`` of a batch run).
+
+    Predictors are radimt's feature columns (names starting as in ``FEATURE_PREFIXES``) and the
+    ``clinical`` columns of ``config``; a table without any radimt column (another tool's) uses
+    every numeric column but the identifiers. Columns left out or converted (kinetic classes and
+    BI-RADS as ordinal numbers) are listed in ``Dataset.dropped`` and ``Dataset.converted``.
+
+    Raises
+    ------
+    ClassifierError
+        No label column, blank labels, one class only, missing groups, a clinical column that is
+        absent or holds text radimt cannot order (each listing the rows or values).
+    """
     frame = table if isinstance(table, pd.DataFrame) else read_features(table)
     if label not in frame:
         raise ClassifierError(
             f"no label column {label!r} in the table; columns start {list(frame.columns)[:6]}"
         )
-    labels = frame[label].astype(str)
+    blank = frame[label].isna() | (frame[label].astype(str).str.strip() == "")
+    if blank.any():
+        raise ClassifierError(
+            f"{int(blank.sum())} row(s) without a label (table lines {_lines(blank)}); label every "
+            "case or remove the unlabelled rows — a blank is not the negative class"
+        )
+    labels = frame[label].astype(str).str.strip()
     if labels.nunique() < 2:
         raise ClassifierError(
             f"the label column holds one class only ({labels.iloc[0]!r}); nothing to separate"
@@ -162,16 +214,35 @@ def load_table(
             raise ClassifierError(f"no {config.positive!r} among the labels {sorted(set(labels))}")
         classes = [f"not {config.positive}", config.positive]
         y = (labels == config.positive).astype(int).to_numpy()
+    groups = None
+    if group in frame:
+        missing = frame[group].isna() | (frame[group].astype(str).str.strip() == "")
+        if missing.any():
+            raise ClassifierError(
+                f"{int(missing.sum())} row(s) without a {group!r} (table lines {_lines(missing)}); "
+                "every lesion needs its patient, or lesions of one patient would be split between "
+                "training and test"
+            )
+        groups = frame[group].astype(str).to_numpy()
+    absent = [c for c in config.clinical if c not in frame]
+    if absent:
+        raise ClassifierError(f"clinical column(s) {absent} are not in the table")
     id_columns = [c for c in (*ID_COLUMNS, label, group) if c in frame]
-    features, dropped = {}, {}
+    radimt_table = any(str(c).startswith(FEATURE_PREFIXES) for c in frame.columns if c not in id_columns)
+    features, dropped, converted = {}, {}, {}
     for column in frame.columns:
         if column in id_columns or column == config.harmonize:
             continue
-        values = frame[column]
-        kind = next((k for k in ORDINALS if column.endswith(k)), None)
-        if kind is not None:
-            values = values.map(ORDINALS[kind])
-        values = pd.to_numeric(values, errors="coerce")
+        clinical = column in config.clinical
+        if str(column).startswith("diagnostics_"):
+            dropped[column] = "pyradiomics diagnostics, not a feature"
+            continue
+        if radimt_table and not clinical and not str(column).startswith(FEATURE_PREFIXES):
+            dropped[column] = "not a radimt feature column (name it with --clinical to use it)"
+            continue
+        values, encoding = _numeric(frame[column], column, clinical)
+        if encoding:
+            converted[column] = encoding
         if values.isna().all():
             dropped[column] = "no numeric values"
             continue
@@ -179,14 +250,52 @@ def load_table(
     if not features:
         raise ClassifierError("no numeric feature columns in the table (NaN-only or text only)")
     X = pd.DataFrame(features)
+    if config.harmonize and config.harmonize not in frame:
+        raise ClassifierError(f"no column {config.harmonize!r} to harmonise by")
     batch_values = (
         frame[config.harmonize].astype(str) if config.harmonize else pd.Series(["all"] * len(frame))
     )
-    if config.harmonize and config.harmonize not in frame:
-        raise ClassifierError(f"no column {config.harmonize!r} to harmonise by")
-    X[BATCH_COLUMN] = pd.factorize(batch_values)[0].astype(float)
-    groups = frame[group].astype(str).to_numpy() if group in frame and frame[group].notna().all() else None
-    return Dataset(X=X, y=y, classes=classes, groups=groups, ids=frame[id_columns].copy(), dropped=dropped)
+    codes, levels = pd.factorize(batch_values)
+    X[BATCH_COLUMN] = codes.astype(float)
+    return Dataset(
+        X=X,
+        y=y,
+        classes=classes,
+        groups=groups,
+        ids=frame[id_columns].copy(),
+        dropped=dropped,
+        converted=converted,
+        batch_levels=[str(v) for v in levels],
+    )
+
+
+def _lines(rows: pd.Series) -> str:
+    """Table line numbers (header = line 1) of the true rows, the first ten."""
+    lines = [str(i + 2) for i in np.flatnonzero(rows.to_numpy())]
+    return ", ".join(lines[:10]) + (", ..." if len(lines) > 10 else "")
+
+
+def _numeric(values: pd.Series, column: str, clinical: bool) -> tuple[pd.Series, str]:
+    """A column as numbers, and how text was encoded ('' when it was numeric already)."""
+    kind = next((k for k in ORDINALS if column.endswith(k)), None)
+    if kind is not None:
+        order = ", ".join(f"{k}={v}" for k, v in ORDINALS[kind].items())
+        return values.map(ORDINALS[kind]).astype(float), f"ordinal ({order})"
+    numbers = pd.to_numeric(values, errors="coerce")
+    text = values.notna() & numbers.isna()
+    if not text.any():
+        return numbers, ""
+    words = values[text].astype(str).str.strip().str.lower()
+    if set(words) <= set(BIRADS):
+        order = ", ".join(f"{k}={v:g}" for k, v in BIRADS.items())
+        encoded = values.astype(str).str.strip().str.lower().map(BIRADS).astype(float)
+        return encoded, f"BI-RADS ordinal ({order})"
+    if clinical:
+        raise ClassifierError(
+            f"clinical column {column!r} holds text radimt cannot order ({sorted(set(words))[:8]}); "
+            "encode it as numbers"
+        )
+    return numbers, ""
 
 
 def _l1_logistic(random_state: int) -> LogisticRegression:
@@ -250,15 +359,48 @@ def _cv(config: ModelConfig, splits: int, groups, seed: int):
     return StratifiedKFold(n_splits=splits, shuffle=True, random_state=seed)
 
 
-def _check_sizes(data: Dataset, config: ModelConfig) -> None:
+def _smallest_class(data: Dataset) -> tuple[int, int]:
+    """Cases of the smallest class, and its independent units (patients when grouped)."""
     counts = np.bincount(data.y)
-    smallest = int(counts[counts > 0].min())
-    units = len(set(data.groups)) if data.groups is not None else smallest
-    if smallest < config.outer_splits or units < config.outer_splits:
+    smallest_class = int(np.flatnonzero(counts == counts[counts > 0].min())[0])
+    smallest = int(counts[smallest_class])
+    if data.groups is None:
+        return smallest, smallest
+    return smallest, len(set(data.groups[data.y == smallest_class]))
+
+
+def _check_sizes(data: Dataset, config: ModelConfig) -> tuple[int, str]:
+    """Inner folds that every outer training set can fill with each class, and why if fewer.
+
+    Returns the inner split count to use and a note ('' when it is ``inner_splits``).
+
+    Raises
+    ------
+    ClassifierError
+        The smallest class cannot fill the outer folds, or its outer training sets cannot fill
+        two inner folds; the message says how many cases are needed.
+    """
+    smallest, units = _smallest_class(data)
+    outer = config.outer_splits
+    if units < outer:
         raise ClassifierError(
             f"the smallest class has {smallest} case(s) ({units} independent units) for "
-            f"{config.outer_splits} outer folds; use fewer folds (outer_splits) or more cases"
+            f"{outer} outer folds; use fewer folds (outer_splits) or more cases"
         )
+    in_training = units - math.ceil(units / outer)  # the fewest a training set can hold
+    if in_training >= config.inner_splits:
+        return config.inner_splits, ""
+    if in_training < 2:
+        needed = next(n for n in range(2, 10_000) if n - math.ceil(n / outer) >= 2)
+        raise ClassifierError(
+            f"the smallest class has {units} independent units: an outer training set holds "
+            f"{in_training}, too few for two inner folds; {needed} are needed with {outer} outer folds"
+        )
+    note = (
+        f"inner folds reduced from {config.inner_splits} to {in_training}: the smallest class has "
+        f"{units} independent units, so an outer training set holds {in_training} of them"
+    )
+    return in_training, note
 
 
 def selected_features(fitted: Pipeline, names: list[str]) -> list[str]:
@@ -294,19 +436,79 @@ def evaluate(
     """Nested cross-validation with honest metrics.
 
     Outer: stratified K-fold repeated ``repeats`` times (grouped by patient when the table has a
-    ``group`` column, so no patient is on both sides of a split); inner: hyper-parameters.
-    Out-of-fold probabilities are averaged over repeats per case; metrics are computed on those
-    with bootstrap 95 % CIs. A permutation test refits the same procedure on shuffled labels.
-    ``progress``, when given, is called with a name after each outer fold and each permutation
-    (``repeats × outer_splits + n_permutations`` calls).
+    ``group`` column, so no patient is on both sides of a split); inner: hyper-parameters (fewer
+    inner folds, stated in ``notes``, when the smallest class cannot fill them).
+
+    The headline ``roc_auc`` is the mean over repeats of each repeat's out-of-fold AUC, with its
+    spread (``roc_auc_per_repeat_sd``) and a 95 % bootstrap CI that resamples patients (the
+    group column) when there is one, lesions otherwise. ``roc_auc_pooled`` is the AUC of the
+    probabilities averaged over repeats (an ensemble; labelled as such); the threshold metrics,
+    PR AUC, Brier score and calibration are computed on those averaged probabilities. The
+    permutation test runs this same procedure (same repeats) on shuffled labels and compares
+    the same statistic. ``progress``, when given, is called after each outer fold and each
+    permutation.
     """
-    _check_sizes(data, config)
+    inner_splits, note = _check_sizes(data, config)
+    inner_config = replace(config, inner_splits=inner_splits)
+    per_repeat, selection, n_folds = _cross_validate(data, inner_config, progress)
+    y, groups = data.y, data.groups
+    binary = len(data.classes) == 2
+    probabilities = np.nanmean(per_repeat, axis=0)
+    metrics = _metrics(y, probabilities, binary, config, groups)
+    repeat_auc = np.array([_auc(y, per_repeat[r], binary) for r in range(config.repeats)])
+    metrics["roc_auc_pooled"] = metrics.pop("roc_auc")
+    metrics["roc_auc"] = float(repeat_auc.mean())
+    metrics["roc_auc_per_repeat_sd"] = float(repeat_auc.std(ddof=1)) if config.repeats > 1 else 0.0
+    metrics["roc_auc_per_repeat_min"], metrics["roc_auc_per_repeat_max"] = (
+        float(repeat_auc.min()),
+        float(repeat_auc.max()),
+    )
+    if config.n_bootstrap:
+
+        def mean_repeat_auc(idx: np.ndarray) -> float:
+            return float(np.mean([_auc(y[idx], per_repeat[r, idx], binary) for r in range(config.repeats)]))
+
+        low, high = _bootstrap_ci(mean_repeat_auc, y, groups, config)
+        metrics["roc_auc_ci_low"], metrics["roc_auc_ci_high"] = low, high
+    if config.n_permutations:
+        metrics["permutation_p_value"], metrics["permutation_auc_mean"] = _permutation_test(
+            progress, data, config, metrics["roc_auc"]
+        )
+        metrics["permutations"] = config.n_permutations
+    frequency = {k: v / n_folds for k, v in sorted(selection.items(), key=lambda kv: (-kv[1], kv[0]))}
+    n_classes = len(data.classes)
+    return {
+        "metrics": metrics,
+        "per_repeat_auc": repeat_auc.tolist(),
+        "selection_frequency": frequency,
+        "probabilities": probabilities,
+        "y": y,
+        "classes": data.classes,
+        "n_cases": int(len(y)),
+        "n_patients": int(len(set(groups))) if groups is not None else int(len(y)),
+        "n_features": int(data.X.shape[1] - 1),
+        "class_counts": {
+            c: int(n) for c, n in zip(data.classes, np.bincount(y, minlength=n_classes), strict=True)
+        },
+        "config": asdict(config),
+        "inner_splits_used": inner_splits,
+        "notes": [note] if note else [],
+        "dropped_columns": dict(data.dropped),
+        "converted_columns": dict(data.converted),
+        "grouped": groups is not None,
+    }
+
+
+def _cross_validate(
+    data: Dataset, config: ModelConfig, progress: Callable[[str], None] | None
+) -> tuple[np.ndarray, dict[str, int], int]:
+    """Out-of-fold probabilities per repeat (repeats x cases x classes), how often each feature
+    was selected, and the number of outer folds."""
     from joblib import Parallel, delayed
 
     X, y, groups = data.X.to_numpy(float), data.y, data.groups
     names = [c for c in data.X.columns if c != BATCH_COLUMN]
     pipeline, grid = build_pipeline(config)
-    binary = len(data.classes) == 2
     folds = []
     for repeat in range(config.repeats):
         seed = config.random_state + repeat
@@ -317,67 +519,70 @@ def evaluate(
         fitted = _fit_fold(pipeline, grid, X, y, groups, train, config, seed)
         return repeat, test, fitted.predict_proba(X[test]), selected_features(fitted, names)
 
-    results = []
-    parallel = Parallel(n_jobs=config.n_jobs, return_as="generator")
-    for result in parallel(delayed(run)(*fold) for fold in folds):
-        results.append(result)
-        if progress is not None:
-            progress(f"fold {len(results)}")
-    n_classes = len(data.classes)
-    sums = np.zeros((len(y), n_classes))
-    counts = np.zeros(len(y))
-    per_repeat = np.full((config.repeats, len(y), n_classes), np.nan)
+    per_repeat = np.full((config.repeats, len(y), len(data.classes)), np.nan)
     selection: dict[str, int] = {}
-    for repeat, test, proba, chosen in results:
-        sums[test] += proba
-        counts[test] += 1
+    parallel = Parallel(n_jobs=config.n_jobs, return_as="generator")
+    for done, (repeat, test, proba, chosen) in enumerate(
+        parallel(delayed(run)(*fold) for fold in folds), start=1
+    ):
         per_repeat[repeat, test] = proba
         for name in chosen:
             selection[name] = selection.get(name, 0) + 1
-    probabilities = sums / counts[:, None]
-    metrics = _metrics(y, probabilities, binary, config)
-    repeat_auc = [_auc(y, per_repeat[r], binary) for r in range(config.repeats)]
-    metrics["roc_auc_per_repeat_mean"] = float(np.mean(repeat_auc))
-    metrics["roc_auc_per_repeat_sd"] = float(np.std(repeat_auc))
-    if config.n_permutations:
-        metrics["permutation_p_value"], metrics["permutation_auc_mean"] = _permutation_test(
-            progress, data, config, metrics["roc_auc"]
-        )
-    frequency = {k: v / len(folds) for k, v in sorted(selection.items(), key=lambda kv: (-kv[1], kv[0]))}
-    return {
-        "metrics": metrics,
-        "selection_frequency": frequency,
-        "probabilities": probabilities,
-        "y": y,
-        "classes": data.classes,
-        "n_cases": int(len(y)),
-        "n_features": len(names),
-        "class_counts": {
-            c: int(n) for c, n in zip(data.classes, np.bincount(y, minlength=n_classes), strict=True)
-        },
-        "config": asdict(config),
-        "grouped": groups is not None,
-    }
+        if progress is not None:
+            progress(f"fold {done}")
+    return per_repeat, selection, len(folds)
 
 
 def _auc(y, proba, binary) -> float:
     if binary:
-        return float(roc_auc_score(y, proba[:, 1]))
+        return _binary_auc(y, proba[:, 1])
     return float(roc_auc_score(y, proba, multi_class="ovr"))
 
 
-def _metrics(y: np.ndarray, proba: np.ndarray, binary: bool, config: ModelConfig) -> dict[str, float]:
+def _binary_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC by the Mann-Whitney U statistic (ties count one half): roc_auc_score's value,
+    fast enough for thousands of bootstrap resamples."""
+    from scipy.stats import rankdata
+
+    positive = y == 1
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _bootstrap_indices(y: np.ndarray, groups: np.ndarray | None, rng: np.random.Generator):
+    """Endless bootstrap resamples: of patients (all their lesions together) when ``groups``
+    is given, else of lesions within each class. Resamples with one class only are skipped."""
+    if groups is None:
+        by_class = [np.flatnonzero(y == c) for c in np.unique(y)]
+        while True:
+            yield np.concatenate([rng.choice(rows, len(rows)) for rows in by_class])
+    members = pd.Series(np.arange(len(y))).groupby(groups).apply(np.asarray).tolist()
+    while True:
+        idx = np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
+        if len(np.unique(y[idx])) > 1:
+            yield idx
+
+
+def _bootstrap_ci(statistic, y, groups, config: ModelConfig) -> tuple[float, float]:
+    """95 % percentile interval of ``statistic(indices)`` over ``n_bootstrap`` resamples."""
     rng = np.random.default_rng(config.random_state)
+    resamples = _bootstrap_indices(y, groups, rng)
+    values = [statistic(next(resamples)) for _ in range(config.n_bootstrap)]
+    low, high = np.nanpercentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _metrics(
+    y: np.ndarray, proba: np.ndarray, binary: bool, config: ModelConfig, groups: np.ndarray | None = None
+) -> dict[str, float]:
+    """Metrics of one set of probabilities, with bootstrap CIs (patients when ``groups``)."""
     out: dict[str, float] = {"roc_auc": _auc(y, proba, binary)}
-    boot_auc, boot_ap = [], []
-    for _ in range(config.n_bootstrap):
-        idx = np.concatenate([rng.choice(np.flatnonzero(y == c), np.sum(y == c)) for c in np.unique(y)])
-        boot_auc.append(_auc(y[idx], proba[idx], binary))
-        if binary:
-            boot_ap.append(average_precision_score(y[idx], proba[idx, 1]))
     if config.n_bootstrap:
-        out["roc_auc_ci_low"], out["roc_auc_ci_high"] = (
-            float(q) for q in np.percentile(boot_auc, [2.5, 97.5])
+        out["roc_auc_pooled_ci_low"], out["roc_auc_pooled_ci_high"] = _bootstrap_ci(
+            lambda idx: _auc(y[idx], proba[idx], binary), y, groups, config
         )
     if not binary:
         return out
@@ -395,7 +600,9 @@ def _metrics(y: np.ndarray, proba: np.ndarray, binary: bool, config: ModelConfig
         prevalence=float(y.mean()),
     )
     if config.n_bootstrap:
-        out["pr_auc_ci_low"], out["pr_auc_ci_high"] = (float(q) for q in np.percentile(boot_ap, [2.5, 97.5]))
+        out["pr_auc_ci_low"], out["pr_auc_ci_high"] = _bootstrap_ci(
+            lambda idx: float(average_precision_score(y[idx], p[idx])), y, groups, config
+        )
     out["calibration_slope"], out["calibration_intercept"] = calibration(y, p)
     return out
 
@@ -432,19 +639,21 @@ def _logistic_fit(design: np.ndarray, y: np.ndarray, offset: np.ndarray | None =
 def _permutation_test(
     progress: Callable[[str], None] | None, data: Dataset, config: ModelConfig, observed: float
 ) -> tuple[float, float]:
-    """p = (1 + #{AUC with shuffled labels >= observed}) / (1 + n), one outer repeat each."""
+    """p = (1 + #{statistic with shuffled labels >= observed}) / (1 + n).
+
+    Each permutation runs the very procedure of :func:`evaluate` (same repeats, folds and inner
+    search) on labels shuffled between patients, and takes the same statistic: the mean of the
+    per-repeat AUCs.
+    """
     rng = np.random.default_rng(config.random_state + 10_000)
-    quick = ModelConfig(**{**asdict(config), "repeats": 1, "n_permutations": 0, "n_bootstrap": 0})
+    inner_splits, _ = _check_sizes(data, config)
+    same = replace(config, inner_splits=inner_splits)
+    binary = len(data.classes) == 2
     aucs = []
     for _ in range(config.n_permutations):
-        shuffled = Dataset(
-            X=data.X,
-            y=_shuffle(data.y, data.groups, rng),
-            classes=data.classes,
-            groups=data.groups,
-            ids=data.ids,
-        )
-        aucs.append(evaluate(shuffled, quick)["metrics"]["roc_auc"])
+        shuffled = replace(data, y=_shuffle(data.y, data.groups, rng))
+        per_repeat, _, _ = _cross_validate(shuffled, same, None)
+        aucs.append(np.mean([_auc(shuffled.y, per_repeat[r], binary) for r in range(config.repeats)]))
         if progress is not None:
             progress(f"permutation {len(aucs)}")
     aucs = np.array(aucs)
@@ -476,15 +685,20 @@ TRUSTED = [
 
 def train(data: Dataset, config: ModelConfig = ModelConfig()) -> Pipeline:
     """Fit the pipeline on all cases (hyper-parameters chosen by cross-validation)."""
-    _check_sizes(
-        data, ModelConfig(**{**asdict(config), "outer_splits": min(config.inner_splits, config.outer_splits)})
-    )
+    _, units = _smallest_class(data)
+    if units < 2:
+        raise ClassifierError(f"the smallest class has {units} independent unit(s); two are needed")
+    if units < config.inner_splits:
+        log.warning("inner folds reduced from %d to %d (the smallest class)", config.inner_splits, units)
+        config = replace(config, inner_splits=units)
     pipeline, grid = build_pipeline(config)
     X, y = data.X.to_numpy(float), data.y
     everything = np.arange(len(y))
     fitted = _fit_fold(pipeline, grid, X, y, data.groups, everything, config, config.random_state)
     fitted.feature_names_ = list(data.X.columns)
     fitted.classes_names_ = list(data.classes)
+    fitted.harmonize_ = config.harmonize
+    fitted.batch_levels_ = list(data.batch_levels) if config.harmonize else []
     return fitted
 
 
@@ -560,29 +774,49 @@ def read_features(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise ClassifierError(f"{path}: not a readable features table ({exc})") from None
 
 
-def predict(model: Pipeline, table: pd.DataFrame) -> pd.DataFrame:
-    """Probabilities per case; the table must hold every feature the model was trained on."""
+#: What ``predict`` does with a site the harmonised model never saw.
+UNKNOWN_SITE = ("refuse", "unharmonised")
+
+
+def predict(model: Pipeline, table: pd.DataFrame, unknown_site: str = "refuse") -> pd.DataFrame:
+    """Probabilities per case; the table must hold every feature the model was trained on.
+
+    A model harmonised by site (ComBat) needs the site column: each case is harmonised as its
+    own site. A site not seen in training is refused, unless ``unknown_site="unharmonised"``:
+    those cases keep their raw feature values (no site correction), as the ``harmonised_as``
+    column says.
+    """
+    if unknown_site not in UNKNOWN_SITE:
+        raise ClassifierError(f"unknown_site {unknown_site!r}: use one of {UNKNOWN_SITE}")
     names = [n for n in model.feature_names_ if n != BATCH_COLUMN]
     missing = [n for n in names if n not in table]
     if missing:
         raise ClassifierError(f"{len(missing)} feature column(s) the model needs are missing: {missing[:10]}")
-    X = pd.DataFrame(
-        {
-            n: pd.to_numeric(table[n].map(_ordinal(n)) if _ordinal(n) else table[n], errors="coerce")
-            for n in names
-        }
-    )
-    X[BATCH_COLUMN] = 0.0
-    proba = model.predict_proba(X.to_numpy(float))
-    classes = model.classes_names_
+    X = pd.DataFrame({n: _numeric(table[n], n, clinical=False)[0] for n in names})
+    site_column = getattr(model, "harmonize_", None)
     out = table[[c for c in ID_COLUMNS if c in table]].copy()
-    for i, name in enumerate(classes):
+    if site_column:
+        if site_column not in table:
+            raise ClassifierError(
+                f"the model was harmonised by {site_column!r} (ComBat); the table needs that column"
+            )
+        levels = list(model.batch_levels_)
+        sites = table[site_column].astype(str)
+        unseen = sorted(set(sites) - set(levels))
+        if unseen and unknown_site == "refuse":
+            raise ClassifierError(
+                f"{site_column} {unseen} not seen in training (sites {levels}): ComBat cannot harmonise "
+                "them; retrain with these sites, or predict with --unknown-site unharmonised to use "
+                "their raw values (stated in the output)"
+            )
+        X[BATCH_COLUMN] = [float(levels.index(v)) if v in levels else -1.0 for v in sites]
+        out["harmonised_as"] = [v if v in levels else "not harmonised (unseen site)" for v in sites]
+    else:
+        X[BATCH_COLUMN] = 0.0
+    proba = model.predict_proba(X.to_numpy(float))
+    for i, name in enumerate(model.classes_names_):
         out[f"probability_{name}"] = proba[:, i]
     return out
-
-
-def _ordinal(name: str) -> dict | None:
-    return next((ORDINALS[k] for k in ORDINALS if name.endswith(k)), None)
 
 
 def model_card(
@@ -603,6 +837,10 @@ def model_card(
         "n_cases": int(len(data.y)),
         "features_in": names,
         "features_used": selected_features(model, names),
+        "columns_dropped": dict(data.dropped),
+        "columns_converted": dict(data.converted),
+        "harmonized_by": config.harmonize,
+        "sites": list(data.batch_levels) if config.harmonize else [],
         "threshold": config.threshold,
         "metrics": (evaluation or {}).get("metrics", {}),
         "warning": "Trained on the data given (radimt's own cohort is synthetic); not a diagnostic device.",

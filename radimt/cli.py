@@ -228,6 +228,7 @@ def _model_config(args: argparse.Namespace):
         n_bootstrap=args.bootstrap,
         random_state=args.seed,
         n_jobs=args.jobs,
+        clinical=tuple(c.strip() for c in args.clinical.split(",") if c.strip()),
     )
 
 
@@ -245,8 +246,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     progress.close()
     write_evaluation(result, Path(args.out))
     m = result["metrics"]
-    ci = f" (95% CI {m['roc_auc_ci_low']:.2f}-{m['roc_auc_ci_high']:.2f})" if "roc_auc_ci_low" in m else ""
-    print(f"ROC AUC {m['roc_auc']:.3f}{ci}; report: {args.out}/evaluation.html")
+    unit = "patient" if result["grouped"] else "lesion"
+    ci = (
+        f"; 95% CI {m['roc_auc_ci_low']:.2f}-{m['roc_auc_ci_high']:.2f} by {unit} bootstrap"
+        if "roc_auc_ci_low" in m
+        else ""
+    )
+    print(
+        f"ROC AUC {m['roc_auc']:.3f} (mean of {config.repeats} repeats, SD "
+        f"{m['roc_auc_per_repeat_sd']:.3f}{ci}); report: {args.out}/evaluation.html"
+    )
+    for note in result["notes"]:
+        print(f"note: {note}")
     return 0
 
 
@@ -270,7 +281,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not card:
         log.warning("%s: no model card beside the model; the decision threshold is 0.5", args.model)
     threshold = float(card.get("threshold", 0.5))
-    out = predict(model, read_features(args.features))
+    out = predict(model, read_features(args.features), unknown_site=args.unknown_site)
     classes = model.classes_names_
     if len(classes) == 2:
         out["prediction"] = [
@@ -313,10 +324,17 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outer", type=int, default=5, help="outer folds")
     parser.add_argument("--inner", type=int, default=5, help="inner folds")
     parser.add_argument("--repeats", type=int, default=10, help="outer repeats")
-    parser.add_argument("--permutations", type=int, default=100, help="permutation-test repetitions")
+    parser.add_argument(
+        "--permutations", type=int, default=20, help="permutation-test repetitions (each the whole procedure)"
+    )
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--jobs", type=int, default=1, help="parallel folds (joblib)")
+    parser.add_argument(
+        "--clinical",
+        default="",
+        help="comma-separated columns besides radimt's features to use as predictors (e.g. age,birads)",
+    )
 
 
 class _Help(argparse.HelpFormatter):
@@ -439,6 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model", help="model file from radimt train")
     predict.add_argument("features", help="features.csv with the model's columns")
     predict.add_argument("--out", required=True, help="predictions CSV")
+    predict.add_argument(
+        "--unknown-site",
+        default="refuse",
+        choices=("refuse", "unharmonised"),
+        help="a site the harmonised model never saw: refuse, or keep those cases' raw values",
+    )
     predict.set_defaults(func=cmd_predict)
 
     synth = sub.add_parser("synth", help="write synthetic studies with ground truth")

@@ -19,7 +19,9 @@ from sklearn.metrics import roc_curve  # noqa: E402
 from radimt.io.atomic import atomic_path  # noqa: E402
 
 METRIC_NAMES = (
-    ("roc_auc", "ROC AUC"),
+    ("roc_auc", "ROC AUC, mean of the per-repeat AUCs (headline)"),
+    ("roc_auc_per_repeat_sd", "ROC AUC, SD over repeats"),
+    ("roc_auc_pooled", "ROC AUC of the probabilities averaged over repeats (an ensemble)"),
     ("pr_auc", "PR AUC"),
     ("balanced_accuracy", "balanced accuracy"),
     ("sensitivity", "sensitivity"),
@@ -99,16 +101,27 @@ def write_evaluation(result: dict[str, Any], out: Path) -> None:
     config = result["config"]
     counts = ", ".join(f"{k}: {v}" for k, v in result["class_counts"].items())
     grouped = " grouped by patient" if result["grouped"] else ""
+    unit = "patients" if result["grouped"] else "lesions"
     design = (
-        f"{result['n_cases']} cases ({counts}), {result['n_features']} features. Nested cross-validation: "
+        f"{result['n_cases']} cases ({counts}; {result.get('n_patients', result['n_cases'])} "
+        f"independent units), {result['n_features']} features. Nested cross-validation: "
         f"{config['outer_splits']} outer folds x {config['repeats']} repeats{grouped}, "
-        f"{config['inner_splits']} inner folds; model {config['model']}, "
-        f"selector {config['selector']} (up to {config['n_features']})."
+        f"{result.get('inner_splits_used', config['inner_splits'])} inner folds; model {config['model']}, "
+        f"selector {config['selector']} (up to {config['n_features']}). 95% CIs by bootstrap of "
+        f"{unit} ({config['n_bootstrap']} resamples); the permutation test reruns this whole "
+        f"procedure {config['n_permutations']} times on shuffled labels. Threshold metrics, PR AUC, "
+        "Brier score and calibration use the probabilities averaged over repeats."
     )
+    notes = [f"Note: {n}" for n in result.get("notes", [])]
+    columns = [f"- {c}: left out ({why})" for c, why in result.get("dropped_columns", {}).items()] + [
+        f"- {c}: {how}" for c, how in result.get("converted_columns", {}).items()
+    ]
     lines = [
         "# radimt classifier evaluation",
         "",
         design,
+        "",
+        *notes,
         "",
         "| metric | value |",
         "| --- | --- |",
@@ -118,6 +131,7 @@ def write_evaluation(result: dict[str, Any], out: Path) -> None:
         "",
         *[f"- {name}: {share:.0%}" for name, share in list(result["selection_frequency"].items())[:15]],
         "",
+        *(["Columns not used as given:", "", *columns, ""] if columns else []),
         "Synthetic cohorts give synthetic results; this is not a diagnostic device.",
     ]
     with atomic_path(out / "evaluation.md") as tmp:

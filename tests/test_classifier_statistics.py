@@ -1,0 +1,141 @@
+"""Classifier statistics a methods reviewer accepts (issue #16): patients resampled, a headline
+that means what it says, the permutation test on the whole procedure, small classes, labels and
+columns, prediction on sites."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from radimt.classify import ClassifierError, ModelConfig, evaluate, load_table, predict, train
+
+QUICK = ModelConfig(repeats=2, n_permutations=0, n_bootstrap=300, inner_splits=3)
+
+
+def _clustered(seed: int, patients: int = 40, lesions: int = 3, p: int = 12) -> pd.DataFrame:
+    """Random patient-level labels; each patient's lesions are near-duplicates of each other."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(patients, p))
+    labels = rng.permutation(["IMT"] * (patients // 3) + ["carcinoma"] * (patients - patients // 3))
+    rows = []
+    for k in range(patients):
+        for j in range(lesions):
+            values = base[k] + rng.normal(0, 0.05, p)
+            rows.append(
+                {
+                    "study_id": f"s{k}_{j}",
+                    "lesion_id": "1",
+                    "label": labels[k],
+                    "group": f"P{k}",
+                    **{f"lesion_f{i:02d}": v for i, v in enumerate(values)},
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_the_bootstrap_resamples_patients_not_their_lesions():
+    """Three near-identical lesions per patient carry one patient's information: the interval
+    must be about sqrt(3) wider than a bootstrap of lesions would make it."""
+    from radimt.classify import _auc, _bootstrap_ci
+
+    frame = _clustered(0)
+    data = load_table(frame, QUICK)
+    result = evaluate(data, QUICK)
+    y, proba = result["y"], result["probabilities"]
+
+    def statistic(idx):
+        return _auc(y[idx], proba[idx], True)
+
+    patients = _bootstrap_ci(statistic, y, data.groups, QUICK)
+    lesions = _bootstrap_ci(statistic, y, None, QUICK)
+    ratio = (patients[1] - patients[0]) / (lesions[1] - lesions[0])
+    assert 1.4 < ratio < 2.2
+    assert result["metrics"]["roc_auc_ci_low"] <= 0.5 <= result["metrics"]["roc_auc_ci_high"]
+
+
+def test_headline_is_the_per_repeat_mean_with_the_pooled_value_labelled():
+    frame = _clustered(1)
+    frame.loc[frame.label == "IMT", "lesion_f00"] += 1.5  # a real signal
+    result = evaluate(load_table(frame, QUICK), QUICK)
+    m = result["metrics"]
+    assert m["roc_auc"] == pytest.approx(np.mean(result["per_repeat_auc"]))
+    assert "roc_auc_pooled" in m and m["roc_auc_ci_low"] < m["roc_auc"] < m["roc_auc_ci_high"]
+    assert result["grouped"] and result["n_patients"] == 40
+
+
+def test_a_missing_group_is_an_error_naming_the_rows():
+    frame = _clustered(2)
+    frame.loc[[4, 7], "group"] = np.nan
+    with pytest.raises(ClassifierError, match=r"2 row\(s\) without a 'group' \(table lines 6, 9\)"):
+        load_table(frame, QUICK)
+
+
+def test_blank_labels_are_refused_not_counted_negative():
+    frame = _clustered(3)
+    frame.loc[[0, 10], "label"] = ["", np.nan]
+    with pytest.raises(ClassifierError, match=r"2 row\(s\) without a label \(table lines 2, 12\)"):
+        load_table(frame, QUICK)
+
+
+def test_small_classes_reduce_the_inner_folds_with_a_note_or_are_refused():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(100, 6)), columns=[f"lesion_f{i}" for i in range(6)])
+    frame.insert(0, "label", ["IMT"] * 5 + ["carcinoma"] * 95)
+    frame.loc[:4, "lesion_f0"] += 3
+    config = ModelConfig(repeats=1, n_permutations=0, n_bootstrap=50)  # 5 inner folds asked
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no empty-class inner folds, no NaN inner AUCs
+        result = evaluate(load_table(frame, config), config)
+    assert result["inner_splits_used"] == 4 and "inner folds reduced from 5 to 4" in result["notes"][0]
+    frame.loc[:4, "label"] = ["IMT"] * 2 + ["carcinoma"] * 3
+    with pytest.raises(ClassifierError, match="the smallest class has 2"):
+        evaluate(load_table(frame, config), config)
+
+
+def test_pass_through_columns_are_not_predictors_unless_named_and_birads_is_ordinal():
+    frame = _clustered(4)
+    frame["age"] = np.arange(len(frame)) % 50 + 30
+    frame["birads"] = ["4a", "4b", "4c", "5"] * (len(frame) // 4)
+    data = load_table(frame, QUICK)
+    assert "age" not in data.X and "birads" not in data.X
+    assert "not a radimt feature column" in data.dropped["age"]
+    named = load_table(frame, ModelConfig(clinical=("age", "birads")))
+    assert list(named.X["birads"][:4]) == [4.25, 4.5, 4.75, 5.0]
+    assert "BI-RADS ordinal" in named.converted["birads"]
+    frame["colour"] = "red"
+    with pytest.raises(ClassifierError, match="clinical column 'colour' holds text"):
+        load_table(frame, ModelConfig(clinical=("colour",)))
+
+
+def test_prediction_on_a_site_uses_that_site_and_refuses_an_unknown_one():
+    rng = np.random.default_rng(5)
+    rows = []
+    for site, shift in (("A", 0.0), ("B", 3.0)):
+        for k in range(60):
+            label = "IMT" if k % 3 == 0 else "carcinoma"
+            signal = 1.5 if label == "IMT" else 0.0
+            rows.append(
+                {
+                    "study_id": f"{site}{k}",
+                    "lesion_id": "1",
+                    "label": label,
+                    "site": site,
+                    **{f"lesion_f{i}": rng.normal() + shift + (signal if i == 0 else 0) for i in range(5)},
+                }
+            )
+    frame = pd.DataFrame(rows)
+    config = ModelConfig(harmonize="site", inner_splits=3)
+    model = train(load_table(frame, config), config)
+    out = predict(model, frame)
+    site_b = frame.site == "B"
+    negatives = (frame.label != "IMT") & site_b
+    specificity_b = float(np.mean(out.loc[negatives, "probability_IMT"] < 0.5))
+    assert specificity_b > 0.6 and set(out.harmonised_as) == {"A", "B"}
+    unknown = frame.assign(site="C")
+    with pytest.raises(ClassifierError, match=r"site \['C'\] not seen in training"):
+        predict(model, unknown)
+    fallback = predict(model, unknown, unknown_site="unharmonised")
+    assert set(fallback.harmonised_as) == {"not harmonised (unseen site)"}
