@@ -51,8 +51,8 @@ def main() -> None:
     args = parser.parse_args()
     dce, mask = make_dce()
     n_voxels = int(np.prod(SIZE))
-    t_box, _ = median_time(lambda: kinetic_maps(dce, mask), args.repeats)
-    t_crop, _ = median_time(lambda: kinetic_maps(dce, mask, crop=True), args.repeats)
+    t_box, _ = median_time(lambda: kinetic_maps(dce, mask, crop=False), args.repeats)
+    t_crop, _ = median_time(lambda: kinetic_maps(dce, mask), args.repeats)
     t_whole, _ = median_time(lambda: kinetic_maps(dce), max(1, args.repeats // 2))
 
     opts = kinetic_options()
@@ -85,11 +85,11 @@ def main() -> None:
             f"{per_voxel_whole * 1e6:.3f} µs = {t_loop / per_voxel_whole:,.0f}x faster (target >= 100x)",
         ),
         (
-            "kinetic_maps, lesion box, maps on the full grid",
+            "kinetic_maps, lesion box, crop=False (full grid)",
             t_box,
-            f"{box_voxels:,} voxels (target well under 1 s)",
+            f"{box_voxels:,} voxels, maps pasted into the whole grid",
         ),
-        ("kinetic_maps, lesion box, crop=True", t_crop, "maps on the box only"),
+        ("kinetic_maps, lesion box (default)", t_crop, f"maps on the box only; {t_box / t_crop:.1f}x faster"),
     ]
     for name, seconds, note in rows:
         print(f"{name:<52} {seconds:>10.3f}  {note}")

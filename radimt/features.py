@@ -42,7 +42,7 @@ import SimpleITK as sitk
 import yaml
 
 from radimt.errors import MaskError, RadimtError
-from radimt.grids import same_grid
+from radimt.grids import nonzero_box, same_grid
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _check_inputs(image: sitk.Image, mask: sitk.Image, what: str) -> np.ndarray:
             f"{tuple(round(o, 2) for o in image.GetOrigin())}); carry it over with radimt.resample_mask"
         )
     labels = sitk.GetArrayViewFromImage(mask)
-    box = _nonzero_box(labels)
+    box = nonzero_box(labels)
     nonzero = np.nonzero(labels[box]) if box else (np.empty(0, int),) * labels.ndim
     nonzero = tuple(
         n + (b.start if box else 0) for n, b in zip(nonzero, box or [slice(0)] * labels.ndim, strict=True)
@@ -120,18 +120,6 @@ def _check_inputs(image: sitk.Image, mask: sitk.Image, what: str) -> np.ndarray:
     if count < MIN_VOXELS:
         raise MaskError(f"{what}: the mask holds {count} voxel; radiomic features need at least {MIN_VOXELS}")
     return np.stack(nonzero, axis=1)
-
-
-def _nonzero_box(labels: np.ndarray) -> tuple[slice, ...] | None:
-    """Bounding box of the non-zero voxels, found with one reduction per axis (fast on big masks)."""
-    box = []
-    for axis in range(labels.ndim):
-        other = tuple(a for a in range(labels.ndim) if a != axis)
-        present = np.flatnonzero(labels.any(axis=other))
-        if not present.size:
-            return None
-        box.append(slice(int(present[0]), int(present[-1]) + 1))
-    return tuple(box)
 
 
 def _margin_mm(params: Mapping[str, Any], spacing: Sequence[float]) -> float:

@@ -1,6 +1,9 @@
-"""Whether two images share a voxel grid, and masks checked against the image they belong to."""
+"""Whether two images share a voxel grid, masks checked against the image they belong to, and
+the lesion's box: what a per-lesion computation needs of a volume, whatever the field of view."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import SimpleITK as sitk
@@ -41,3 +44,65 @@ def mask_on(image: sitk.Image, mask: sitk.Image, what: str = "the mask") -> np.n
     if not inside.any():
         raise MaskError(f"{what} is empty")
     return inside
+
+
+def nonzero_box(labels: np.ndarray) -> tuple[slice, ...] | None:
+    """Bounding box of the non-zero voxels, found with one reduction per axis (no full-size
+    temporary); ``None`` when there are none."""
+    box = []
+    for axis in range(labels.ndim):
+        other = tuple(a for a in range(labels.ndim) if a != axis)
+        present = np.flatnonzero(labels.any(axis=other))
+        if not present.size:
+            return None
+        box.append(slice(int(present[0]), int(present[-1]) + 1))
+    return tuple(box)
+
+
+def lesion_box(image: sitk.Image, mask: sitk.Image, margin_mm: float, what: str = "the mask"):
+    """``image`` cut to the mask's bounding box plus ``margin_mm`` (clipped to the image), and
+    the mask on that cut as a boolean array (z, y, x).
+
+    The cost follows the lesion: nothing of the size of the field of view is allocated. The
+    image may be a region of the mask's grid (a map computed on the lesion's box): same spacing
+    and direction, origin on the grid. Voxels of the box outside ``image`` are left out.
+
+    Raises
+    ------
+    MaskError
+        The mask is empty, on another grid, or its lesion lies outside ``image``.
+    """
+    if not (
+        np.allclose(image.GetSpacing(), mask.GetSpacing(), atol=SPACING_TOLERANCE_MM)
+        and np.allclose(image.GetDirection(), mask.GetDirection(), atol=DIRECTION_TOLERANCE)
+    ):
+        raise MaskError(
+            f"{what} is not on the image's grid (spacing {mask.GetSpacing()} vs {image.GetSpacing()}); "
+            "carry it over with radimt.resample_mask(mask, image)"
+        )
+    labels = sitk.GetArrayViewFromImage(mask)
+    box = nonzero_box(labels)
+    if box is None:
+        raise MaskError(f"{what} is empty")
+    # Where the mask's index 0 lies in the image's index space (an integer offset).
+    offset = np.asarray(image.TransformPhysicalPointToContinuousIndex(mask.GetOrigin()))[::-1]
+    if np.abs(offset - np.round(offset)).max() > ORIGIN_TOLERANCE_MM / min(image.GetSpacing()):
+        raise MaskError(f"{what} is not on the image's grid (origins off the voxel grid)")
+    offset = np.round(offset).astype(int)
+    spacing = image.GetSpacing()[::-1]
+    shape = sitk.GetArrayViewFromImage(image).shape
+    lower, upper = [], []
+    for axis, b in enumerate(box):
+        pad = math.ceil(margin_mm / spacing[axis] - 1e-9)
+        lower.append(max(b.start + offset[axis] - pad, 0))
+        upper.append(min(b.stop + offset[axis] + pad, shape[axis]))
+    if any(lo >= hi for lo, hi in zip(lower, upper, strict=True)):
+        raise MaskError(f"{what}: the lesion lies outside the image")
+    size = [int(hi - lo) for lo, hi in zip(lower, upper, strict=True)][::-1]
+    cut = sitk.RegionOfInterest(image, size, [int(lo) for lo in lower][::-1])
+    region = tuple(slice(lo - o, hi - o) for lo, hi, o in zip(lower, upper, offset, strict=True))
+    inside = np.zeros(tuple(hi - lo for lo, hi in zip(lower, upper, strict=True)), bool)
+    source = tuple(slice(max(r.start, 0), min(r.stop, n)) for r, n in zip(region, labels.shape, strict=True))
+    target = tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(source, region, strict=True))
+    inside[target] = labels[source] > 0
+    return cut, inside

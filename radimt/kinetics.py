@@ -462,12 +462,13 @@ class KineticMaps:
     initial_phase: sitk.Image
 
 
-def kinetic_maps(dce: DCE, mask: sitk.Image | None = None, *, crop: bool = False, **options) -> KineticMaps:
-    """Per-voxel peak enhancement, initial enhancement, SER and curve type on the DCE grid.
+def kinetic_maps(dce: DCE, mask: sitk.Image | None = None, *, crop: bool = True, **options) -> KineticMaps:
+    """Per-voxel peak enhancement, initial enhancement, SER and curve type.
 
-    With a ``mask`` only its bounding box is computed (voxels outside the mask are 0); without
-    one, the whole volume, vectorised in chunks (no loop per voxel). ``crop=True`` returns the
-    maps on the bounding box only (same physical space, smaller images).
+    With a ``mask`` only its bounding box is computed (voxels outside the mask are 0) and, by
+    default, the maps are returned on that box (same physical space and voxel grid as the DCE,
+    smaller images: the cost follows the lesion); ``crop=False`` pastes them into the full DCE
+    grid. Without a mask, the whole volume, vectorised in chunks (no loop per voxel).
     """
     opts = kinetic_options(**options)
     timing = _timing(dce.times, _baseline_count(dce, opts), opts, dce.arrival_s)

@@ -116,3 +116,42 @@ def test_feature_rows_give_byte_identical_csv(tmp_path):
     assert outputs[0] == outputs[1]
     assert columns[:3] == ["study_id", "lesion_id", "label"] and columns[3:] == sorted(columns[3:])
     assert b"nan" not in outputs[0].lower()
+
+
+def _padded(image, factor: int = 4):
+    """``image`` in a field of view ``factor`` times larger per axis, same physical place."""
+    import SimpleITK as sitk
+
+    extra = [n * (factor - 1) // 2 for n in image.GetSize()]
+    return sitk.ConstantPad(image, extra, extra, 0)
+
+
+def test_per_lesion_domain_features_follow_the_lesion_not_the_field_of_view():
+    """Timing-free: the same lesion in a 4x larger field of view gives the same values, and the
+    arrays numpy allocates do not grow with it."""
+    import tracemalloc
+
+    from radimt.domain import kinetic_heterogeneity, margin_sharpness, rim_core
+    from radimt.synth.phantom import lesion_image
+
+    image, mask, _ = lesion_image("sphere", 6.0, size=(40, 40, 30))
+    big_image, big_mask = _padded(image), _padded(mask)
+    assert big_image.GetSize() == (160, 160, 120)
+
+    def measured(function, *args):
+        tracemalloc.start()
+        value = function(*args)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return value, peak
+
+    for function in (rim_core, margin_sharpness, lambda i, m: kinetic_heterogeneity(i, i, m)):
+        small, small_peak = measured(function, image, mask)
+        large, large_peak = measured(function, big_image, big_mask)
+        if isinstance(small, dict):
+            assert large.keys() == small.keys()
+            for key in small:
+                assert large[key] == pytest.approx(small[key], rel=1e-6, nan_ok=True), key
+        else:
+            assert large == pytest.approx(small, rel=1e-6)
+        assert large_peak < 1.5 * small_peak + 1_000_000, (function, small_peak, large_peak)
