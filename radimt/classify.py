@@ -29,6 +29,7 @@ from sklearn.model_selection import (
     GridSearchCV,
     StratifiedGroupKFold,
     StratifiedKFold,
+    cross_val_predict,
 )
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -102,6 +103,10 @@ class ModelConfig:
         intervals (of patients when the table has a group column).
     clinical
         Columns besides radimt's features to use as predictors (``age``, ``birads``).
+    calibration
+        ``platt`` (default): binary probabilities are recalibrated in every fold by Platt
+        scaling on the inner folds' out-of-fold scores, so they are probabilities despite the
+        class weighting; ``none`` leaves the model's scores as they are (then they are scores).
     """
 
     model: str = "logistic"
@@ -120,6 +125,7 @@ class ModelConfig:
     random_state: int = 0
     n_jobs: int = 1
     clinical: tuple[str, ...] = ()
+    calibration: str = "platt"
 
 
 class CorrelationFilter(TransformerMixin, BaseEstimator):
@@ -425,7 +431,44 @@ def _fit_fold(pipeline, grid, X, y, groups, train, config, seed):
         error_score="raise",
     )
     search.fit(X[train], y[train], groups=inner_groups)
-    return search.best_estimator_
+    best = search.best_estimator_
+    if config.calibration != "platt" or len(np.unique(y)) != 2:
+        return best
+    # Platt scaling learnt from the inner folds' out-of-fold scores of the chosen pipeline: the
+    # class weighting that helps the fit distorts its probabilities; this maps them back to
+    # observed frequencies without touching the outer test fold.
+    scores = cross_val_predict(
+        clone(best), X[train], y[train], cv=inner, groups=inner_groups, method="predict_proba"
+    )[:, 1]
+    platt = LogisticRegression(C=100.0).fit(_logit(scores)[:, None], y[train])
+    slope, intercept = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    if slope <= 0:  # no signal in the inner folds: never flip the ranking; predict the prevalence
+        slope, intercept = 0.0, float(_logit(np.array([y[train].mean()]))[0])
+    return PlattCalibrated(best, slope, intercept)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    clipped = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(clipped / (1 - clipped))
+
+
+class PlattCalibrated(BaseEstimator):
+    """A fitted pipeline whose probabilities go through a logistic recalibration
+    ``sigmoid(slope * logit(p) + intercept)`` learnt on held-out (inner-fold) scores."""
+
+    def __init__(self, pipeline: Pipeline | None = None, slope: float = 1.0, intercept: float = 0.0):
+        self.pipeline = pipeline
+        self.slope = slope
+        self.intercept = intercept
+
+    @property
+    def named_steps(self):
+        return self.pipeline.named_steps
+
+    def predict_proba(self, X):  # noqa: N803
+        p = self.pipeline.predict_proba(X)[:, 1]
+        q = 1 / (1 + np.exp(-(self.slope * _logit(p) + self.intercept)))
+        return np.column_stack([1 - q, q])
 
 
 def evaluate(
@@ -677,6 +720,7 @@ def _shuffle(y: np.ndarray, groups, rng) -> np.ndarray:
 TRUSTED = [
     "radimt.classify.CorrelationFilter",
     "radimt.classify.DropBatch",
+    "radimt.classify.PlattCalibrated",
     "radimt.harmonize.ComBat",
     "numpy.dtype",
     "sklearn.feature_selection._univariate_selection.f_classif",
@@ -842,6 +886,11 @@ def model_card(
         "harmonized_by": config.harmonize,
         "sites": list(data.batch_levels) if config.harmonize else [],
         "threshold": config.threshold,
+        "probabilities": (
+            "Platt-recalibrated in every fold on the inner folds' out-of-fold scores"
+            if config.calibration == "platt"
+            else "the model's scores, not recalibrated (class-weighted: not probabilities)"
+        ),
         "metrics": (evaluation or {}).get("metrics", {}),
         "warning": "Trained on the data given (radimt's own cohort is synthetic); not a diagnostic device.",
     }

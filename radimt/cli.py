@@ -229,6 +229,7 @@ def _model_config(args: argparse.Namespace):
         random_state=args.seed,
         n_jobs=args.jobs,
         clinical=tuple(c.strip() for c in args.clinical.split(",") if c.strip()),
+        calibration=args.calibration,
     )
 
 
@@ -330,6 +331,12 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--jobs", type=int, default=1, help="parallel folds (joblib)")
+    parser.add_argument(
+        "--calibration",
+        default="platt",
+        choices=("platt", "none"),
+        help="recalibrate probabilities in every fold (Platt, on inner-fold scores), or keep scores",
+    )
     parser.add_argument(
         "--clinical",
         default="",

@@ -139,3 +139,23 @@ def test_prediction_on_a_site_uses_that_site_and_refuses_an_unknown_one():
         predict(model, unknown)
     fallback = predict(model, unknown, unknown_site="unharmonised")
     assert set(fallback.harmonised_as) == {"not harmonised (unseen site)"}
+
+
+def test_probabilities_are_recalibrated_in_fold_despite_the_class_weighting():
+    rng = np.random.default_rng(11)
+    labels = np.array(["IMT"] * 25 + ["carcinoma"] * 125)
+    values = rng.normal(size=(150, 10))
+    values[:25, 0] += 1.2
+    values[:25, 1] -= 0.8
+    frame = pd.DataFrame(values, columns=[f"lesion_f{i}" for i in range(10)])
+    frame.insert(0, "label", labels)
+    metrics = {}
+    for calibration in ("none", "platt"):
+        config = ModelConfig(
+            repeats=2, n_permutations=0, n_bootstrap=100, inner_splits=3, calibration=calibration
+        )
+        metrics[calibration] = evaluate(load_table(frame, config), config)["metrics"]
+    assert metrics["none"]["calibration_intercept"] < -0.8  # class weights inflate the positives
+    assert abs(metrics["platt"]["calibration_intercept"]) < 0.3
+    assert 0.7 < metrics["platt"]["calibration_slope"] < 1.4
+    assert metrics["platt"]["brier"] < metrics["none"]["brier"]
