@@ -539,7 +539,27 @@ def evaluate(
         "dropped_columns": dict(data.dropped),
         "converted_columns": dict(data.converted),
         "grouped": groups is not None,
+        "decision_curve": decision_curve(y, probabilities[:, 1]) if binary else [],
     }
+
+
+def decision_curve(y: np.ndarray, p: np.ndarray, thresholds=None) -> list[dict[str, float]]:
+    """Net benefit (Vickers & Elkin 2006) of acting on ``p >= t``, of acting on everyone, and
+    of acting on no one (0), per threshold probability t: TP/n - FP/n * t / (1 - t)."""
+    thresholds = np.round(np.arange(0.05, 0.55, 0.05), 2) if thresholds is None else thresholds
+    n, prevalence = len(y), float(np.mean(y))
+    rows = []
+    for t in thresholds:
+        act = p >= t
+        tp, fp = np.sum(act & (y == 1)) / n, np.sum(act & (y == 0)) / n
+        rows.append(
+            {
+                "threshold": float(t),
+                "net_benefit_model": float(tp - fp * t / (1 - t)),
+                "net_benefit_all": float(prevalence - (1 - prevalence) * t / (1 - t)),
+            }
+        )
+    return rows
 
 
 def _cross_validate(

@@ -159,3 +159,23 @@ def test_probabilities_are_recalibrated_in_fold_despite_the_class_weighting():
     assert abs(metrics["platt"]["calibration_intercept"]) < 0.3
     assert 0.7 < metrics["platt"]["calibration_slope"] < 1.4
     assert metrics["platt"]["brier"] < metrics["none"]["brier"]
+
+
+def test_decision_curve_net_benefit_by_hand_and_in_the_report(tmp_path):
+    from radimt.classify import decision_curve
+    from radimt.report.model import write_evaluation
+
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    p = np.array([0.9, 0.6, 0.7, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])
+    (row,) = decision_curve(y, p, [0.5])  # TP 2/10, FP 1/10: 0.2 - 0.1 * 0.5 / 0.5
+    assert row["net_benefit_model"] == pytest.approx(0.1) and row["net_benefit_all"] == pytest.approx(-0.6)
+    frame = _clustered(6)
+    frame.loc[frame.label == "IMT", "lesion_f00"] += 1.5
+    result = evaluate(load_table(frame, QUICK), QUICK)
+    write_evaluation(result, tmp_path)
+    text = (tmp_path / "evaluation.md").read_text()
+    assert "Decision curve" in text and "mean of the per-repeat AUCs (headline)" in text
+    assert (
+        "bootstrap of patients" in text
+        and "alt='decision_curve'" in (tmp_path / "evaluation.html").read_text()
+    )

@@ -68,6 +68,20 @@ def figures(result: dict[str, Any]) -> dict[str, str]:
         ax.set_title("Calibration")
         fig.tight_layout()
         out["calibration"] = _png(fig)
+    curve = result.get("decision_curve") or []
+    if curve:
+        t = [r["threshold"] for r in curve]
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.plot(t, [r["net_benefit_model"] for r in curve], "o-", color="black", label="model")
+        ax.plot(t, [r["net_benefit_all"] for r in curve], "--", color="grey", label="treat all")
+        ax.axhline(0, color="grey", lw=0.8, label="treat none")
+        ax.set_ylim(-0.05, max(0.05, max(r["net_benefit_model"] for r in curve) * 1.2))
+        ax.set_xlabel("threshold probability")
+        ax.set_ylabel("net benefit")
+        ax.set_title("Decision curve")
+        ax.legend(loc="upper right")
+        fig.tight_layout()
+        out["decision_curve"] = _png(fig)
     top = list(result["selection_frequency"].items())[:15]
     if top:
         fig, ax = plt.subplots(figsize=(6, 0.3 * len(top) + 1))
@@ -132,6 +146,21 @@ def write_evaluation(result: dict[str, Any], out: Path) -> None:
         *[f"- {name}: {share:.0%}" for name, share in list(result["selection_frequency"].items())[:15]],
         "",
         *(["Columns not used as given:", "", *columns, ""] if columns else []),
+        *(
+            [
+                "Decision curve (net benefit of acting on the model, on everyone; on no one it is 0):",
+                "",
+                "| threshold | model | treat all |",
+                "| --- | --- | --- |",
+                *[
+                    f"| {r['threshold']:.2f} | {r['net_benefit_model']:.3f} | {r['net_benefit_all']:.3f} |"
+                    for r in result.get("decision_curve", [])
+                ],
+                "",
+            ]
+            if result.get("decision_curve")
+            else []
+        ),
         "Synthetic cohorts give synthetic results; this is not a diagnostic device.",
     ]
     with atomic_path(out / "evaluation.md") as tmp:
