@@ -14,7 +14,7 @@ from scipy import ndimage
 from radimt.dicom.roles import B0_MAX
 from radimt.dicom.study import DWI, Study
 from radimt.errors import RadimtError
-from radimt.grids import mask_on
+from radimt.grids import lesion_box, mask_on
 from radimt.segment import copy_reference_metadata
 
 
@@ -126,8 +126,10 @@ def adc_stats(
         neighbourhood of at least ``darkest_voxels`` voxels), voxel count, and
         ``dwi_signal_ratio`` when a DWI image and reference region are given.
     """
-    inside = mask_on(adc, mask, "the lesion mask")
-    values_all = sitk.GetArrayFromImage(adc).astype(np.float64)
+    # On the lesion's box: every voxel the statistics and the 3x3x3 neighbourhoods see is inside
+    # the mask, so nothing outside the box can change them (the cost follows the lesion).
+    box, inside = lesion_box(adc, mask, 0.0, "the lesion mask")
+    values_all = sitk.GetArrayFromImage(box).astype(np.float64)
     usable = inside & (values_all > 0)
     if not usable.any():
         raise DiffusionError("no usable ADC values in the mask (all masked as noise or zero)")

@@ -7,6 +7,7 @@ import SimpleITK as sitk
 from scipy.spatial import ConvexHull, QhullError
 
 from radimt.errors import MaskError
+from radimt.grids import nonzero_box
 
 
 def mask_points(mask: sitk.Image) -> np.ndarray:
@@ -42,8 +43,13 @@ def boundary_face_points(mask: sitk.Image) -> np.ndarray:
     These points sit on the mask's boundary surface (half a voxel from the boundary voxels'
     centres), so distances between them measure the object itself, not its voxel centres.
     """
-    arr = np.pad(sitk.GetArrayViewFromImage(mask) > 0, 1)
     dim = mask.GetDimension()
+    labels = sitk.GetArrayViewFromImage(mask)
+    box = nonzero_box(labels)  # work on the mask's box, not its field of view
+    if box is None:
+        return np.empty((0, dim))
+    arr = np.pad(labels[box] > 0, 1)
+    start = np.array([b.start for b in box][::-1], float)  # (x, y[, z]) of the box's corner
     direction = np.asarray(mask.GetDirection()).reshape(dim, dim)
     spacing = np.asarray(mask.GetSpacing())
     points = []
@@ -51,7 +57,7 @@ def boundary_face_points(mask: sitk.Image) -> np.ndarray:
         for step in (-1, 1):
             neighbour = np.roll(arr, -step, axis=axis)
             face = arr & ~neighbour
-            index = np.argwhere(face)[:, ::-1].astype(float) - 1.0  # undo the padding
+            index = np.argwhere(face)[:, ::-1].astype(float) - 1.0 + start  # undo padding and box
             index[:, dim - 1 - axis] += 0.5 * step
             points.append(index)
     index = np.concatenate(points)

@@ -30,6 +30,7 @@ import SimpleITK as sitk
 
 from radimt.dicom.study import DCE
 from radimt.errors import FrameOfReferenceError, MaskError, SeedError, SegmentationError
+from radimt.grids import nonzero_box
 
 #: SimpleITK metadata keys radimt sets on images it reads, and copies onto masks.
 FRAME_OF_REFERENCE_KEY = "0020|0052"
@@ -464,7 +465,7 @@ def resample_mask(
         check_frame_of_reference(reference, mask.GetMetaData(FRAME_OF_REFERENCE_KEY), what="mask")
     if mask.GetDimension() != reference.GetDimension():
         raise MaskError(f"a {mask.GetDimension()}D mask cannot go onto a {reference.GetDimension()}D image")
-    binary = sitk.Cast(mask > 0, sitk.sitkUInt8)
+    binary = sitk.Cast(_around_lesion(mask) > 0, sitk.sitkUInt8)
     if method == "nearest":
         out = sitk.Resample(binary, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     elif method == "partial":
@@ -474,6 +475,19 @@ def resample_mask(
     out.CopyInformation(reference)
     copy_reference_metadata(reference, out)
     return out
+
+
+def _around_lesion(mask: sitk.Image) -> sitk.Image:
+    """The mask cut to its non-zero box plus one voxel of background (an empty mask whole): what
+    resampling reads of it, so moving a lesion costs the lesion, not the field of view."""
+    labels = sitk.GetArrayViewFromImage(mask)
+    box = nonzero_box(labels)
+    if box is None:
+        return mask
+    lower = [max(b.start - 1, 0) for b in box]
+    upper = [min(b.stop + 1, n) for b, n in zip(box, labels.shape, strict=True)]
+    size = [int(hi - lo) for lo, hi in zip(lower, upper, strict=True)][::-1]
+    return sitk.RegionOfInterest(mask, size, [int(lo) for lo in lower][::-1])
 
 
 def _volume_preserving(fraction: np.ndarray) -> np.ndarray:

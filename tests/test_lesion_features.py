@@ -128,7 +128,8 @@ def _padded(image, factor: int = 4):
 
 def test_per_lesion_domain_features_follow_the_lesion_not_the_field_of_view():
     """Timing-free: the same lesion in a 4x larger field of view gives the same values, and the
-    arrays numpy allocates do not grow with it."""
+    arrays numpy allocates do not grow with it (rim/core, margin sharpness, kinetic spread, ADC
+    statistics, longest diameter)."""
     import tracemalloc
 
     from radimt.domain import kinetic_heterogeneity, margin_sharpness, rim_core
@@ -145,7 +146,19 @@ def test_per_lesion_domain_features_follow_the_lesion_not_the_field_of_view():
         tracemalloc.stop()
         return value, peak
 
-    for function in (rim_core, margin_sharpness, lambda i, m: kinetic_heterogeneity(i, i, m)):
+    from radimt.diffusion import adc_stats
+    from radimt.measure import longest_diameter_mm
+
+    def adc(i, m):  # an ADC-like map: every lesion voxel usable
+        return adc_stats(sitk.Abs(i) + 0.1, m)
+
+    for function in (
+        rim_core,
+        margin_sharpness,
+        lambda i, m: kinetic_heterogeneity(i, i, m),
+        adc,
+        lambda i, m: longest_diameter_mm(m),
+    ):
         small, small_peak = measured(function, image, mask)
         large, large_peak = measured(function, big_image, big_mask)
         if isinstance(small, dict):
