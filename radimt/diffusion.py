@@ -87,12 +87,16 @@ def adc_map(
 
 
 def study_adc(study: Study, *, fit: bool = False, **options) -> sitk.Image | None:
-    """The study's ADC map: the scanner's when present (unless ``fit=True``), else fitted."""
+    """The study's ADC map: the scanner's when present (unless ``fit=True``), else fitted (once
+    per study and options; the fitted map is kept on the study)."""
     if not fit and study.adc is not None:
         return study.adc
     if study.dwi is None:
         return None
-    return adc_map(study.dwi, **options)
+    key = ("adc_map", repr(sorted(options.items())))
+    if key not in study.derived:
+        study.derived[key] = adc_map(study.dwi, **options)
+    return study.derived[key]
 
 
 def adc_stats(

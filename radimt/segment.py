@@ -102,15 +102,20 @@ def subtraction(dce: DCE, phase: int = 1, baseline: int = 0) -> sitk.Image:
     """Subtraction image ``phases[phase] - phases[baseline]`` as float32, on the DCE grid.
 
     The early subtraction (``phase=1``) is the default reference for segmenting an enhancing
-    breast lesion.
+    breast lesion. It is computed once per DCE and pair of phases (kept in ``dce.derived``):
+    segmentation, features and overlays of a lesion share one image, so copy it before
+    changing it in place.
     """
     if not 0 <= phase < len(dce.phases) or not 0 <= baseline < len(dce.phases):
         raise SegmentationError(f"DCE has {len(dce.phases)} phases; no phase {phase} or baseline {baseline}")
-    post = sitk.Cast(dce.phases[phase], sitk.sitkFloat32)
-    pre = sitk.Cast(dce.phases[baseline], sitk.sitkFloat32)
-    out = post - pre
-    copy_reference_metadata(dce.phases[phase], out)
-    return out
+    key = ("subtraction", phase, baseline)
+    if key not in dce.derived:
+        post = sitk.Cast(dce.phases[phase], sitk.sitkFloat32)
+        pre = sitk.Cast(dce.phases[baseline], sitk.sitkFloat32)
+        out = post - pre
+        copy_reference_metadata(dce.phases[phase], out)
+        dce.derived[key] = out
+    return dce.derived[key]
 
 
 def copy_reference_metadata(source: sitk.Image, target: sitk.Image) -> None:

@@ -168,3 +168,12 @@ def test_per_lesion_domain_features_follow_the_lesion_not_the_field_of_view():
         else:
             assert large == pytest.approx(small, rel=1e-6)
         assert large_peak < 1.5 * small_peak + 1_000_000, (function, small_peak, large_peak)
+
+
+def test_the_dce_subtraction_is_computed_once_per_study():
+    study = radimt.load_study(SAMPLE_DICOM / "imt_case")
+    first = radimt.subtraction(study.dce, 1)
+    assert radimt.subtraction(study.dce, 1) is first and radimt.subtraction(study.dce, 2) is not first
+    mask = radimt.segment_from_seed(first, (108.0, 0.0, -10.0))
+    lesion_features(study, {"dce": mask}, FeatureConfig(roles=("dce",)))
+    assert [k for k in study.dce.derived] == [("subtraction", 1, 0), ("subtraction", 2, 0)]

@@ -57,6 +57,8 @@ class DCE:
     n_precontrast: int = 1
     arrival_s: float | None = None
     arrival_source: str = ""
+    #: Images derived from the phases (subtractions), computed once: see ``radimt.subtraction``.
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -192,6 +194,7 @@ class Study:
         self.path = path
         self.series = series
         self.skipped = skipped or []
+        self.derived: dict = {}  # images computed from the series once (e.g. a fitted ADC map)
 
     def __repr__(self) -> str:
         roles = ", ".join(f"{r}={len(self.series_for(r))}" for r in self.roles)
