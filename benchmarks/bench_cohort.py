@@ -1,0 +1,274 @@
+"""Cohort benchmark at clinical size: radimt against dcm2niix + the pyradiomics command line.
+
+N synthetic breast MRI studies at the size scanners write (DCE 6 phases of 512x512x160 in the
+three layouts, DWI b0/b800, ADC, T2; one 10-25 mm lesion each) are written once into
+benchmarks/data/cohort and reused. Then, on the same studies and the same feature settings
+(Original, LoG and wavelet on the early DCE subtraction, T2 and ADC):
+
+- ``radimt batch`` with 1 and with 2 workers (segmentation, kinetics, ADC statistics, features,
+  overlays, report), from the command line, outputs recomputed;
+- the route a user would take instead: dcm2niix converts every study, numpy makes the early
+  subtraction, the pyradiomics command line (2 jobs) extracts the features with radimt's masks
+  (no segmentation, no kinetics: radimt does more).
+
+Prints wall seconds per stage and in total, lesions per minute, the peak resident memory of the
+largest process (a worker), and the ratio to the user route; then one study profiled in-process
+by radimt stage. Medians are not taken (one run each: minutes per run); rerun to see the noise.
+
+Run: ``python benchmarks/bench_cohort.py [--studies 3]``  (about 1.5 GB of DICOM per 3 studies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from radimt.synth.phantom import Lesion
+from radimt.synth.studies import MRStudySpec, write_mr_study
+from radimt.synth.writer import Grid
+
+DATA = Path(__file__).resolve().parent / "data" / "cohort"
+GRID = Grid((512, 512, 160), (0.4, 0.4, 1.0), (0.0, -102.4, -80.0))
+LAYOUTS = ("single", "per_phase", "pre_post")
+IMAGE_TYPES = {"Original": {}, "LoG": {"sigma": [1.0, 2.0, 3.0]}, "Wavelet": {}}
+BIN = Path(sys.executable).parent
+
+
+def write_studies(n: int) -> Path:
+    """The cached studies and their manifest (written once)."""
+    manifest = DATA / f"manifest_{n}.csv"
+    if manifest.exists():
+        return manifest
+    rows = []
+    for i in range(n):
+        lesion = Lesion(
+            (100.0 + 3 * (i % 3), -6.0, 4.0 - 2 * (i % 2)), 10.0 + (15.0 * i / max(n - 1, 1)), "oval"
+        )
+        spec = MRStudySpec(
+            f"c{i:03d}",
+            lesion,
+            initial_enhancement=(150.0, 75.0, 40.0)[i % 3],
+            delayed_change=(-0.3, 0.0, 0.35)[i % 3],
+            lesion_adc=(0.85, 1.0, 1.6)[i % 3],
+            dce_layout=LAYOUTS[i % 3],
+            grid=GRID,
+            seed=500 + i,
+            extras=False,
+        )
+        if not (DATA / spec.study_id).exists():
+            write_mr_study(str(DATA / spec.study_id), spec)
+        rows.append([spec.study_id, spec.study_id, *lesion.centre])
+    with open(manifest, "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["study_id", "path", "seed_x", "seed_y", "seed_z"])
+        writer.writerows(rows)
+    return manifest
+
+
+def pipeline_file(work: Path) -> Path:
+    """breast_mri with the filters of the comparison (LoG and wavelet on every role)."""
+    path = work / "cohort.yaml"
+    config = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "pipelines" / "breast_mri.yaml").read_text()
+    )
+    config["name"] = "cohort"
+    config["image_types"] = list(IMAGE_TYPES)
+    config["presets"] = {
+        role: str(Path(__file__).resolve().parents[1] / "pipelines" / "params" / f"{preset}.yaml")
+        for role, preset in config["presets"].items()
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+#: Runs a command and prints the peak resident memory (kB) of the largest of its processes: a
+#: fresh process per measurement, since RUSAGE_CHILDREN only ever grows within one.
+_PEAK = (
+    "import resource, subprocess, sys; "
+    "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def measured(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and the peak resident memory (MB) of the largest process it started."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _PEAK, *command], check=True, capture_output=True, text=True)
+    return time.perf_counter() - start, int(done.stdout.split()[-1]) / 1024
+
+
+def user_route(manifest: Path, masks: Path, work: Path) -> dict[str, tuple[float, float]]:
+    """dcm2niix, subtraction, pyradiomics CLI: {stage: (seconds, peak MB)}."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from radimt.features import load_params
+
+    with open(manifest, newline="") as fh:
+        studies = [row["study_id"] for row in csv.DictReader(fh)]
+    stages = {}
+    seconds = peak = 0.0
+    for study in studies:
+        (work / study).mkdir(parents=True, exist_ok=True)
+        s, p = measured(
+            [
+                str(BIN / "dcm2niix"),
+                "-z",
+                "n",
+                "-b",
+                "n",
+                "-f",
+                "%s_%d_%t",
+                "-o",
+                str(work / study),
+                str(DATA / study),
+            ]
+        )
+        seconds, peak = seconds + s, max(peak, p)
+    stages["dcm2niix"] = (seconds, peak)
+    start = time.perf_counter()
+    rows = {"dce": [], "t2": [], "adc": []}
+    for study in studies:
+        folder = work / study
+        dce = sorted(
+            (p for p in folder.glob("*.nii") if "t1" in p.name or "dyn" in p.name),
+            key=lambda p: int(p.name.split("_")[0]),
+        )
+        volumes, reference = [], None
+        for path in dce:  # one 4D file, a file per phase, or a pre file and a 4D post file
+            image = sitk.ReadImage(str(path), sitk.sitkFloat32)
+            array = sitk.GetArrayFromImage(image)
+            volumes += list(array) if array.ndim == 4 else [array]
+            if reference is None:
+                size = list(image.GetSize()[:3])
+                reference = sitk.Extract(image, size + [0], [0, 0, 0, 0]) if array.ndim == 4 else image
+        first, early = volumes[0], volumes[1]
+        subtraction = sitk.GetImageFromArray((early - first).astype(np.float32))
+        subtraction.CopyInformation(reference)
+        sitk.WriteImage(subtraction, str(folder / "subtraction.nii"))
+        mask = str(masks / "lesions" / study / "1" / "mask.nii.gz")
+        rows["dce"].append([str(folder / "subtraction.nii"), mask])
+        rows["t2"].append([str(next(folder.glob("*t2*.nii"))), mask])
+        rows["adc"].append([str(next(folder.glob("*ADC*.nii"))), mask])
+    stages["subtraction (numpy)"] = (time.perf_counter() - start, 0.0)
+    seconds = peak = 0.0
+    for role, preset in (("dce", "mr"), ("t2", "mr"), ("adc", "adc")):
+        with open(work / f"{role}.csv", "w", newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(["Image", "Mask"])
+            writer.writerows(rows[role])
+        params = load_params(preset)
+        params["imageType"] = IMAGE_TYPES
+        if role == "adc":  # dcm2niix keeps the scanner's 10^-6 mm²/s: the same bins are 1000x wider
+            params["setting"]["binWidth"] = params["setting"].get("binWidth", 0.05) * 1000
+        (work / f"{role}.yaml").write_text(yaml.safe_dump(params))
+        s, p = measured(
+            [
+                str(BIN / "pyradiomics"),
+                str(work / f"{role}.csv"),
+                "-p",
+                str(work / f"{role}.yaml"),
+                "-o",
+                str(work / f"{role}_out.csv"),
+                "-f",
+                "csv",
+                "--jobs",
+                "2",
+            ]
+        )
+        seconds, peak = seconds + s, max(peak, p)
+    stages["pyradiomics CLI (3 images, 2 jobs)"] = (seconds, peak)
+    return stages
+
+
+def profile_one(manifest: Path, pipeline: Path) -> list[tuple[str, float]]:
+    """One study through radimt's stages in this process: where a lesion's time goes."""
+    from radimt.config import load_config
+    from radimt.dicom.study import load_study
+    from radimt.lesion import lesion_features
+    from radimt.segment import segment_from_seed, subtraction
+
+    with open(manifest, newline="") as fh:
+        row = next(csv.DictReader(fh))
+    config = load_config(pipeline)
+    stages = []
+    start = time.perf_counter()
+    study = load_study(DATA / row["path"])
+    stages.append(("scan headers", time.perf_counter() - start))
+    start = time.perf_counter()
+    _ = study.dce, study.adc, study.t2
+    stages.append(("read DCE, ADC, T2 volumes", time.perf_counter() - start))
+    start = time.perf_counter()
+    sub = subtraction(study.dce, config.dce_phase)
+    mask = segment_from_seed(sub, tuple(float(row[f"seed_{a}"]) for a in "xyz"))
+    stages.append(("subtraction + segmentation", time.perf_counter() - start))
+    start = time.perf_counter()
+    lesion_features(study, {"dce": mask}, config.features())
+    stages.append(("kinetics, ADC, domain and radiomic features", time.perf_counter() - start))
+    return stages
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", type=int, default=3)
+    args = parser.parse_args()
+    manifest = write_studies(args.studies)
+    work = Path(tempfile.mkdtemp(prefix="radimt_cohort_"))
+    try:
+        pipeline = pipeline_file(work)
+        results = []
+        for workers in (1, 2):
+            out = work / f"radimt_{workers}"
+            command = [
+                str(BIN / "radimt"),
+                "batch",
+                str(manifest),
+                "--pipeline",
+                str(pipeline),
+                "--out",
+                str(out),
+                "--force",
+                "--workers",
+                str(workers),
+            ]
+            results.append((f"radimt batch --workers {workers}", *measured(command)))
+        route = user_route(manifest, work / "radimt_1", work / "route")
+        n = args.studies
+        print(
+            f"\n{n} clinical-size synthetic breast MRI studies (DCE 6 x 512x512x160, DWI, ADC, T2); "
+            "Original + LoG + wavelet on DCE subtraction, T2, ADC\n"
+        )
+        print(f"{'route':<48} {'seconds':>8} {'lesions/min':>12} {'peak MB':>9}")
+        print("-" * 82)
+        for name, seconds, peak in results:
+            print(f"{name:<48} {seconds:>8.1f} {60 * n / seconds:>12.2f} {peak:>9.0f}")
+        total = sum(s for s, _ in route.values())
+        for stage, (seconds, peak) in route.items():
+            print(
+                f"  user route: {stage:<34} {seconds:>8.1f} {'':>12} {peak:>9.0f}"
+                if peak
+                else f"  user route: {stage:<34} {seconds:>8.1f}"
+            )
+        print(
+            f"{'dcm2niix + pyradiomics (total)':<48} {total:>8.1f} {60 * n / total:>12.2f} "
+            f"{max(p for _, p in route.values()):>9.0f}"
+        )
+        for name, seconds, _ in results:
+            print(f"{name}: {total / seconds:.2f}x the speed of the user route (goal >= 10x)")
+        print("\none study in-process, by radimt stage:")
+        for stage, seconds in profile_one(manifest, pipeline):
+            print(f"  {stage:<46} {seconds:>8.2f} s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
