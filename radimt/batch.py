@@ -217,7 +217,6 @@ def _reference(study, task: LesionTask, config: PipelineConfig):
 
 
 def _process_lesion(task, study, config: PipelineConfig, folder: Path, *, seg: bool, keep_phi: bool) -> dict:
-
     from radimt.io import read_dicom_seg, read_mask, write_dicom_seg, write_mask
     from radimt.lesion import lesion_features
     from radimt.report.overlay import overlay_png

@@ -90,7 +90,7 @@ class PipelineConfig:
 
     def filter_overrides(self) -> list[str]:
         """Where ``image_types`` replaces the filters a role's preset asks for, said in words."""
-        from radimt.features import load_params
+        from radimt.features import FeatureError, load_params
 
         if self.image_types is None:
             return []
@@ -99,7 +99,11 @@ class PipelineConfig:
             preset = self.presets.get(role)
             if preset is None:
                 continue
-            asked = list(load_params(preset)["imageType"])
+            try:
+                asked = list(load_params(preset)["imageType"])
+            except FeatureError as exc:  # reported per lesion already; the summary must not fail
+                notes.append(f"{role}: preset {preset!r} cannot be read ({exc})")
+                continue
             if sorted(asked) != sorted(self.image_types):
                 notes.append(
                     f"{role}: image_types {list(self.image_types)} replace the filters of preset "

@@ -45,7 +45,8 @@ def test_imt_versus_mimics_is_well_above_chance_and_reproducible(cohort_features
     assert first["metrics"]["roc_auc"] > 0.7 and first["metrics"]["roc_auc_ci_low"] > 0.5
     assert first["metrics"]["permutation_p_value"] <= 0.1
     html = (tmp_path / "a" / "evaluation.html").read_text()
-    assert html.count("data:image/png;base64,") == 3
+    # ROC, calibration, decision curve, stability
+    assert html.count("data:image/png;base64,") == 4 and "alt='decision_curve'" in html
     assert (tmp_path / "a" / "evaluation.md").read_text().startswith("# radimt classifier evaluation")
 
 
