@@ -432,12 +432,12 @@ def texture_matrix_features(image: sitk.Image, mask: sitk.Image) -> dict[tuple[s
         out.update(
             {(family, k, "3D"): v for k, v in _matrix_features(build(levels, roi, False), n, family).items()}
         )
-        merged = sum(_pad_to(build(levels[k : k + 1], roi[k : k + 1], True), levels) for k in _slices(roi))
+        matrices = {k: build(levels[k : k + 1], roi[k : k + 1], True) for k in _slices(roi)}
+        # Slices reach different zone distances (GLDZM) on a real ROI: merge on the widest.
+        width = max([27, *(m.shape[1] for m in matrices.values())])
+        merged = sum(_pad_to(m, levels, width) for m in matrices.values())
         out.update({(family, k, "2.5D"): v for k, v in _matrix_features(merged, n, family).items()})
-        per_slice = [
-            _matrix_features(build(levels[k : k + 1], roi[k : k + 1], True), int(roi[k].sum()), family)
-            for k in _slices(roi)
-        ]
+        per_slice = [_matrix_features(m, int(roi[k].sum()), family) for k, m in matrices.items()]
         for name in per_slice[0]:
             out[(family, name, "2D")] = float(np.mean([f[name] for f in per_slice]))
     return out

@@ -119,3 +119,27 @@ def test_rows_are_deterministic(lesion):
     assert list(first.items()) == list(second.items())
     assert first.provenance["image_sha256"] == second.provenance["image_sha256"]
     assert "Version" in str(first.provenance["pyradiomics"]) or first.provenance["pyradiomics"]
+
+
+def test_ibsi_zone_matrices_of_slices_with_different_reach_merge_without_error():
+    """A real ROI: slices whose zones lie farther than 27 voxels from the edge, each slice a
+    different distance (the per-slice GLDZM matrices have different widths). The 2.5D merge
+    equals the matrix built from all slices' zones at once."""
+    from radimt.ibsi import _levels, _matrix_features, _zones, texture_matrix_features
+
+    zz, yy, xx = np.ogrid[:3, :120, :120]
+    radius = np.array([58, 45, 35])[:, None, None]
+    centre = np.sqrt((yy - 60.0) ** 2 + (xx - 60.0) ** 2)
+    roi = (centre <= radius) & (zz >= 0)
+    rings = radius - centre  # depth below the ROI's edge: concentric 3-voxel rings alternate
+    image = sitk.GetImageFromArray(np.where(roi, 100.0 + (rings // 3) % 2, 0.0))
+    mask = sitk.GetImageFromArray(roi.astype(np.uint8))
+    features = texture_matrix_features(image, mask)
+    levels, inside = _levels(image, mask)
+    per_slice = [_zones(levels[k : k + 1], inside[k : k + 1], True) for k in range(3)]
+    assert len({m.shape[1] for m in per_slice}) == 3 and min(m.shape[1] for m in per_slice) > 27
+    width = max(m.shape[1] for m in per_slice)
+    merged = sum(np.pad(m, ((0, 0), (0, width - m.shape[1]))) for m in per_slice)
+    expected = _matrix_features(merged, int(inside.sum()), "gldzm")
+    for name, value in expected.items():
+        assert features[("gldzm", name, "2.5D")] == pytest.approx(value, rel=1e-12), name
