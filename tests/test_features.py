@@ -143,3 +143,42 @@ def test_ibsi_zone_matrices_of_slices_with_different_reach_merge_without_error()
     expected = _matrix_features(merged, int(inside.sum()), "gldzm")
     for name, value in expected.items():
         assert features[("gldzm", name, "2.5D")] == pytest.approx(value, rel=1e-12), name
+
+
+def test_ibsi_intensity_peak_by_convolution_equals_the_definition():
+    """Mean of the voxels within the 1 cm³ sphere's radius of each ROI voxel (truncated at the
+    image border), on an anisotropic grid: the convolution against the brute-force definition."""
+    from radimt.ibsi import PEAK_RADIUS_MM, _sphere_means
+
+    rng = np.random.default_rng(4)
+    values = rng.normal(100, 20, (9, 14, 16))
+    roi = np.zeros(values.shape, bool)
+    roi[1:5, 2:9, 0:6] = True  # touches the image border
+    spacing = (2.0, 0.9, 1.1)  # (z, y, x)
+    means = _sphere_means(values, roi, spacing)
+    coords = np.argwhere(np.ones(values.shape, bool)) * spacing
+    expected = [
+        values.ravel()[np.linalg.norm(coords - p * np.asarray(spacing), axis=1) <= PEAK_RADIUS_MM].mean()
+        for p in np.argwhere(roi)
+    ]
+    np.testing.assert_allclose(means, expected, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_ibsi_morans_i_and_gearys_c_are_exact_in_blocks_and_defined_on_large_rois():
+    from radimt.ibsi import _autocorrelation
+
+    rng = np.random.default_rng(5)
+    points = rng.uniform(0, 20, (400, 3))
+    values = rng.normal(size=400) + points[:, 0] * 0.1
+    dist = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    weights = np.where(dist > 0, 1 / np.where(dist > 0, dist, 1), 0)
+    dev = values - values.mean()
+    moran = 400 / weights.sum() * (weights * np.outer(dev, dev)).sum() / (dev**2).sum()
+    geary = (
+        399 / (2 * weights.sum()) * (weights * (values[:, None] - values[None]) ** 2).sum() / (dev**2).sum()
+    )
+    assert _autocorrelation(points, values, block=37) == pytest.approx((moran, geary), rel=1e-9)
+    grid = np.argwhere(np.ones((28, 28, 27), bool)).astype(float)  # 21,168 voxels (was NaN above 20,000)
+    big = _autocorrelation(grid, grid[:, 0] + rng.normal(size=len(grid)))
+    assert all(np.isfinite(big)) and big[0] > 0.1 and big[1] < 0.9  # a gradient: positive autocorrelation
