@@ -40,7 +40,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy.spatial import ConvexHull
 
-from radimt.features import extract_features
+from radimt.features import FeatureError, extract_features, load_params
 from radimt.grids import nonzero_box
 from radimt.measure import boundary_face_points
 
@@ -56,6 +56,9 @@ AGGREGATIONS = {
 PER_SLICE = {"2D, averaged": None, "2D, slice-merged": "no_weighting"}
 #: IBSI aggregation names for families without directions, and which run gives them.
 DIRECTIONLESS = {"3D": "3D, averaged", "2.5D": "2.5D, direction-merged", "2D": "2D, averaged"}
+
+
+_UNSET = object()
 
 
 def mapping() -> list[dict[str, str]]:
@@ -92,7 +95,28 @@ def _texture_runs(image: sitk.Image, mask: sitk.Image, **settings) -> Iterator[t
 
 def ibsi_features(image: sitk.Image, mask: sitk.Image, **settings) -> dict[tuple[str, str], float]:
     """IBSI-1 feature values keyed by ``(family, feature, aggregation)`` as the IBSI reference
-    tables name them (aggregation ``""`` for non-texture families)."""
+    tables name them (aggregation ``""`` for non-texture families).
+
+    Computed in the digital phantom's configuration (no resampling, no re-segmentation, fixed
+    bin width 1 from the ROI minimum). A setting that would change it is refused: the families
+    radimt adds (intensity histogram and volume histogram, statistics extras, peaks, NGLDM,
+    GLDZM) do not honour other discretisations or re-segmentation yet, and a value computed
+    under one configuration must not be reported under another.
+
+    Raises
+    ------
+    FeatureError
+        A setting other than the phantom configuration's.
+    """
+    fixed = load_params("ibsi")["setting"]
+    changed = {k: v for k, v in settings.items() if fixed.get(k, _UNSET) != v}
+    if changed:
+        raise FeatureError(
+            f"ibsi_features computes the IBSI digital phantom configuration only (bin width 1, no "
+            f"resampling, no re-segmentation); {sorted(changed)} would change it and radimt's "
+            "IBSI-only families do not honour that yet. For pyradiomics features under these "
+            "settings use radimt.extract_features(image, mask, preset='ibsi', ...)"
+        )
     base = extract_features(image, mask, preset="ibsi", **settings)
     out: dict[tuple[str, str], float] = {}
     rows = mapping()

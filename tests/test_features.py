@@ -182,3 +182,15 @@ def test_ibsi_morans_i_and_gearys_c_are_exact_in_blocks_and_defined_on_large_roi
     grid = np.argwhere(np.ones((28, 28, 27), bool)).astype(float)  # 21,168 voxels (was NaN above 20,000)
     big = _autocorrelation(grid, grid[:, 0] + rng.normal(size=len(grid)))
     assert all(np.isfinite(big)) and big[0] > 0.1 and big[1] < 0.9  # a gradient: positive autocorrelation
+
+
+@pytest.mark.parametrize("setting", [{"binWidth": 25}, {"resegmentRange": [-50, 300]}, {"binCount": 32}])
+def test_ibsi_features_refuse_settings_their_added_families_do_not_honour(lesion, setting):
+    from radimt.features import FeatureError
+    from radimt.ibsi import ibsi_features
+
+    image, mask = lesion[0], lesion[1]
+    with pytest.raises(
+        FeatureError, match=r"IBSI digital phantom configuration only .*" + next(iter(setting))
+    ):
+        ibsi_features(image, mask, **setting)
