@@ -34,7 +34,7 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from radimt.errors import RadimtError
+from radimt.errors import ClassifierError
 from radimt.harmonize import ComBat
 from radimt.io.tables import ID_COLUMNS
 
@@ -70,10 +70,6 @@ FEATURE_PREFIXES = (
     "log-sigma-",
     "wavelet-",
 )
-
-
-class ClassifierError(RadimtError):
-    """The table, labels or model cannot be used as asked."""
 
 
 @dataclass(frozen=True)

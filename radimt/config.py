@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from radimt.errors import RadimtError
+from radimt.errors import ConfigError
 from radimt.kinetics import KineticOptions
 from radimt.lesion import DEFAULT_PRESETS, FeatureConfig
 from radimt.segment import PRESETS as SEGMENT_PRESETS
@@ -25,10 +25,6 @@ from radimt.segment import SegmentOptions
 ROLES = ("dce", "dwi", "adc", "t1", "t2", "ct", "mg", "us")
 #: The top-level keys of a pyradiomics parameter file.
 PYRADIOMICS_KEYS = {"imageType", "featureClass", "setting", "voxelSetting"}
-
-
-class ConfigError(RadimtError):
-    """A pipeline configuration is invalid."""
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,9 @@ from scipy import ndimage
 
 from radimt.dicom.roles import B0_MAX
 from radimt.dicom.study import DWI, Study
-from radimt.errors import RadimtError
+from radimt.errors import DiffusionError
 from radimt.grids import lesion_box, mask_on
 from radimt.segment import copy_reference_metadata
-
-
-class DiffusionError(RadimtError):
-    """ADC cannot be fitted (too few b-values) or computed in a mask."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """The exceptions radimt raises.
 
-Every error is a :class:`RadimtError`; each message names the file or series concerned and
-says what the user can do about it, so a batch can record it and carry on.
+Every error is a :class:`RadimtError`, and every class lives here; each message names the file
+or series concerned and says what the user can do about it, so a batch can record it and carry
+on. (The modules that raise them import them from here, so ``radimt.manifest.ManifestError``
+and the like still work.)
 """
 
 from __future__ import annotations
@@ -61,3 +63,32 @@ class MaskError(RadimtError):
 
 class FrameOfReferenceError(MaskError):
     """Two images or an image and a point are in different frames of reference."""
+
+
+class NotDicomError(DicomReadError):
+    """A file is not a DICOM image at all (empty, not DICOM, a DICOMDIR, no pixel matrix); the
+    scan sets such files aside with the reason instead of raising."""
+
+
+class ManifestError(RadimtError):
+    """The manifest is malformed; the message lists every problem found, with line numbers."""
+
+
+class ConfigError(RadimtError):
+    """A pipeline configuration is invalid."""
+
+
+class FeatureError(RadimtError):
+    """Features could not be computed (bad parameters, or pyradiomics refused the ROI)."""
+
+
+class DiffusionError(RadimtError):
+    """ADC cannot be fitted (too few b-values) or computed in a mask."""
+
+
+class SeedFileError(RadimtError):
+    """A seed file could not be read or lacks the columns radimt needs."""
+
+
+class ClassifierError(RadimtError):
+    """The table, labels or model cannot be used as asked."""

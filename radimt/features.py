@@ -41,7 +41,7 @@ import numpy as np
 import SimpleITK as sitk
 import yaml
 
-from radimt.errors import MaskError, RadimtError
+from radimt.errors import FeatureError, MaskError
 from radimt.grids import nonzero_box, same_grid
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,6 @@ LOG_MARGIN_SIGMAS = 10.0
 BSPLINE_MARGIN_VOXELS = 16
 WAVELET_MARGIN_VOXELS = 8
 MIN_VOXELS = 2
-
-
-class FeatureError(RadimtError):
-    """Features could not be computed (bad parameters, or pyradiomics refused the ROI)."""
 
 
 class FeatureRow(dict):

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from radimt.errors import RadimtError
+from radimt.errors import ManifestError
 
 RESERVED = {
     "study_id",
@@ -31,10 +31,6 @@ RESERVED = {
     "study_uid",
 }
 PASSTHROUGH = ("group", "site", "scanner")
-
-
-class ManifestError(RadimtError):
-    """The manifest is malformed; the message lists every problem found, with line numbers."""
 
 
 @dataclass(frozen=True)

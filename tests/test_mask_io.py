@@ -65,6 +65,10 @@ def test_dicom_seg_round_trip_references_the_source_series(study_with_mask, tmp_
     np.testing.assert_array_equal(sitk.GetArrayViewFromImage(back), sitk.GetArrayViewFromImage(mask))
     write_dicom_seg(mask, series, tmp_path / "again.dcm", label="IMT")
     assert (tmp_path / "again.dcm").read_bytes() == path.read_bytes()  # deterministic
+    grown = sitk.BinaryDilate(mask, [1, 1, 1])  # the lesion segmented again, differently
+    write_dicom_seg(grown, series, tmp_path / "other.dcm", label="IMT")
+    other = pydicom.dcmread(tmp_path / "other.dcm")
+    assert other.SOPInstanceUID != ds.SOPInstanceUID and other.SeriesInstanceUID != ds.SeriesInstanceUID
 
 
 def test_dicom_seg_needs_the_series_grid(study_with_mask, tmp_path):

@@ -22,6 +22,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from radimt.dicom import values as v
+from radimt.errors import NotDicomError
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,6 @@ GE_ACQ_CREATOR = "GEMS_ACQU_01"  # (0019,10BB/BC/BD): diffusion gradient directi
 PHILIPS_CREATOR = "Philips Imaging DD 001"
 UIH_CREATOR = "Image Private Header"  # United Imaging: (0065,1009) b-value, (0065,1051) mosaic slices
 GE_BVALUE_OFFSET = 1_000_000_000  # some GE versions add 1e9 to the b-value
-
-
-class NotDicomError(Exception):
-    """Raised internally for files that are not DICOM images at all (skipped by the scan)."""
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -96,8 +97,8 @@ def write_dicom_seg(
 
     The mask must lie on the series' own grid (use :func:`radimt.resample_mask` first). The
     SEG carries the source images' study and series UIDs, as the standard requires for it to be
-    displayed with them. UIDs are derived from the source series and the label, so the same
-    inputs give the same file.
+    displayed with them. Its own UIDs are derived from the source series, the label and the
+    mask's voxels: the same inputs give the same file, another mask another SOPInstanceUID.
 
     Unless ``keep_phi``, the SEG is de-identified by the DICOM PS3.15 Basic Application Level
     Confidentiality Profile with the Retain UIDs Option (:mod:`radimt.io.deidentify`);
@@ -110,6 +111,9 @@ def write_dicom_seg(
             "radimt.resample_mask(mask, reference) before writing DICOM SEG"
         )
     array = sitk.GetArrayFromImage(mask).astype(bool)
+    # The UIDs follow the source series, the label and the mask itself: the same inputs give the
+    # same file, and a lesion segmented again differently gets new UIDs (never one UID for two).
+    content = hashlib.sha256(np.packbits(array).tobytes()).hexdigest()[:16]
     sources: dict[str, pydicom.Dataset] = {}
     for f in frames:
         if f.path not in sources:
@@ -147,9 +151,9 @@ def write_dicom_seg(
         pixel_array=pixel.astype(np.uint8),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=[description],
-        series_instance_uid=uid(series.series_uid, "seg", label),
+        series_instance_uid=uid(series.series_uid, "seg", label, content),
         series_number=series_number,
-        sop_instance_uid=uid(series.series_uid, "seg", label, "instance"),
+        sop_instance_uid=uid(series.series_uid, "seg", label, content, "instance"),
         instance_number=1,
         manufacturer="radimt",
         manufacturer_model_name="radimt",
@@ -165,7 +169,7 @@ def write_dicom_seg(
     for item in seg.get("ContributingEquipmentSequence") or []:
         if "ContributionDateTime" in item:
             item.ContributionDateTime = f"{seg.ContentDate}{seg.ContentTime}"
-    dimension_uid = uid(series.series_uid, "seg", label, "dimensions")
+    dimension_uid = uid(series.series_uid, "seg", label, content, "dimensions")
     for element in seg.iterall():
         if element.keyword == "DimensionOrganizationUID":
             element.value = dimension_uid

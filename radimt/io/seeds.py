@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from radimt.errors import RadimtError
+from radimt.errors import SeedFileError
 
 #: RAS (3D Slicer) = diag(-1, -1, 1) · LPS (DICOM/ITK).
 RAS_TO_LPS = (-1.0, -1.0, 1.0)
@@ -34,10 +34,6 @@ class Seed:
     is_index: bool = False
     label: str = ""
     series: str | None = None
-
-
-class SeedFileError(RadimtError):
-    """A seed file could not be read or lacks the columns radimt needs."""
 
 
 def _pick(row: dict[str, str], *names: str) -> str | None:
