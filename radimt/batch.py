@@ -32,7 +32,7 @@ from radimt.config import PipelineConfig, load_config
 from radimt.errors import RadimtError
 from radimt.io.atomic import atomic_path
 from radimt.io.tables import ID_COLUMNS, write_table
-from radimt.manifest import LesionTask, read_manifest
+from radimt.manifest import LesionTask, lesion_dir, read_manifest
 from radimt.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,6 @@ def task_fingerprint(task: LesionTask, config: PipelineConfig) -> str:
 
     payload = {"task": asdict(task), "config": config.digest(), "radimt": __version__}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def lesion_dir(out: Path, task: LesionTask) -> Path:
-    return out / "lesions" / task.safe_study / task.safe_lesion
 
 
 def _finished(out: Path, task: LesionTask, config: PipelineConfig) -> bool:

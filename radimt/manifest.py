@@ -64,6 +64,11 @@ class LesionTask:
         return {"study_id": self.study_id, "lesion_id": self.lesion_id, "label": self.label, **self.extra}
 
 
+def lesion_dir(out: Path, task: LesionTask) -> Path:
+    """Where a batch keeps one lesion's outputs: ``OUT/lesions/<study>/<lesion>`` (safe ids)."""
+    return Path(out) / "lesions" / task.safe_study / task.safe_lesion
+
+
 def safe_id(value: str) -> str:
     """A study or lesion id usable as one path component (no separators, no ``..``)."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", value).strip("._")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from radimt.io.atomic import atomic_path
+from radimt.manifest import lesion_dir
 
 KEY_NUMBERS = (
     ("lesion_longest_diameter_mm", "diameter mm", "{:.1f}"),
@@ -52,7 +53,6 @@ def write_report(
     path: Path, config, entries: Sequence[tuple[Any, dict | None, str | None]], out: Path
 ) -> None:
     """Write ``report.html``: summary table, then per lesion its figures and key numbers."""
-    from radimt.batch import lesion_dir
 
     done = [e for e in entries if e[1] is not None]
     failed = [e for e in entries if e[1] is None]
