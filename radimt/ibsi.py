@@ -118,6 +118,15 @@ def ibsi_features(image: sitk.Image, mask: sitk.Image, **settings) -> dict[tuple
             "settings use radimt.extract_features(image, mask, preset='ibsi', ...)"
         )
     base = extract_features(image, mask, preset="ibsi", **settings)
+    # IBSI defines the intensity histogram family on the discretised grey levels (bin width 1
+    # from the ROI minimum here), not on the raw intensities: first-order statistics of the
+    # level image (identical on the phantom, whose intensities are already 1..6).
+    levels, _ = _levels(image, mask)
+    level_image = sitk.GetImageFromArray(levels.astype(np.float64))
+    level_image.CopyInformation(image)
+    discretised = extract_features(
+        level_image, mask, preset="ibsi", feature_classes=["firstorder"], **settings
+    )
     out: dict[tuple[str, str], float] = {}
     rows = mapping()
     texture = dict(_texture_runs(image, mask, **settings))
@@ -130,8 +139,9 @@ def ibsi_features(image: sitk.Image, mask: sitk.Image, **settings) -> dict[tuple
             "statistics",
             "intensity_histogram",
         ):
-            if key in base:
-                out[(family, m["ibsi_feature"], "")] = transform(base[key])
+            source = discretised if family == "intensity_histogram" else base
+            if key in source:
+                out[(family, m["ibsi_feature"], "")] = transform(source[key])
             continue
         for aggregation, row in texture.items():
             if key not in row:

@@ -194,3 +194,28 @@ def test_ibsi_features_refuse_settings_their_added_families_do_not_honour(lesion
         FeatureError, match=r"IBSI digital phantom configuration only .*" + next(iter(setting))
     ):
         ibsi_features(image, mask, **setting)
+
+
+def test_ibsi_intensity_histogram_family_is_computed_on_the_discretised_levels():
+    """On a real-valued ROI (here CT-like, not integers from 1) the IH family must describe the
+    grey levels floor(x - min) + 1, not the raw intensities (they agree only on the phantom)."""
+    from radimt.ibsi import ibsi_features
+
+    rng = np.random.default_rng(8)
+    image = sitk.GetImageFromArray(rng.normal(40.0, 6.0, (5, 12, 12)))
+    image.SetSpacing((1.0, 1.0, 2.0))
+    inside = np.zeros((5, 12, 12), np.uint8)
+    inside[1:4, 2:10, 3:9] = 1
+    mask = sitk.GetImageFromArray(inside)
+    mask.CopyInformation(image)
+    values = sitk.GetArrayViewFromImage(image)[sitk.GetArrayViewFromImage(mask) > 0].astype(np.float64)
+    levels = np.floor(values - values.min()) + 1
+    features = ibsi_features(image, mask)
+    assert features[("intensity_histogram", "Mean discretised intensity", "")] == pytest.approx(levels.mean())
+    assert features[("intensity_histogram", "Maximum discretised intensity", "")] == pytest.approx(
+        levels.max()
+    )
+    assert features[("statistics", "Mean intensity", "")] == pytest.approx(values.mean())
+    assert features[("intensity_histogram", "Discretised intensity variance", "")] == pytest.approx(
+        levels.var()
+    )
