@@ -166,19 +166,15 @@ def process_study(
             (folder / ERROR).unlink(missing_ok=True)
             statuses.append({**task.identity(), "status": "done", "reason": "", "seconds": result["seconds"]})
         except Exception as exc:  # noqa: BLE001 - any failure is recorded, never fatal
-            reason = f"{type(exc).__name__}: {exc}"
-            record = {**task.identity(), "reason": reason, "fingerprint": task_fingerprint(task, config)}
-            if not isinstance(exc, RadimtError):
-                record["traceback"] = traceback.format_exc(limit=6)
-            _json_write(folder / ERROR, record)
-            (folder / RESULT).unlink(missing_ok=True)
             statuses.append(
-                {
-                    **task.identity(),
-                    "status": "failed",
-                    "reason": reason,
-                    "seconds": round(time.perf_counter() - t0, 3),
-                }
+                _record_failure(
+                    folder,
+                    task,
+                    config,
+                    f"{type(exc).__name__}: {exc}",
+                    round(time.perf_counter() - t0, 3),
+                    None if isinstance(exc, RadimtError) else traceback.format_exc(limit=6),
+                )
             )
     for s in statuses:
         s["study_seconds"] = round(time.perf_counter() - start, 3)
@@ -545,13 +541,25 @@ def record_lost(
     for task in tasks:
         folder = lesion_dir(Path(out), task)
         folder.mkdir(parents=True, exist_ok=True)
-        record = {**task.identity(), "reason": reason, "fingerprint": task_fingerprint(task, config)}
-        _json_write(folder / ERROR, record)
-        (folder / RESULT).unlink(missing_ok=True)
-        statuses.append(
-            {**task.identity(), "status": "failed", "reason": reason, "seconds": 0.0, "study_seconds": 0.0}
-        )
+        statuses.append({**_record_failure(folder, task, config, reason, 0.0), "study_seconds": 0.0})
     return statuses
+
+
+def _record_failure(
+    folder: Path,
+    task: LesionTask,
+    config: PipelineConfig,
+    reason: str,
+    seconds: float,
+    traceback_text: str | None = None,
+) -> dict[str, Any]:
+    """Write a lesion's error.json (and drop any stale result); return its failed status."""
+    record = {**task.identity(), "reason": reason, "fingerprint": task_fingerprint(task, config)}
+    if traceback_text is not None:
+        record["traceback"] = traceback_text
+    _json_write(folder / ERROR, record)
+    (folder / RESULT).unlink(missing_ok=True)
+    return {**task.identity(), "status": "failed", "reason": reason, "seconds": seconds}
 
 
 def run_batch(
