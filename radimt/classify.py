@@ -511,7 +511,7 @@ def evaluate(
         metrics["roc_auc_ci_low"], metrics["roc_auc_ci_high"] = low, high
     if config.n_permutations:
         metrics["permutation_p_value"], metrics["permutation_auc_mean"] = _permutation_test(
-            progress, data, config, metrics["roc_auc"]
+            progress, data, inner_config, metrics["roc_auc"]
         )
         metrics["permutations"] = config.n_permutations
     frequency = {k: v / n_folds for k, v in sorted(selection.items(), key=lambda kv: (-kv[1], kv[0]))}
@@ -700,18 +700,16 @@ def _permutation_test(
 ) -> tuple[float, float]:
     """p = (1 + #{statistic with shuffled labels >= observed}) / (1 + n).
 
-    Each permutation runs the very procedure of :func:`evaluate` (same repeats, folds and inner
-    search) on labels shuffled between patients, and takes the same statistic: the mean of the
-    per-repeat AUCs.
+    Each permutation runs the very procedure of :func:`evaluate` (``config`` as evaluate used
+    it: same repeats, folds and inner search) on labels shuffled between patients, and takes the
+    same statistic: the mean of the per-repeat AUCs.
     """
     rng = np.random.default_rng(config.random_state + 10_000)
-    inner_splits, _ = _check_sizes(data, config)
-    same = replace(config, inner_splits=inner_splits)
     binary = len(data.classes) == 2
     aucs = []
     for _ in range(config.n_permutations):
         shuffled = replace(data, y=_shuffle(data.y, data.groups, rng))
-        per_repeat, _, _ = _cross_validate(shuffled, same, None)
+        per_repeat, _, _ = _cross_validate(shuffled, config, None)
         aucs.append(np.mean([_auc(shuffled.y, per_repeat[r], binary) for r in range(config.repeats)]))
         if progress is not None:
             progress(f"permutation {len(aucs)}")
