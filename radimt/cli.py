@@ -157,14 +157,13 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from radimt.report import overlay_png
     from radimt.segment import segment_from_seed
 
-    flag, text = ("--seed-index", args.seed_index) if args.seed_index else ("--seed", args.seed)
-    if text is None:
-        raise RadimtError("give the lesion's seed: --seed X,Y,Z (LPS mm) or --seed-index I,J,K (voxel)")
+    by_index = args.seed_index is not None
+    flag, text = ("--seed-index", args.seed_index) if by_index else ("--seed", args.seed)
     try:
         seed = tuple(float(v) for v in text.split(","))
     except ValueError:
         raise RadimtError(f"{flag} {text!r}: give numbers separated by commas, e.g. -108,0,-10") from None
-    is_index = bool(args.seed_index) or args.index
+    is_index = by_index or args.index
     study = load_study(args.study)
     image, series, modality, what = _reference(study, args.series)
     options = {k: v for k, v in (("tolerance", args.tolerance), ("max_diameter_mm", args.max_diameter)) if v}
