@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from timing import pyradiomics_batch
+
 from radimt.batch import run_batch
 from radimt.synth.phantom import Lesion
 from radimt.synth.studies import MRStudySpec, write_mr_study
@@ -129,18 +131,7 @@ def user_route(manifest: Path, radimt_out: Path, work: Path) -> tuple[float, flo
     start = time.perf_counter()
     for role, csv_path in batches.items():
         subprocess.run(
-            [
-                pyradiomics,
-                str(csv_path),
-                "-p",
-                str(work / f"{role}.yaml"),
-                "-o",
-                str(work / f"{role}_out.csv"),
-                "-f",
-                "csv",
-                "--jobs",
-                "2",
-            ],
+            pyradiomics_batch(pyradiomics, csv_path, work / f"{role}.yaml", work / f"{role}_out.csv"),
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import yaml
+from timing import pyradiomics_batch
 
 from radimt.synth.phantom import Lesion
 from radimt.synth.studies import MRStudySpec, write_mr_study
@@ -171,18 +172,9 @@ def user_route(manifest: Path, masks: Path, work: Path) -> dict[str, tuple[float
             params["setting"]["binWidth"] = params["setting"].get("binWidth", 0.05) * 1000
         (work / f"{role}.yaml").write_text(yaml.safe_dump(params))
         s, p = measured(
-            [
-                str(BIN / "pyradiomics"),
-                str(work / f"{role}.csv"),
-                "-p",
-                str(work / f"{role}.yaml"),
-                "-o",
-                str(work / f"{role}_out.csv"),
-                "-f",
-                "csv",
-                "--jobs",
-                "2",
-            ]
+            pyradiomics_batch(
+                BIN / "pyradiomics", work / f"{role}.csv", work / f"{role}.yaml", work / f"{role}_out.csv"
+            )
         )
         seconds, peak = seconds + s, max(peak, p)
     stages["pyradiomics CLI (3 images, 2 jobs)"] = (seconds, peak)
