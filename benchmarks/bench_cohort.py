@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -181,6 +182,31 @@ def user_route(manifest: Path, masks: Path, work: Path) -> dict[str, tuple[float
     return stages
 
 
+#: Stages a study's lesions share (recorded once per study); the others are each lesion's own.
+STUDY_STAGES = ("checksum", "scan headers")
+
+
+def batch_stages(out: Path) -> dict[str, float]:
+    """Worker seconds per stage over a batch's lesions, from their ``stage_seconds`` records."""
+    totals: dict[str, float] = {}
+    counted_studies = set()
+    for path in sorted(out.glob("lesions/*/*/result.json")):
+        stages = json.loads(path.read_text())["stage_seconds"]
+        study = path.parent.parent.name
+        for stage, seconds in stages.items():
+            if stage in STUDY_STAGES and study in counted_studies:
+                continue
+            totals[stage] = totals.get(stage, 0.0) + seconds
+        counted_studies.add(study)
+    return totals
+
+
+def decoded_dce_mb() -> float:
+    """Decoded size of the largest role, the DCE (six int16 phases of the cohort grid)."""
+    voxels = GRID.size[0] * GRID.size[1] * GRID.size[2]
+    return 6 * voxels * 2 / 2**20
+
+
 def profile_one(manifest: Path, pipeline: Path) -> list[tuple[str, float]]:
     """One study through radimt's stages in this process: where a lesion's time goes."""
     from radimt.config import load_config
@@ -216,7 +242,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="radimt_cohort_"))
     try:
         pipeline = pipeline_file(work)
-        results = []
+        results, stages_by_run = [], []
         for workers in (1, 2):
             out = work / f"radimt_{workers}"
             command = [
@@ -232,6 +258,7 @@ def main() -> None:
                 str(workers),
             ]
             results.append((f"radimt batch --workers {workers}", *measured(command)))
+            stages_by_run.append(batch_stages(out))
         route = user_route(manifest, work / "radimt_1", work / "route")
         n = args.studies
         print(
@@ -255,6 +282,21 @@ def main() -> None:
         )
         for name, seconds, _ in results:
             print(f"{name}: {total / seconds:.2f}x the speed of the user route (goal >= 10x)")
+        for name, _, peak in results:
+            print(
+                f"{name}: peak {peak:,.0f} MB = {peak / decoded_dce_mb():.2f}x the largest role "
+                f"(DCE, {decoded_dce_mb():,.0f} MB decoded; goal <= 2x)"
+            )
+        print("\ninside the batch, worker seconds per stage summed over the lesions (result.json):")
+        print(f"  {'stage':<46} {'1 worker':>9} {'2 workers':>10}")
+        for stage in stages_by_run[0]:
+            one, two = (run.get(stage, 0.0) for run in stages_by_run)
+            print(f"  {stage:<46} {one:>9.2f} {two:>10.2f}")
+        for (name, seconds, _), run in zip(results, stages_by_run, strict=True):
+            print(
+                f"  {name}: stages {sum(run.values()):.1f} worker-s of {seconds:.1f} s wall; the rest is "
+                "process start-up, imports, the report and the tables"
+            )
         print("\none study in-process, by radimt stage:")
         for stage, seconds in profile_one(manifest, pipeline):
             print(f"  {stage:<46} {seconds:>8.2f} s")

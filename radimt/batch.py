@@ -33,7 +33,7 @@ from radimt.errors import RadimtError
 from radimt.io.atomic import atomic_path
 from radimt.io.tables import ID_COLUMNS, write_table
 from radimt.manifest import LesionTask, lesion_dir, read_manifest
-from radimt.progress import Progress
+from radimt.progress import Progress, StageClock
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +141,15 @@ def process_study(
     study = None
     study_error = None
     checksum = ""
+    study_clock = StageClock()
     try:  # everything about the study, checksum included, fails that study only
-        checksum = study_checksum(tasks[0].path) if Path(tasks[0].path).exists() else ""
+        with study_clock.stage("checksum"):
+            checksum = study_checksum(tasks[0].path) if Path(tasks[0].path).exists() else ""
         if tasks[0].image_path is None:
-            study = load_study(
-                tasks[0].path, roles=config.role_overrides or None, study_uid=tasks[0].study_uid
-            )
+            with study_clock.stage("scan headers"):
+                study = load_study(
+                    tasks[0].path, roles=config.role_overrides or None, study_uid=tasks[0].study_uid
+                )
     except Exception as exc:  # noqa: BLE001 - recorded, the batch goes on
         study_error = exc
     for task in tasks:
@@ -156,11 +159,14 @@ def process_study(
         try:
             if study_error is not None:
                 raise study_error
-            result = _process_lesion(task, study, config, folder, seg=seg, keep_phi=keep_phi)
+            clock = StageClock()
+            result = _process_lesion(task, study, config, folder, seg=seg, keep_phi=keep_phi, clock=clock)
             result.update(
                 fingerprint=task_fingerprint(task, config),
                 checksum=checksum,
                 seconds=round(time.perf_counter() - t0, 3),
+                # the study's stages are shared by its lesions; a lesion's own stages follow
+                stage_seconds={**study_clock.rounded(), **clock.rounded()},
             )
             _json_write(folder / RESULT, result)
             (folder / ERROR).unlink(missing_ok=True)
@@ -208,16 +214,49 @@ def _reference(study, task: LesionTask, config: PipelineConfig):
     return image, series, series
 
 
-def _process_lesion(task, study, config: PipelineConfig, folder: Path, *, seg: bool, keep_phi: bool) -> dict:
-    from radimt.io import read_dicom_seg, read_mask, write_dicom_seg, write_mask
+def _process_lesion(
+    task, study, config: PipelineConfig, folder: Path, *, seg: bool, keep_phi: bool, clock: StageClock
+) -> dict:
+    from radimt.io import write_dicom_seg, write_mask
     from radimt.lesion import lesion_features
-    from radimt.report.overlay import overlay_png
-    from radimt.segment import segment_from_seed
 
     if task.image_path is not None:  # pyradiomics-style row: an image file and a mask file
-        return _pyradiomics_row(task, config, folder)
+        with clock.stage("features"):
+            return _pyradiomics_row(task, config, folder)
 
-    image, series, seed_series = _reference(study, task, config)
+    with clock.stage("reference image"):  # reads its volume(s); a DCE subtraction is made here
+        image, series, seed_series = _reference(study, task, config)
+    with clock.stage("segmentation"):
+        mask = _lesion_mask(task, config, image, series, seed_series)
+        write_mask(mask, folder / "mask.nii.gz")
+        if seg and series is not None:
+            write_dicom_seg(
+                mask,
+                series,
+                folder / "seg.dcm",
+                label=f"{task.study_id} lesion {task.lesion_id}",
+                keep_phi=keep_phi,
+                pseudonym=task.study_id,
+            )
+    images = {config.reference: image} if config.reference in ("mg", "us") else None
+    with clock.stage("features"):  # reads the other roles' volumes on first use
+        features = lesion_features(study, {config.reference: mask}, config.features(), images=images)
+    row, provenance = dict(features), features.provenance
+    if config.pyradiomics_names:
+        row = pyradiomics_names(row, config.roles[0])
+    with clock.stage("figures"):
+        figures, curves = _lesion_figures(study, config, folder, image, mask, row, features.kinetic_curve)
+    if keep_phi and study is not None:
+        header = study.series[0].first.header
+        row["dicom_study_instance_uid"] = header.study_uid
+    return {"row": row, "curves": curves, "figures": figures, "provenance": provenance}
+
+
+def _lesion_mask(task, config: PipelineConfig, image, series, seed_series):
+    """The lesion's mask on the reference image: read from the manifest's file, else grown from its seed."""
+    from radimt.io import read_dicom_seg, read_mask
+    from radimt.segment import segment_from_seed
+
     if task.mask_path:
         if task.mask_path.lower().endswith(".dcm"):
             mask = read_dicom_seg(task.mask_path, image)
@@ -241,21 +280,13 @@ def _process_lesion(task, study, config: PipelineConfig, folder: Path, *, seg: b
             config.reference, "mr"
         )
         mask = segment_from_seed(image, seed, seed_is_index=is_index, modality=modality, **options)
-    write_mask(mask, folder / "mask.nii.gz")
-    if seg and series is not None:
-        write_dicom_seg(
-            mask,
-            series,
-            folder / "seg.dcm",
-            label=f"{task.study_id} lesion {task.lesion_id}",
-            keep_phi=keep_phi,
-            pseudonym=task.study_id,
-        )
-    images = {config.reference: image} if config.reference in ("mg", "us") else None
-    features = lesion_features(study, {config.reference: mask}, config.features(), images=images)
-    row, provenance = dict(features), features.provenance
-    if config.pyradiomics_names:
-        row = pyradiomics_names(row, config.roles[0])
+    return mask
+
+
+def _lesion_figures(study, config: PipelineConfig, folder: Path, image, mask, row: dict, curve):
+    """Overlays on the reference and carried roles, the time-intensity plot and its table rows."""
+    from radimt.report.overlay import overlay_png
+
     figures = []
     overlay_png(
         image,
@@ -271,8 +302,7 @@ def _process_lesion(task, study, config: PipelineConfig, folder: Path, *, seg: b
         if carried:
             figures.append(carried)
     curves = []
-    curve = features.kinetic_curve  # computed once, by lesion_features
-    if curve is not None:
+    if curve is not None:  # computed once, by lesion_features
         fig = curve.plot()
         with atomic_path(folder / "tic.png") as tmp:
             fig.savefig(tmp, format="png")
@@ -295,10 +325,7 @@ def _process_lesion(task, study, config: PipelineConfig, folder: Path, *, seg: b
                         "enhancement_pct": float(e),
                     }
                 )
-    if keep_phi and study is not None:
-        header = study.series[0].first.header
-        row["dicom_study_instance_uid"] = header.study_uid
-    return {"row": row, "curves": curves, "figures": figures, "provenance": provenance}
+    return figures, curves
 
 
 #: The role prefix of features from pyradiomics-style rows (an image file of unknown kind).

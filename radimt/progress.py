@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 
@@ -70,3 +72,30 @@ class Progress:
         """End the bar (a no-op for line output)."""
         if self.bar is not None:
             self.bar.close()
+
+
+class StageClock:
+    """Wall seconds spent in named stages of one unit of work (a lesion), in order of first use.
+
+    >>> clock = StageClock()
+    >>> with clock.stage("segmentation"):
+    ...     pass
+    >>> list(clock.seconds)
+    ['segmentation']
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the ``with`` block and add it to ``name`` (also when the block raises)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def rounded(self, digits: int = 3) -> dict[str, float]:
+        """The stages' seconds, rounded for a JSON record."""
+        return {name: round(seconds, digits) for name, seconds in self.seconds.items()}

@@ -62,6 +62,25 @@ def test_end_to_end_recovers_the_truth(reference_run):
         }
 
 
+def test_each_lesion_records_where_its_time_went(reference_run):
+    """Per-stage wall seconds (study stages shared, then the lesion's own) in result.json."""
+    out, _ = reference_run
+    for path in (out / "lesions").glob("*/*/result.json"):
+        result = json.loads(path.read_text())
+        stages = result["stage_seconds"]
+        assert set(stages) == {
+            "checksum",
+            "scan headers",
+            "reference image",
+            "segmentation",
+            "features",
+            "figures",
+        }
+        assert all(seconds >= 0 for seconds in stages.values())
+        lesion_own = sum(stages[k] for k in ("reference image", "segmentation", "features", "figures"))
+        assert lesion_own <= result["seconds"] + 0.01  # the stages are parts of the lesion's time
+
+
 def test_no_patient_identifiers_in_outputs(reference_run):
     out, _ = reference_run
     for path in [out / "features.csv", out / "kinetics.csv", out / "run.json", out / "report.html"]:

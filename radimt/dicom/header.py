@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import struct
 import warnings
@@ -284,9 +285,7 @@ def _probe_pixel_tag(raw: bytes, syntax: str) -> str | None:
     return next((p for p in map(_not_integer_pixels, tags) if p != NO_PIXEL_DATA), NO_PIXEL_DATA)
 
 
-def _frame_capacity(
-    n_frames: int, frame_bytes: int, native: bool, file_size: int
-) -> tuple[int, str | None]:
+def _frame_capacity(n_frames: int, frame_bytes: int, native: bool, file_size: int) -> tuple[int, str | None]:
     """Bound NumberOfFrames by what the file can hold, before one record is made per frame.
 
     A native frame takes ``frame_bytes``, an encapsulated one at least its 8-byte item header;
@@ -489,7 +488,7 @@ def read_frames(path: str) -> list[Frame]:
 def _position(value: Any) -> tuple[float, float, float] | None:
     """ImagePositionPatient, or ``None`` when absent or not three finite numbers."""
     numbers = v.to_floats(value, 3)
-    return numbers if numbers is not None and np.all(np.isfinite(numbers)) else None  # type: ignore[return-value]
+    return numbers if numbers is not None and all(math.isfinite(x) for x in numbers) else None  # type: ignore[return-value]
 
 
 def _orientation(value: Any) -> tuple[float, ...] | None:
@@ -497,9 +496,11 @@ def _orientation(value: Any) -> tuple[float, ...] | None:
     finite numbers, or parallel row and column cosines. (Cosines that are merely not unit length
     or not at right angles are kept, for assembly to refuse with the values.)"""
     numbers = v.to_floats(value, 6)
-    if numbers is None or not np.all(np.isfinite(numbers)):
+    if numbers is None or not all(math.isfinite(x) for x in numbers):
         return None
-    if np.linalg.norm(np.cross(numbers[:3], numbers[3:])) < 1e-6:
+    (a, b, c), (d, e, f) = numbers[:3], numbers[3:]
+    normal = (b * f - c * e, c * d - a * f, a * e - b * d)  # plain floats: once per file in a scan
+    if math.sqrt(sum(x * x for x in normal)) < 1e-6:
         return None
     return numbers
 
@@ -637,9 +638,7 @@ def _enhanced_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:
                 pixel_spacing=(v.to_floats(measures.get("PixelSpacing"), 2) if measures else None)  # type: ignore[arg-type]
                 or header.pixel_spacing,
                 slope=slope if slope is not None else _rescale(ds, "RescaleSlope", 1.0),
-                intercept=intercept
-                if intercept is not None
-                else _rescale(ds, "RescaleIntercept", 0.0),
+                intercept=intercept if intercept is not None else _rescale(ds, "RescaleIntercept", 0.0),
                 temporal_position=v.to_int(content.get("TemporalPositionIndex")) if content else None,
                 trigger_time_ms=v.to_float(timing.get("NominalCardiacTriggerDelayTime")) if timing else None,
                 acquisition_time=v.parse_dt(content.get("FrameAcquisitionDateTime")) if content else None,
