@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from radimt.config import PipelineConfig, load_config
 from radimt.errors import RadimtError
@@ -34,6 +34,9 @@ from radimt.io.atomic import atomic_path
 from radimt.io.tables import ID_COLUMNS, write_table
 from radimt.manifest import LesionTask, lesion_dir, read_manifest
 from radimt.progress import Progress, StageClock
+
+if TYPE_CHECKING:
+    from radimt.analysis import LesionInput, LesionResult
 
 log = logging.getLogger(__name__)
 
@@ -187,145 +190,75 @@ def process_study(
     return statuses
 
 
-def _reference(study, task: LesionTask, config: PipelineConfig):
-    """The image the lesion is segmented on, and the series behind it."""
-    from radimt.dicom.volume import read_planar, read_volume
-    from radimt.lesion import role_image
+def lesion_input(task: LesionTask) -> LesionInput:
+    """The lesion a manifest row describes: its mask file, else its seed (and the series they refer to)."""
+    from radimt.analysis import LesionInput
 
-    if task.seed_series:
-        series = study.find(task.seed_series)
-        if series.is_planar:  # an index seed also picks the ultrasound region that calibrates it
-            point = tuple(task.seed[:2]) if task.seed_is_index and task.seed else None
-            image = read_planar(series, point=point).image
-        else:
-            image = read_volume(series)
-        if config.reference == "dce" and series.role == "dce" and study.dce is not None:
-            return role_image(study, "dce", config.dce_phase), study.dce.series[config.dce_phase], series
-        return image, series, series
-    image = role_image(study, config.reference, config.dce_phase)
-    if image is None:
-        raise RadimtError(f"{study.path}: no {config.reference} series for the pipeline's reference role")
-    if config.reference == "dce":
-        series = study.dce.series[config.dce_phase]
-    elif config.reference in ("mg", "us"):
-        series = getattr(study, config.reference)[0].series
-    else:
-        series = study.chosen_series(config.reference) if config.reference != "adc" else None
-    return image, series, series
+    if task.mask_path:
+        return LesionInput(mask=task.mask_path, series=task.seed_series)
+    return LesionInput(seed=task.seed, seed_is_index=task.seed_is_index, series=task.seed_series)
 
 
 def _process_lesion(
     task, study, config: PipelineConfig, folder: Path, *, seg: bool, keep_phi: bool, clock: StageClock
 ) -> dict:
+    """Analyse one lesion (:func:`radimt.analysis.analyse_lesion`) and write its files."""
+    from radimt.analysis import analyse_lesion
     from radimt.io import write_dicom_seg, write_mask
-    from radimt.lesion import lesion_features
 
     if task.image_path is not None:  # pyradiomics-style row: an image file and a mask file
         with clock.stage("features"):
             return _pyradiomics_row(task, config, folder)
 
-    with clock.stage("reference image"):  # reads its volume(s); a DCE subtraction is made here
-        image, series, seed_series = _reference(study, task, config)
-    with clock.stage("segmentation"):
-        mask = _lesion_mask(task, config, image, series, seed_series)
-        write_mask(mask, folder / "mask.nii.gz")
-        if seg and series is not None:
+    result = analyse_lesion(study, lesion_input(task), config, clock=clock)
+    with clock.stage("segmentation"):  # writing the mask belongs with making it
+        write_mask(result.mask, folder / "mask.nii.gz")
+        if seg and result.reference.series is not None:
             write_dicom_seg(
-                mask,
-                series,
+                result.mask,
+                result.reference.series,
                 folder / "seg.dcm",
                 label=f"{task.study_id} lesion {task.lesion_id}",
                 keep_phi=keep_phi,
                 pseudonym=task.study_id,
             )
-    images = {config.reference: image} if config.reference in ("mg", "us") else None
-    with clock.stage("features"):  # reads the other roles' volumes on first use
-        features = lesion_features(study, {config.reference: mask}, config.features(), images=images)
-    row, provenance = dict(features), features.provenance
+    row = result.row
     if config.pyradiomics_names:
         row = pyradiomics_names(row, config.roles[0])
     with clock.stage("figures"):
-        figures, curves = _lesion_figures(study, config, folder, image, mask, row, features.kinetic_curve)
+        figures = _lesion_figures(study, config, folder, result)
     if keep_phi and study is not None:
-        header = study.series[0].first.header
-        row["dicom_study_instance_uid"] = header.study_uid
-    return {"row": row, "curves": curves, "figures": figures, "provenance": provenance}
+        row["dicom_study_instance_uid"] = study.series[0].first.header.study_uid
+    return {**result.to_json(), "row": row, "figures": figures}
 
 
-def _lesion_mask(task, config: PipelineConfig, image, series, seed_series):
-    """The lesion's mask on the reference image: read from the manifest's file, else grown from its seed."""
-    from radimt.io import read_dicom_seg, read_mask
-    from radimt.segment import segment_from_seed
-
-    if task.mask_path:
-        if task.mask_path.lower().endswith(".dcm"):
-            mask = read_dicom_seg(task.mask_path, image)
-        else:
-            mask = read_mask(task.mask_path, image)
-    else:
-        seed, is_index = task.seed, task.seed_is_index
-        if (
-            is_index
-            and seed_series is not None
-            and not seed_series.is_planar
-            and seed_series is not series
-            and not _same_grid_series(seed_series, image)
-        ):
-            from radimt.dicom.volume import read_volume
-
-            seed = read_volume(seed_series).TransformContinuousIndexToPhysicalPoint([float(v) for v in seed])
-            is_index = False
-        options = dict(config.segmentation)
-        modality = options.pop("modality", None) or {"ct": "ct", "mg": "mg", "us": "us", "adc": "adc"}.get(
-            config.reference, "mr"
-        )
-        mask = segment_from_seed(image, seed, seed_is_index=is_index, modality=modality, **options)
-    return mask
-
-
-def _lesion_figures(study, config: PipelineConfig, folder: Path, image, mask, row: dict, curve):
-    """Overlays on the reference and carried roles, the time-intensity plot and its table rows."""
+def _lesion_figures(study, config: PipelineConfig, folder: Path, result: LesionResult) -> list[str]:
+    """Overlays on the reference image and the carried roles, and the time-intensity plot."""
     from radimt.report.overlay import overlay_png
 
-    figures = []
+    reference = result.reference.role
     overlay_png(
-        image,
-        mask,
-        folder / f"overlay_{config.reference}.png",
-        title=f"{config.reference.upper()}: {row['lesion_longest_diameter_mm']:.1f} mm",
+        result.reference.image,
+        result.mask,
+        folder / f"overlay_{reference}.png",
+        title=f"{reference.upper()}: {result.row['lesion_longest_diameter_mm']:.1f} mm",
     )
-    figures.append(f"overlay_{config.reference}.png")
+    figures = [f"overlay_{reference}.png"]
     for role in config.roles:
-        if role == config.reference or role in ("mg", "us"):
+        if role == reference or role in ("mg", "us"):
             continue
-        carried = _carried_overlay(study, role, mask, config, folder)
+        carried = _carried_overlay(study, role, result.mask, config, folder)
         if carried:
             figures.append(carried)
-    curves = []
-    if curve is not None:  # computed once, by lesion_features
-        fig = curve.plot()
+    if result.kinetic_curve is not None:
+        fig = result.kinetic_curve.plot()
         with atomic_path(folder / "tic.png") as tmp:
             fig.savefig(tmp, format="png")
         import matplotlib.pyplot as plt
 
         plt.close(fig)
         figures.append("tic.png")
-        for name, summary in (("mean", curve.mean), ("most_suspicious", curve.most_suspicious)):
-            if summary is None:
-                continue
-            for phase, (t, s, e) in enumerate(
-                zip(curve.times, summary.signal, summary.enhancement, strict=True)
-            ):
-                curves.append(
-                    {
-                        "curve": name,
-                        "phase": phase,
-                        "time_s": float(t),
-                        "signal": float(s),
-                        "enhancement_pct": float(e),
-                    }
-                )
-    return figures, curves
+    return figures
 
 
 #: The role prefix of features from pyradiomics-style rows (an image file of unknown kind).
@@ -407,15 +340,6 @@ def _diagnostic_text(value: Any) -> Any:
 
 def _plain_json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
-
-
-def _same_grid_series(series, image) -> bool:
-    from radimt.dicom.geometry import order_slices
-
-    _, geometry = order_slices(series.frames, series.label)
-    return tuple(geometry.size) == tuple(image.GetSize()) and all(
-        abs(a - b) < 1e-3 for a, b in zip(geometry.origin, image.GetOrigin(), strict=True)
-    )
 
 
 def _carried_overlay(study, role, mask, config, folder: Path) -> str | None:

@@ -117,45 +117,14 @@ def cmd_synth_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reference(study, key: str | None):
-    """The image to segment on, its series and modality preset: DCE subtraction first."""
-    from radimt.dicom.volume import read_planar, read_volume
-    from radimt.segment import subtraction
-
-    presets = {
-        "dce": "mr",
-        "t1": "mr",
-        "t2": "mr",
-        "ct": "ct",
-        "adc": "adc",
-        "dwi": "dwi",
-        "mg": "mg",
-        "us": "us",
-    }
-    if key is not None:
-        series = study.find(key)
-        image = read_planar(series).image if series.is_planar else read_volume(series)
-        return image, series, presets.get(series.role, "mr"), f"series {series.key}"
-    if study.dce is not None:
-        return subtraction(study.dce, 1), study.dce.series[1], "mr", "DCE early subtraction"
-    for role in ("ct", "t1", "t2", "adc"):
-        if getattr(study, role) is not None:
-            return getattr(study, role), study.chosen_series(role), presets[role], role.upper()
-    for role in ("mg", "us"):
-        images = getattr(study, role)
-        if images:
-            return images[0].image, images[0].series, role, f"{role.upper()} {images[0].series.key}"
-    raise RadimtError(f"{study.path}: no series to segment on")
-
-
 def cmd_segment(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from radimt.analysis import LesionInput, delineate
     from radimt.dicom.study import load_study
     from radimt.io import write_dicom_seg, write_mask
     from radimt.measure import longest_diameter_mm, mask_volume_mm3, voxel_count
     from radimt.report import overlay_png
-    from radimt.segment import segment_from_seed
 
     by_index = args.seed_index is not None
     flag, text = ("--seed-index", args.seed_index) if by_index else ("--seed", args.seed)
@@ -165,18 +134,25 @@ def cmd_segment(args: argparse.Namespace) -> int:
         raise RadimtError(f"{flag} {text!r}: give numbers separated by commas, e.g. -108,0,-10") from None
     is_index = by_index or args.index
     study = load_study(args.study)
-    image, series, modality, what = _reference(study, args.series)
     options = {k: v for k, v in (("tolerance", args.tolerance), ("max_diameter_mm", args.max_diameter)) if v}
-    mask = segment_from_seed(
-        image, seed, seed_is_index=is_index, modality=args.modality or modality, **options
+    if args.modality:
+        options["modality"] = args.modality
+    reference, mask = delineate(
+        study, LesionInput(seed=seed, seed_is_index=is_index, series=args.series), segmentation=options
     )
+    image, series, what = reference.image, reference.series, reference.label
+    if args.seg and series is None:
+        raise RadimtError(
+            f"--seg: {what} was computed by radimt, so there is no source series for the DICOM SEG to "
+            "reference; name a scanner series with --series"
+        )
     write_mask(mask, args.out)
     png = args.png or str(Path(args.out).with_name(Path(args.out).name.split(".")[0] + "_overlay.png"))
     overlay_png(image, mask, png, title=f"{what}: {longest_diameter_mm(mask):.1f} mm")
     if args.seg:
         write_dicom_seg(mask, series, args.seg, label=args.label, keep_phi=args.keep_phi)
     unit = "mm³" if mask.GetDimension() == 3 else "mm²"
-    print(f"segmented on: {what} ({series.label})")
+    print(f"segmented on: {what} ({series.label if series is not None else 'computed by radimt'})")
     print(f"volume: {mask_volume_mm3(mask):.1f} {unit}")
     print(f"longest diameter: {longest_diameter_mm(mask):.1f} mm")
     print(f"voxels: {voxel_count(mask)}")

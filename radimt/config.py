@@ -18,11 +18,11 @@ import yaml
 
 from radimt.errors import ConfigError
 from radimt.kinetics import KineticOptions
-from radimt.lesion import DEFAULT_PRESETS, FeatureConfig
+from radimt.lesion import FeatureConfig
+from radimt.roles import DEFAULT_PRESETS, ROLES
 from radimt.segment import PRESETS as SEGMENT_PRESETS
 from radimt.segment import SegmentOptions
 
-ROLES = ("dce", "dwi", "adc", "t1", "t2", "ct", "mg", "us")
 #: The top-level keys of a pyradiomics parameter file.
 PYRADIOMICS_KEYS = {"imageType", "featureClass", "setting", "voxelSetting"}
 

@@ -16,21 +16,8 @@ from radimt.errors import RadimtError
 from radimt.features import FeatureRow, extract_features
 from radimt.kinetics import kinetic_curve, kinetic_maps
 from radimt.measure import longest_diameter_mm, mask_volume_mm3
+from radimt.roles import DEFAULT_PRESETS, REFERENCE_ORDER, VOLUME_ROLES
 from radimt.segment import resample_mask, subtraction
-
-#: Order in which a lesion's reference mask (for its size) is chosen.
-REFERENCE_ORDER = ("dce", "ct", "t1", "t2", "adc", "dwi", "mg", "us")
-VOLUME_ROLES = ("dce", "ct", "t1", "t2", "adc", "dwi")
-DEFAULT_PRESETS = {
-    "dce": "mr",
-    "t1": "mr",
-    "t2": "mr",
-    "dwi": "mr",
-    "adc": "adc",
-    "ct": "ct",
-    "mg": "mg",
-    "us": "us",
-}
 
 
 @dataclass(frozen=True)
@@ -137,7 +124,6 @@ def lesion_features(
     masks, skipped = carry_masks(study, masks, wanted, config.dce_phase)
     row = FeatureRow()
     row.provenance = {"skipped_roles": skipped, "roles": {}}
-    row.kinetic_curve = None
     reference = next((r for r in REFERENCE_ORDER if r in masks), None)
     if reference is None:
         raise RadimtError(f"{study.path}: no mask for any role of this study")

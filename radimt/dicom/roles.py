@@ -19,8 +19,8 @@ from radimt.dicom.header import FLOAT_PIXEL_DATA, NO_PIXEL_DATA, FileHeader
 from radimt.dicom.scan import SeriesInfo
 from radimt.dicom.volume import ultrasound_spacing
 from radimt.errors import DicomReadError, RoleError
+from radimt.roles import ROLES
 
-ROLES = ("dce", "dwi", "adc", "t1", "t2", "ct", "mg", "us")
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 MAMMOGRAPHY_VIEWS = {"CC", "MLO", "ML", "LM", "XCCL", "XCCM", "FB", "SIO", "LMO", "AT", "CV"}
 

@@ -17,6 +17,7 @@ from radimt.dicom.scan import SeriesInfo, SkippedFile, scan_files, suffix_shared
 from radimt.dicom.volume import PlanarImage, read_planar, read_volume
 from radimt.errors import MixedOrientationError, MixedStudyError, RoleError, TimingError
 from radimt.grids import same_grid
+from radimt.roles import ROLES
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ class Study:
     def roles(self) -> list[str]:
         """The roles present, in a fixed order."""
         present = {s.role for s in self.series}
-        return [r for r in ("dce", "dwi", "adc", "t1", "t2", "ct", "mg", "us") if r in present]
+        return [r for r in ROLES if r in present]
 
     def series_for(self, role: str) -> list[SeriesInfo]:
         """Every stack with ``role``, in series order."""
