@@ -19,11 +19,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check radimt tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # The edit-test loop: everything but the tests marked slow or realdata (CI runs `make test`).
 test-fast: $(STAMP)
 	$(BIN)/ruff check radimt tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -m "not slow and not realdata"
 
 sample: $(STAMP)

@@ -102,9 +102,10 @@ def reference_image(
         if study.dce is None:
             raise RadimtError(f"{study.path}: no DCE series for the reference role dce")
         return _dce_reference(study, dce_phase)
-    image = role_image(study, kind, dce_phase)
-    if image is None:
+    found = role_image(study, kind, dce_phase)
+    if found is None:
         raise RadimtError(f"{study.path}: no {kind} series for the reference role {kind}")
+    image = found
     if kind.planar:
         planar = getattr(study, kind)[0]
         return Reference(planar.image, planar.series, kind, f"{kind.upper()} {planar.series.key}")

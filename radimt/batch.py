@@ -275,6 +275,8 @@ def _pyradiomics_row(task: LesionTask, config: PipelineConfig, folder: Path) -> 
     from radimt.measure import longest_diameter_mm, mask_volume_mm3
     from radimt.report.overlay import overlay_png
 
+    assert task.image_path is not None and task.mask_path is not None  # a pyradiomics-style row
+    params: str | dict[str, Any]
     if config.pyradiomics_params:
         params = config.pyradiomics_params
     else:
@@ -602,7 +604,10 @@ def assemble(
     from radimt.report.html import write_report
 
     ordered = sorted(tasks, key=lambda t: (t.study_id, t.lesion_id))
-    rows, curves, errors, entries = [], [], [], []
+    rows: list[dict[str, Any]] = []
+    curves: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    entries: list[tuple[LesionTask, dict | None, str | None]] = []
     for task in ordered:
         folder = lesion_dir(out, task)
         result_path, error_path = folder / RESULT, folder / ERROR

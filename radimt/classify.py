@@ -332,7 +332,7 @@ def build_pipeline(config: ModelConfig) -> tuple[Pipeline, dict[str, list]]:
         model = LogisticRegression(
             C=1.0, class_weight="balanced", max_iter=2000, random_state=config.random_state
         )
-        grid = {"model__C": [0.01, 0.1, 1.0]}
+        grid: dict[str, list[Any]] = {"model__C": [0.01, 0.1, 1.0]}
     elif config.model == "random_forest":
         model = RandomForestClassifier(
             n_estimators=200, class_weight="balanced", random_state=config.random_state, min_samples_leaf=2
@@ -407,10 +407,10 @@ def _check_sizes(data: Dataset, config: ModelConfig) -> tuple[int, str]:
 
 def selected_features(fitted: Pipeline, names: list[str]) -> list[str]:
     """Feature names that reach the model in a fitted pipeline."""
-    names = np.asarray(names)
+    kept = np.asarray(names)
     for step in ("variance", "decorrelate", "select"):
-        names = names[fitted.named_steps[step].get_support()]
-    return names.tolist()
+        kept = kept[fitted.named_steps[step].get_support()]
+    return kept.tolist()
 
 
 def _fit_fold(pipeline, grid, X, y, groups, train, config, seed):
@@ -706,15 +706,15 @@ def _permutation_test(
     """
     rng = np.random.default_rng(config.random_state + 10_000)
     binary = len(data.classes) == 2
-    aucs = []
+    aucs: list[float] = []
     for _ in range(config.n_permutations):
         shuffled = replace(data, y=_shuffle(data.y, data.groups, rng))
         per_repeat, _, _ = _cross_validate(shuffled, config, None)
-        aucs.append(np.mean([_auc(shuffled.y, per_repeat[r], binary) for r in range(config.repeats)]))
+        aucs.append(float(np.mean([_auc(shuffled.y, per_repeat[r], binary) for r in range(config.repeats)])))
         if progress is not None:
             progress(f"permutation {len(aucs)}")
-    aucs = np.array(aucs)
-    return float((1 + np.sum(aucs >= observed)) / (1 + len(aucs))), float(aucs.mean())
+    null = np.array(aucs)
+    return float((1 + np.sum(null >= observed)) / (1 + len(null))), float(null.mean())
 
 
 def _shuffle(y: np.ndarray, groups, rng) -> np.ndarray:

@@ -149,7 +149,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     write_mask(mask, args.out)
     png = args.png or str(Path(args.out).with_name(Path(args.out).name.split(".")[0] + "_overlay.png"))
     overlay_png(image, mask, png, title=f"{what}: {longest_diameter_mm(mask):.1f} mm")
-    if args.seg:
+    if args.seg and series is not None:  # (refused above when there is no series)
         write_dicom_seg(mask, series, args.seg, label=args.label, keep_phi=args.keep_phi)
     unit = "mm³" if mask.GetDimension() == 3 else "mm²"
     print(f"segmented on: {what} ({series.label if series is not None else 'computed by radimt'})")
@@ -375,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show the traceback of an unexpected error instead of a log file"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser = functools.partial(sub.add_parser, formatter_class=_Help)  # defaults in every --help
+    # defaults in every --help
+    sub.add_parser = functools.partial(sub.add_parser, formatter_class=_Help)  # type: ignore[method-assign]
 
     scan = sub.add_parser("scan", help="list the series of a study folder with their roles")
     scan.add_argument("paths", nargs="+", metavar="STUDY", help="study folder(s), each scanned as one study")
@@ -449,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = sub.add_parser("synth", help="write synthetic studies with ground truth")
     synth_sub = synth.add_subparsers(dest="what", required=True)
-    synth_sub.add_parser = functools.partial(synth_sub.add_parser, formatter_class=_Help)
+    synth_sub.add_parser = functools.partial(synth_sub.add_parser, formatter_class=_Help)  # type: ignore[method-assign]
     sample = synth_sub.add_parser("sample", help="the sample studies shipped in sample_dicom/")
     sample.add_argument("--out", required=True, help="output folder")
     sample.set_defaults(func=cmd_synth_sample)

@@ -35,6 +35,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -47,7 +48,7 @@ from radimt.measure import boundary_face_points
 TEXTURE_CLASSES = ["glcm", "glrlm", "glszm", "gldm", "ngtdm"]
 _3D = {"force2D": False}
 _25D = {"force2D": True, "force2Ddimension": 0}
-AGGREGATIONS = {
+AGGREGATIONS: dict[str, dict[str, Any]] = {
     "3D, averaged": {**_3D, "weightingNorm": None},
     "3D, merged": {**_3D, "weightingNorm": "no_weighting"},
     "2.5D, direction-merged": {**_25D, "weightingNorm": None},
@@ -93,7 +94,7 @@ def _texture_runs(image: sitk.Image, mask: sitk.Image, **settings) -> Iterator[t
         yield name, {key: value / len(slices) for key, value in sums.items()}
 
 
-def ibsi_features(image: sitk.Image, mask: sitk.Image, **settings) -> dict[tuple[str, str], float]:
+def ibsi_features(image: sitk.Image, mask: sitk.Image, **settings) -> dict[tuple[str, str, str], float]:
     """IBSI-1 feature values keyed by ``(family, feature, aggregation)`` as the IBSI reference
     tables name them (aggregation ``""`` for non-texture families).
 
@@ -127,7 +128,7 @@ def ibsi_features(image: sitk.Image, mask: sitk.Image, **settings) -> dict[tuple
     discretised = extract_features(
         level_image, mask, preset="ibsi", feature_classes=["firstorder"], **settings
     )
-    out: dict[tuple[str, str], float] = {}
+    out: dict[tuple[str, str, str], float] = {}
     rows = mapping()
     texture = dict(_texture_runs(image, mask, **settings))
     for m in rows:
@@ -154,8 +155,8 @@ def ibsi_features(image: sitk.Image, mask: sitk.Image, **settings) -> dict[tuple
                 out[(family, m["ibsi_feature"], aggregation)] = transform(row[key])
     out.update(_corrected_axes(base, mask))
     out.update(_extra_features(image, mask, base))
-    for key, value in texture_matrix_features(image, mask).items():
-        out.setdefault(key, value)  # pyradiomics' value where it has one
+    for matrix_key, value in texture_matrix_features(image, mask).items():
+        out.setdefault(matrix_key, value)  # pyradiomics' value where it has one
     return out
 
 
@@ -166,7 +167,7 @@ AXES = {
 }
 
 
-def _corrected_axes(base: dict[str, float], mask: sitk.Image) -> dict[tuple[str, str], float]:
+def _corrected_axes(base: dict[str, float], mask: sitk.Image) -> dict[tuple[str, str, str], float]:
     """Principal axis lengths with the sample (N−1) covariance, as IBSI defines them."""
     n = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
     factor = math.sqrt(n / (n - 1)) if n > 1 else 1.0
@@ -293,6 +294,7 @@ def _sphere_means(values: np.ndarray, roi: np.ndarray, spacing, radius: float = 
     grids = np.meshgrid(*axes, indexing="ij")
     kernel = (sum(g**2 for g in grids) <= radius**2).astype(np.float64)
     box = nonzero_box(roi)
+    assert box is not None  # an ROI with voxels
     lower = [max(b.start - r, 0) for b, r in zip(box, reach, strict=True)]
     upper = [min(b.stop + r, n) for b, r, n in zip(box, reach, values.shape, strict=True)]
     region = tuple(slice(lo, hi) for lo, hi in zip(lower, upper, strict=True))
@@ -431,6 +433,7 @@ def _matrix_features(matrix: np.ndarray, n_voxels: int, kind: str) -> dict[str, 
     mu_i = float((i[:, 0] * pi).sum())
     mu_j = float((j[0] * pj).sum())
     nz = p[p > 0]
+    names: tuple[str | None, ...]
     if kind == "ngldm":
         names = (
             "Low dependence emphasis",
@@ -505,7 +508,7 @@ def texture_matrix_features(image: sitk.Image, mask: sitk.Image) -> dict[tuple[s
         matrices = {k: build(levels[k : k + 1], roi[k : k + 1], True) for k in _slices(roi)}
         # Slices reach different zone distances (GLDZM) on a real ROI: merge on the widest.
         width = max([27, *(m.shape[1] for m in matrices.values())])
-        merged = sum(_pad_to(m, levels, width) for m in matrices.values())
+        merged = np.sum([_pad_to(m, levels, width) for m in matrices.values()], axis=0)
         out.update({(family, k, "2.5D"): v for k, v in _matrix_features(merged, n, family).items()})
         per_slice = [_matrix_features(m, int(roi[k].sum()), family) for k, m in matrices.items()]
         for name in per_slice[0]:

@@ -179,8 +179,8 @@ def _iauc(re: np.ndarray, t: _Timing, horizon: float) -> np.ndarray:
         values.append(before_v + frac * (re[j] - before_v))
     else:
         values.append(before_v)
-    values = np.stack(values)
-    return (0.5 * (values[1:] + values[:-1]) * np.diff(knots_t)[:, None]).sum(axis=0)
+    knots_v = np.stack(values)
+    return (0.5 * (knots_v[1:] + knots_v[:-1]) * np.diff(knots_t)[:, None]).sum(axis=0)
 
 
 @dataclass

@@ -151,9 +151,7 @@ def lesion_features(
                 for k, v in rim_core(maps.initial_enhancement, masks["dce"], config.rim_mm).items()
             }
         )
-        row["dce_margin_sharpness"] = margin_sharpness(
-            role_image(study, "dce", config.dce_phase), masks["dce"]
-        )
+        row["dce_margin_sharpness"] = margin_sharpness(subtraction(study.dce, config.dce_phase), masks["dce"])
     adc = study_adc(study)
     if adc is not None and "adc" in masks:
         row.update(adc_stats(adc, masks["adc"]))
@@ -165,6 +163,8 @@ def lesion_features(
         if role not in masks:
             continue
         image = (images or {}).get(role) or role_image(study, role, config.dce_phase)
+        if image is None:  # carry_masks gives masks only to roles the study has
+            continue
         features = extract_features(
             image,
             masks[role],

@@ -8,13 +8,13 @@ analysis, the batch and the command line all read this table, so they cannot dis
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import Enum
 
 from radimt.errors import RoleError
 
 
-class Role(StrEnum):
-    """A role of a study's series. Members compare equal to their names (``Role.DCE == "dce"``).
+class Role(str, Enum):
+    """A role of a study's series. Members are strings equal to their names (``Role.DCE == "dce"``).
 
     Attributes
     ----------
@@ -34,6 +34,9 @@ class Role(StrEnum):
     CT = "ct"
     MG = "mg"
     US = "us"
+
+    def __str__(self) -> str:
+        return self.value
 
     @property
     def planar(self) -> bool:

@@ -201,7 +201,7 @@ def _ball(
     """Boolean ball (array order) of ``radius_mm`` around ``centre`` (SimpleITK index order)."""
     grids = np.ogrid[tuple(slice(0, n) for n in shape)]
     dist2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre[::-1], spacing[::-1], strict=True))
-    return dist2 <= radius_mm**2
+    return np.asarray(dist2 <= radius_mm**2)
 
 
 def _noise_sigma(values: np.ndarray) -> float:

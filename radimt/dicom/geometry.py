@@ -136,13 +136,13 @@ def order_slices(frames: Sequence[Frame], label: str) -> tuple[list[Frame], Volu
         origin=tuple(float(x) for x in positions[0]),  # type: ignore[arg-type]
         direction=tuple(float(x) for x in direction.ravel()),
     )
-    return frames, geometry
+    return list(frames), geometry
 
 
 def _check_orthonormal(orientation: Sequence[float], label: str) -> None:
     """Row and column cosines must be unit vectors at right angles (see the module's tolerances)."""
     row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:6], float)
-    lengths = np.linalg.norm(row), np.linalg.norm(col)
+    lengths = float(np.linalg.norm(row)), float(np.linalg.norm(col))
     dot = float(row @ col) / max(lengths[0] * lengths[1], 1e-12)
     off_unit = max(abs(lengths[0] - 1), abs(lengths[1] - 1))
     if off_unit > ORTHONORMAL_TOLERANCE or abs(dot) > ORTHONORMAL_TOLERANCE:
@@ -153,7 +153,9 @@ def _check_orthonormal(orientation: Sequence[float], label: str) -> None:
         )
 
 
-def _drop_exact_copies(frames, along, positions, label):
+def _drop_exact_copies(
+    frames: Sequence[Frame], along: np.ndarray, positions: np.ndarray, label: str
+) -> tuple[list[Frame], np.ndarray, np.ndarray]:
     """Remove a second copy of the very same image: same SOPInstanceUID and frame, and a
     byte-identical file. Two files that share a SOPInstanceUID but differ are an error: which
     one is the image the scanner made cannot be told."""

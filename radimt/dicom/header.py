@@ -309,6 +309,7 @@ def _read_dataset(path: str) -> tuple[Dataset, int, int, bytes]:
     if size == 0:
         raise NotDicomError("empty file")
     with open(path, "rb") as fp:
+        ds: Dataset
         try:
             ds = pydicom.dcmread(fp, stop_before_pixels=True)
         except InvalidDicomError:
@@ -505,6 +506,11 @@ def _orientation(value: Any) -> tuple[float, ...] | None:
     return numbers
 
 
+def _xyz(values: Any) -> tuple[float, float, float]:
+    x, y, z = (float(value) for value in values)
+    return x, y, z
+
+
 def _patient_key(ds: v.HeaderView) -> str:
     """A short digest of PatientID (PatientName when there is no ID), "" when both are empty.
 
@@ -526,7 +532,7 @@ def _classic_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:
         ds.get("AcquisitionDate") or ds.get("SeriesDate"), ds.get("AcquisitionTime")
     )
     content = v.parse_datetime(ds.get("ContentDate") or ds.get("SeriesDate"), ds.get("ContentTime"))
-    common = dict(
+    common: dict[str, Any] = dict(
         instance_number=v.to_int(ds.get("InstanceNumber")),
         position=_position(ds.get("ImagePositionPatient")),
         orientation=_orientation(ds.get("ImageOrientationPatient")),
@@ -573,7 +579,7 @@ def _mosaic_frames(ds: v.HeaderView, header: FileHeader) -> list[Frame]:
         replace(
             base,
             index=k,
-            position=tuple(float(x) for x in affine[:3, 3] + k * slice_step),
+            position=_xyz(affine[:3, 3] + k * slice_step),
             orientation=orientation,
             pixel_spacing=(row_spacing, col_spacing),
         )

@@ -116,6 +116,7 @@ def _read_mosaic(path: str, header: FileHeader, members, out: np.ndarray, label:
         _read_native(path, whole, [(0, _FirstFrame)], image)
     else:
         image = decode_file(path, whole, label)
+    assert header.mosaic is not None  # only mosaic headers come here
     tiles, tile_rows, tile_cols = header.mosaic
     for k, f in members:
         r, c = divmod(f.index, tiles)

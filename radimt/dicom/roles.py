@@ -146,7 +146,7 @@ def classify_stack(
     desc = _text(s)
     original = "ORIGINAL" in types
     if header.problem == NO_PIXEL_DATA or (header.problem or "").startswith(FLOAT_PIXEL_DATA):
-        return "other", header.problem
+        return "other", header.problem or ""
     if header.sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX) or s.modality in {"SC", "OT"}:
         return "other", "secondary capture (a copy of a screen, not an acquisition)"
     if "LOCALIZER" in types or _LOCALIZER.search(desc):

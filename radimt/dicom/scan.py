@@ -303,8 +303,8 @@ def _split_repeated_positions(frames: list[Frame]) -> list[list[Frame]]:
         return [frames]
     unique = {(f.header.sop_instance_uid, f.index): f for f in frames}
     frames_u = list(unique.values())
-    normal = slice_normal(frames_u[0].orientation)
-    along = np.array([np.dot(f.position, normal) for f in frames_u])
+    normal = slice_normal(frames_u[0].orientation or frames[0].orientation)  # type: ignore[arg-type]
+    along = np.array([np.dot(f.position, normal) for f in frames_u if f.position is not None])
     rounded = np.round(along, 2)
     values, counts = np.unique(rounded, return_counts=True)
     m = int(counts[0])

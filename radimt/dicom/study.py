@@ -453,7 +453,7 @@ def dce_timing(stacks: list[SeriesInfo]) -> tuple[list[SeriesInfo], np.ndarray, 
             continue
         positions = [s.temporal_position for s in stacks]
         if single_series and all(p is not None for p in positions):
-            order = np.argsort(positions, kind="stable")
+            order = np.argsort([p for p in positions if p is not None], kind="stable")
             if np.any(np.diff(starts[order]) <= 0):
                 raise TimingError(
                     f"{label}: {source} times do not increase with TemporalPositionIdentifier "

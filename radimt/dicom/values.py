@@ -56,9 +56,10 @@ def to_floats(value: Any, count: int) -> tuple[float, ...] | None:
     """Exactly ``count`` floats from a multi-valued element, else ``None``."""
     if value is None:
         return None
-    if isinstance(value, (str, bytes)):
-        sep = "\\" if isinstance(value, str) else b"\\"
-        value = value.split(sep)
+    if isinstance(value, str):
+        value = value.split("\\")
+    elif isinstance(value, bytes):
+        value = value.split(b"\\")
     try:
         numbers = tuple(float(v) for v in value)
     except (TypeError, ValueError):
@@ -119,8 +120,8 @@ class HeaderView:
         block = self._creators.get((group, creator))
         if block is None:
             return None
-        tag = group << 16 | block << 8 | element
-        return self.ds[tag].value if tag in self.present else None
+        private_tag = group << 16 | block << 8 | element
+        return self.ds[private_tag].value if private_tag in self.present else None
 
 
 _SLOW = object()

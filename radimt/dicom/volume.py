@@ -47,12 +47,12 @@ def _rescaled(stored: np.ndarray, frames: Sequence[Frame]) -> np.ndarray:
         for dtype in (np.int16, np.int32):
             info = np.iinfo(dtype)
             if info.min <= lo and hi <= info.max:
-                out = stored.astype(dtype)
+                out: np.ndarray = stored.astype(dtype)
                 if slopes[0] != 1:
                     out *= dtype(slopes[0])
                 out += intercepts.astype(dtype)[:, None, None]
                 return out
-    out = stored.astype(np.float32)
+    out = stored.astype(np.float32)  # type: ignore[assignment]
     out *= slopes.astype(np.float32)[:, None, None]
     out += intercepts.astype(np.float32)[:, None, None]
     return out

@@ -59,11 +59,11 @@ def read_seeds_csv(path: str | os.PathLike[str]) -> list[Seed]:
         index = [_pick(row, a, f"seed_{a}") for a in "ijk"]
         label = _pick(row, "label", "lesion_id", "name") or ""
         try:
-            if all(v is not None for v in lps):
-                seeds.append(Seed(tuple(float(v) for v in lps), False, label))
-            elif all(v is not None for v in index):
+            if None not in lps:
+                seeds.append(Seed(tuple(float(v or "") for v in lps), False, label))
+            elif None not in index:
                 series = _pick(row, "series", "seed_series")
-                seeds.append(Seed(tuple(float(v) for v in index), True, label, series))
+                seeds.append(Seed(tuple(float(v or "") for v in index), True, label, series))
             else:
                 raise SeedFileError(f"{path}, line {n}: give x,y,z (LPS mm) or i,j,k (voxel index)")
         except ValueError as exc:

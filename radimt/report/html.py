@@ -54,7 +54,7 @@ def write_report(
 ) -> None:
     """Write ``report.html``: summary table, then per lesion its figures and key numbers."""
 
-    done = [e for e in entries if e[1] is not None]
+    done = [(task, result, reason) for task, result, reason in entries if result is not None]
     failed = [e for e in entries if e[1] is None]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",

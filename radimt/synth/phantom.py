@@ -172,7 +172,8 @@ def lesion_image(
 
     rng = np.random.default_rng(seed)
     grid = Grid(size, spacing, (0.0, 0.0, 0.0))
-    lesion = Lesion(tuple(float(c) for c in np.array(size) * np.array(spacing) / 2), diameter, shape)
+    cx, cy, cz = (float(c) for c in np.array(size) * np.array(spacing) / 2)
+    lesion = Lesion((cx, cy, cz), diameter, shape)
     fraction = lesion_fraction(grid, lesion)
     sd = contrast / cnr
     smooth = ndimage.gaussian_filter(rng.standard_normal(size[::-1]), 4)
