@@ -24,7 +24,7 @@ from pathlib import Path
 
 from timing import pyradiomics_batch
 
-from radimt.batch import run_batch
+from radimt.pipeline.runner import run_batch
 from radimt.synth.phantom import Lesion
 from radimt.synth.studies import MRStudySpec, write_mr_study
 from radimt.synth.writer import Grid

@@ -19,13 +19,13 @@ from typing import Any
 
 import SimpleITK as sitk
 
-from radimt.config import PipelineConfig
 from radimt.dicom.scan import SeriesInfo
 from radimt.dicom.study import Study
 from radimt.dicom.volume import read_planar, read_volume
 from radimt.errors import RadimtError, SeedError
 from radimt.kinetics import KineticCurve
 from radimt.lesion import lesion_features, role_image
+from radimt.pipeline.config import PipelineConfig
 from radimt.progress import StageClock
 from radimt.roles import REFERENCE_ORDER, Role, role
 from radimt.segment import segment_from_seed
@@ -280,7 +280,7 @@ def analyse_lesion(
         Its seed or mask (:class:`LesionInput`).
     config
         The pipeline (reference role, segmentation options, features); the defaults of
-        :class:`radimt.config.PipelineConfig` when ``None``.
+        :class:`radimt.pipeline.config.PipelineConfig` when ``None``.
     clock
         Records the stages' wall seconds (a new one when ``None``); see ``stage_seconds``.
 

@@ -161,7 +161,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from radimt.batch import run_batch
+    from radimt.pipeline.runner import run_batch
 
     summary = run_batch(
         args.manifest,

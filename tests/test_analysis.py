@@ -10,12 +10,12 @@ import SimpleITK as sitk
 
 from radimt import config as config_module
 from radimt.analysis import LesionInput, analyse_lesion, delineate, reference_image
-from radimt.batch import run_batch
 from radimt.cli import main
 from radimt.dicom import roles as dicom_roles
 from radimt.dicom.study import load_study
 from radimt.errors import RoleError, SeedError
 from radimt.lesion import role_image
+from radimt.pipeline.runner import run_batch
 from radimt.roles import DEFAULT_PRESETS, REFERENCE_ORDER, ROLES, Role, role
 from radimt.segment import PRESETS
 from tests.conftest import REPO, SAMPLE_DICOM

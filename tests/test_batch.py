@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from radimt.batch import run_batch
 from radimt.cli import main
-from radimt.config import ConfigError, load_config
-from radimt.manifest import ManifestError, read_manifest
+from radimt.pipeline.config import ConfigError, load_config
+from radimt.pipeline.manifest import ManifestError, read_manifest
+from radimt.pipeline.runner import run_batch
 from tests.conftest import REPO, SAMPLE_DICOM
 
 PIPELINE = REPO / "pipelines" / "multimodal.yaml"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from radimt.batch import in_processes, record_lost, run_batch
-from radimt.config import load_config
-from radimt.manifest import LesionTask, ManifestError, read_manifest
+from radimt.pipeline.config import load_config
+from radimt.pipeline.manifest import LesionTask, ManifestError, read_manifest
+from radimt.pipeline.runner import in_processes, record_lost, run_batch
 from tests.conftest import REPO, SAMPLE_DICOM
 
 PIPELINE = REPO / "pipelines" / "breast_mri.yaml"
@@ -83,9 +83,7 @@ def test_sigkill_of_a_worker_mid_run_still_writes_every_table(tmp_path):
         while time.time() < deadline and not killed:
             busy = list(out.glob("lesions/*/*"))
             workers = [
-                p
-                for p in psutil.Process().children(recursive=True)
-                if "spawn_main" in " ".join(p.cmdline())
+                p for p in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(p.cmdline())
             ]
             if busy and workers:
                 workers[0].kill()
@@ -153,7 +151,7 @@ def test_manifest_study_uid_chooses_one_study_of_a_mixed_folder(tmp_path):
     ],
 )
 def test_pipeline_option_types_and_ranges_are_checked_with_the_line(tmp_path, text, message):
-    from radimt.config import ConfigError
+    from radimt.pipeline.config import ConfigError
 
     (tmp_path / "p.yaml").write_text(text)
     with pytest.raises(ConfigError, match=message):

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from radimt.batch import run_batch
 from radimt.cli import main
+from radimt.pipeline.runner import run_batch
 from radimt.synth.cohort import write_cohort
 from tests.conftest import REPO
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from radimt.batch import run_batch
+from radimt.pipeline.runner import run_batch
 from tests.conftest import REPO, SAMPLE_DICOM
 
 pytest.importorskip("distributed")

@@ -16,7 +16,7 @@ import radimt
 from radimt.dicom import read_planar, read_volume
 from radimt.dicom.header import read_frames
 from radimt.errors import DicomReadError, MixedStudyError, SeedError, SeriesAssemblyError
-from radimt.manifest import ManifestError, read_manifest
+from radimt.pipeline.manifest import ManifestError, read_manifest
 from tests.conftest import SAMPLE_DICOM
 from tests.test_real_corpus import REAL
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from radimt.batch import run_batch
+from radimt.pipeline.runner import run_batch
 from tests.conftest import REPO, SAMPLE_DICOM
 
 PIPELINE = REPO / "pipelines" / "breast_mri.yaml"
@@ -167,7 +167,7 @@ def test_a_pipeline_that_overrides_a_presets_filters_says_so(tmp_path):
 
 
 def test_a_plain_pyradiomics_params_file_is_a_pipeline_for_studies_too(tmp_path):
-    from radimt.config import load_config
+    from radimt.pipeline.config import load_config
 
     _label_map_case(tmp_path)
     config = load_config(tmp_path / "params.yaml")

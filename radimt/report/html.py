@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from radimt.io.atomic import atomic_path
-from radimt.manifest import lesion_dir
+from radimt.pipeline.manifest import lesion_dir
 
 KEY_NUMBERS = (
     ("lesion_longest_diameter_mm", "diameter mm", "{:.1f}"),

@@ -1,0 +1,250 @@
+"""Batch manifests: one row per lesion, validated as a whole before any work starts."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from radimt.errors import ManifestError
+
+RESERVED = {
+    "study_id",
+    "path",
+    "lesion_id",
+    "label",
+    "seed_x",
+    "seed_y",
+    "seed_z",
+    "seed_i",
+    "seed_j",
+    "seed_k",
+    "seed_series",
+    "mask",
+    "mask_path",
+    "image",
+    "id",
+    "study_uid",
+}
+PASSTHROUGH = ("group", "site", "scanner")
+
+
+@dataclass(frozen=True)
+class LesionTask:
+    """One lesion to process: where the study is, how to find the lesion, what to carry along."""
+
+    study_id: str
+    lesion_id: str
+    path: str
+    seed: tuple[float, ...] | None = None
+    seed_is_index: bool = False
+    seed_series: str | None = None
+    mask_path: str | None = None
+    image_path: str | None = None  # pyradiomics-style rows: an image file instead of a study
+    label: str = ""
+    study_uid: str | None = None  # which study to keep when the folder holds several
+    mask_label: int | None = None  # pyradiomics rows: the Label column (the mask value to measure)
+    label_channel: int | None = None  # pyradiomics rows: Label_channel (vector masks)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def safe_study(self) -> str:
+        return safe_id(self.study_id)
+
+    @property
+    def safe_lesion(self) -> str:
+        return safe_id(self.lesion_id)
+
+    def identity(self) -> dict[str, str]:
+        """The identifying and passed-through columns for the output row."""
+        return {"study_id": self.study_id, "lesion_id": self.lesion_id, "label": self.label, **self.extra}
+
+
+def lesion_dir(out: Path, task: LesionTask) -> Path:
+    """Where a batch keeps one lesion's outputs: ``OUT/lesions/<study>/<lesion>`` (safe ids)."""
+    return Path(out) / "lesions" / task.safe_study / task.safe_lesion
+
+
+def safe_id(value: str) -> str:
+    """A study or lesion id usable as one path component (no separators, no ``..``)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", value).strip("._")
+    return cleaned or "_"
+
+
+def _number(text: str, what: str, problems: list[str], line: int) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        problems.append(f"line {line}: {what} {text!r} is not a number")
+        return None
+    if not math.isfinite(value):
+        problems.append(f"line {line}: {what} {text!r} is not a finite number")
+        return None
+    return value
+
+
+def read_manifest(path: str | os.PathLike[str]) -> list[LesionTask]:
+    """Read and validate a manifest CSV (radimt's, or pyradiomics' ``Image,Mask`` batch file).
+
+    radimt manifests have ``study_id`` and ``path`` (a study folder, relative to the manifest),
+    and per lesion a seed (``seed_x,seed_y,seed_z`` in LPS mm — ``seed_z`` empty for 2D — or
+    ``seed_i,seed_j[,seed_k]`` with ``seed_series``) or a ``mask`` file. ``lesion_id``,
+    ``label``, ``group``, ``site``, ``scanner`` and any other columns are carried to the output.
+    ``study_uid`` chooses one StudyInstanceUID when a folder holds several studies. A study_id
+    names one study: every row of it must give the same path (and study_uid).
+
+    Raises
+    ------
+    ManifestError
+        Listing every problem: missing columns, paths that do not exist, malformed seeds,
+        duplicate study/lesion ids.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read the manifest ({exc})") from None
+    base = path.parent
+    if not rows:
+        raise ManifestError(f"{path}: the manifest has no rows (only a header?); add one row per lesion")
+    if {"Image", "Mask"} <= set(columns):
+        return _pyradiomics_rows(path, base, columns, rows)
+    missing = [c for c in ("study_id", "path") if c not in columns]
+    if missing:
+        raise ManifestError(f"{path}: missing column(s) {missing}; a manifest needs study_id and path")
+    problems: list[str] = []
+    tasks: list[LesionTask] = []
+    per_study = Counter(row["study_id"] for row in rows)
+    counters: Counter[str] = Counter()
+    extra_columns = [c for c in columns if c not in RESERVED]
+    for line, row in enumerate(rows, start=2):
+        study_id = row["study_id"]
+        if not study_id:
+            problems.append(f"line {line}: empty study_id")
+            continue
+        study_path = (base / row["path"]).resolve() if row["path"] else None
+        if study_path is None or not study_path.exists():
+            problems.append(f"line {line}: study folder {row['path']!r} does not exist (relative to {base})")
+        counters[study_id] += 1
+        lesion_id = row.get("lesion_id") or (str(counters[study_id]) if per_study[study_id] > 1 else "1")
+        seed, is_index, mask_path = _lesion_locator(row, line, base, problems)
+        tasks.append(
+            LesionTask(
+                study_id=study_id,
+                lesion_id=lesion_id,
+                path=str(study_path or ""),
+                seed=seed,
+                seed_is_index=is_index,
+                seed_series=row.get("seed_series") or None,
+                mask_path=mask_path,
+                label=row.get("label", ""),
+                study_uid=row.get("study_uid") or None,
+                extra={c: row.get(c, "") for c in extra_columns},
+            )
+        )
+    _check_one_study_per_id(tasks, problems)
+    _check_unique(tasks, problems)
+    _raise_problems(path, problems)
+    return tasks
+
+
+def _raise_problems(path: Path, problems: list[str]) -> None:
+    """Every problem of the manifest at once, so one fix-up round is enough."""
+    if problems:
+        listing = "\n  ".join(problems)
+        raise ManifestError(f"{path}: {len(problems)} problem(s), nothing was processed:\n  {listing}")
+
+
+def _lesion_locator(row, line, base, problems):
+    lps = [row.get(f"seed_{a}", "") for a in "xyz"]
+    index = [row.get(f"seed_{a}", "") for a in "ijk"]
+    mask = row.get("mask") or row.get("mask_path") or ""
+    if mask:
+        mask_path = (base / mask).resolve()
+        if not mask_path.exists():
+            problems.append(f"line {line}: mask file {mask!r} does not exist")
+        return None, False, str(mask_path)
+    if lps[0] and lps[1]:
+        values = [_number(v, f"seed_{a}", problems, line) for v, a in zip(lps, "xyz", strict=True) if v]
+        return (tuple(values) if None not in values else None), False, None
+    if index[0] and index[1]:
+        values = [_number(v, f"seed_{a}", problems, line) for v, a in zip(index, "ijk", strict=True) if v]
+        return (tuple(values) if None not in values else None), True, None
+    problems.append(f"line {line}: no seed (seed_x,seed_y,seed_z or seed_i,seed_j,seed_k) and no mask")
+    return None, False, None
+
+
+def _check_one_study_per_id(tasks: list[LesionTask], problems: list[str]) -> None:
+    """One study_id names one study: the same folder (and study_uid) on every row."""
+    first: dict[str, LesionTask] = {}
+    for t in tasks:
+        seen = first.setdefault(t.study_id, t)
+        if (seen.path, seen.study_uid) != (t.path, t.study_uid):
+            what = "path" if seen.path != t.path else "study_uid"
+            problems.append(
+                f"study {t.study_id!r} lesion {t.lesion_id!r}: {what} {getattr(t, what)!r} differs from "
+                f"{getattr(seen, what)!r} on its lesion {seen.lesion_id!r}; one study_id is one study"
+            )
+
+
+def _check_unique(tasks: list[LesionTask], problems: list[str]) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    safe: dict[tuple[str, str], tuple[str, str]] = {}
+    for t in tasks:
+        key = (t.study_id, t.lesion_id)
+        if key in seen:
+            problems.append(
+                f"study {t.study_id!r} lesion {t.lesion_id!r} appears twice; give each its own lesion_id"
+            )
+        seen[key] = t.study_id
+        folder = (t.safe_study, t.safe_lesion)
+        if folder in safe and safe[folder] != key:
+            first = safe[folder][0]
+            problems.append(f"study ids {first!r} and {t.study_id!r} map to one output folder {folder[0]!r}")
+        safe[folder] = key
+
+
+def _whole(text: str, what: str, problems: list[str], line: int) -> int | None:
+    """A whole number from a cell (``None`` when empty), else a problem for the line."""
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        problems.append(f"line {line}: {what} {text!r} is not a whole number")
+        return None
+
+
+def _pyradiomics_rows(path: Path, base: Path, columns: list[str], rows: list[dict]) -> list[LesionTask]:
+    problems: list[str] = []
+    tasks = []
+    extra_columns = [c for c in columns if c not in {"Image", "Mask", "ID", "study_id"}]
+    for line, row in enumerate(rows, start=2):
+        image, mask = (base / row["Image"]).resolve(), (base / row["Mask"]).resolve()
+        for what, file in (("image", image), ("mask", mask)):
+            if not file.exists():
+                problems.append(f"line {line}: {what} file {str(file)!r} does not exist")
+        study_id = row.get("ID") or row.get("study_id") or f"case{line - 1}"
+        label, channel = (_whole(row.get(c, ""), c, problems, line) for c in ("Label", "Label_channel"))
+        tasks.append(
+            LesionTask(
+                study_id=study_id,
+                lesion_id=row.get("Label") or "1",
+                path=str(image.parent),
+                image_path=str(image),
+                mask_path=str(mask),
+                mask_label=label,
+                label_channel=channel,
+                extra={"Image": str(image), "Mask": str(mask), **{c: row.get(c, "") for c in extra_columns}},
+            )
+        )
+    _check_unique(tasks, problems)
+    _raise_problems(path, problems)
+    return tasks

@@ -1,0 +1,372 @@
+"""The batch pipeline: a manifest of lesions to features.csv, kinetics.csv and a QC report.
+
+Each study is processed by one call of :func:`process_study` (load once, then every lesion),
+mapped over the studies by a local process pool or a Dask cluster. Workers write each
+lesion's results atomically as they finish (``lesions/<study>/<lesion>/result.json`` last, after
+its mask and figures), so an interrupted batch loses no finished work: a rerun skips every
+lesion whose result was made from the same manifest row and configuration, and the final
+tables are assembled from the result files in a fixed order, byte for byte the same as an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import io
+import json
+import logging
+import os
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from radimt.errors import RadimtError
+from radimt.io.atomic import atomic_path
+from radimt.io.tables import ID_COLUMNS, write_table
+from radimt.pipeline.config import PipelineConfig, load_config
+from radimt.pipeline.manifest import LesionTask, lesion_dir, read_manifest
+from radimt.pipeline.worker import (
+    ERROR,
+    RESULT,
+    _finished,
+    _json_write,
+    _record_failure,
+    process_study,
+)
+from radimt.progress import Progress
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchSummary:
+    """What a batch did: lesions done (now or before), failed, and where the outputs are."""
+
+    out: str
+    total: int
+    done: int
+    skipped: int
+    failed: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+
+# -- the whole batch -----------------------------------------------------------------------
+
+
+def prepare_out(out: Path) -> Path:
+    """Create the output folder and check radimt can write in it, before any work.
+
+    Raises
+    ------
+    RadimtError
+        The folder cannot be created (a parent is a file, no permission, read-only file system)
+        or written.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise RadimtError(
+            f"{out}: cannot write the output folder ({exc.strerror or exc}"
+            f"{': ' + str(exc.filename) if exc.filename and str(exc.filename) != str(out) else ''}); "
+            "choose another --out or fix its permissions"
+        ) from None
+    return out
+
+
+def remove_partial_files(out: Path) -> int:
+    """Delete temporary files an interrupted run left behind (atomic writes start with '.')."""
+    removed = 0
+    for path in [*out.glob(".*"), *(out / "lesions").glob("*/*/.*")]:
+        if path.is_file():
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def _group_by_study(tasks: Sequence[LesionTask]) -> list[list[LesionTask]]:
+    groups: dict[str, list[LesionTask]] = defaultdict(list)
+    for task in tasks:
+        groups[task.study_id].append(task)
+    return list(groups.values())
+
+
+def _execute(groups, config, out, *, workers, scheduler, seg, keep_phi) -> Iterable[list[dict]]:
+    """Run :func:`process_study` over the study groups; yield statuses as they arrive."""
+    if scheduler:
+        from distributed import Client, LocalCluster, as_completed
+
+        if scheduler == "local-dask":
+            cluster = LocalCluster(
+                n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            client = Client(cluster)
+        else:
+            cluster, client = None, Client(scheduler)
+        try:
+            futures = {
+                client.submit(
+                    process_study, g, config, out, seg=seg, keep_phi=keep_phi, threads=1, pure=False
+                ): g
+                for g in groups
+            }
+            for future in as_completed(futures):
+                try:
+                    yield future.result()
+                except Exception as exc:  # noqa: BLE001 - process_study never raises: the worker died
+                    reason = f"WorkerDied: the Dask worker of this study failed ({type(exc).__name__}: {exc})"
+                    yield record_lost(futures[future], config, out, reason)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        return
+    if workers <= 1:
+        for group in groups:
+            yield process_study(group, config, out, seg=seg, keep_phi=keep_phi)
+        return
+    work = functools.partial(process_study, config=config, out=out, seg=seg, keep_phi=keep_phi, threads=1)
+    yield from in_processes(groups, work, workers, functools.partial(record_lost, config=config, out=out))
+
+
+def in_processes(
+    groups: Sequence[list[LesionTask]],
+    work: Callable[[list[LesionTask]], list[dict]],
+    workers: int,
+    on_lost: Callable[[list[LesionTask]], list[dict]],
+) -> Iterable[list[dict]]:
+    """Run ``work(group)`` in worker processes and yield each result as it arrives.
+
+    A worker that dies (SIGKILL, the out-of-memory killer) breaks the whole pool, so every study
+    in flight is lost with it, not only the culprit. Lost studies are retried once, each alone
+    in a fresh one-worker pool; a study whose worker dies again is ``on_lost(group)`` (recorded
+    as failed), and the run finishes with its tables.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    context = multiprocessing.get_context("spawn")  # no inherited threads or locks
+    lost = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(work, g): g for g in groups}
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                lost.append(futures[future])
+                continue
+            yield result
+    for group in lost:
+        log.warning("a worker died; retrying study %s alone", group[0].study_id)
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            try:
+                result = pool.submit(work, group).result()
+            except BrokenProcessPool:
+                result = on_lost(group)
+        yield result
+
+
+WORKER_DIED = (
+    "WorkerDied: the worker process of this study died twice (killed by the system, often for "
+    "lack of memory); it was retried once alone. Give it more memory or fewer --workers and rerun "
+    "the batch: finished lesions are kept"
+)
+
+
+def record_lost(
+    tasks: Sequence[LesionTask], config: PipelineConfig, out: str, reason: str = WORKER_DIED
+) -> list[dict]:
+    """Record every lesion of a study whose worker died as failed (an error.json each)."""
+    statuses = []
+    for task in tasks:
+        folder = lesion_dir(Path(out), task)
+        folder.mkdir(parents=True, exist_ok=True)
+        statuses.append({**_record_failure(folder, task, config, reason, 0.0), "study_seconds": 0.0})
+    return statuses
+
+
+def run_batch(
+    manifest: str | os.PathLike[str],
+    pipeline: str | os.PathLike[str] | PipelineConfig,
+    out: str | os.PathLike[str],
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    force: bool = False,
+    seg: bool = False,
+    keep_phi: bool = False,
+    table_format: str = "csv",
+    on_study: Callable[[list[dict]], None] | None = None,
+    show_progress: bool = True,
+    diagnostics: bool | None = None,
+    pyradiomics_names: bool | None = None,
+) -> BatchSummary:
+    """Run the pipeline over every lesion of a manifest; see the module notes.
+
+    Parameters
+    ----------
+    manifest
+        Manifest CSV (validated completely before any work).
+    pipeline
+        Pipeline YAML (or a loaded :class:`PipelineConfig`).
+    out
+        Output folder.
+    workers
+        Local worker processes (1 = in this process).
+    scheduler
+        ``"local-dask"`` for a Dask LocalCluster of ``workers`` processes, or the address of a
+        Dask scheduler (``tcp://host:8786``).
+    force
+        Recompute lesions that already have results.
+    seg
+        Also write a DICOM SEG per lesion.
+    keep_phi
+        Keep patient identifiers in DICOM SEG outputs (by default replaced by the study id).
+    table_format
+        ``csv`` or ``parquet`` for features (CSV is always written too).
+    on_study
+        Called with the lesion statuses of each study as it finishes.
+    show_progress
+        Report each finished study on standard error (a bar on a terminal, a line in a log).
+    diagnostics, pyradiomics_names
+        Override the pipeline's settings of the same names (``None`` keeps them).
+    """
+    start_wall = _dt.datetime.now(_dt.timezone.utc)
+    start = time.perf_counter()
+    tasks = read_manifest(manifest)
+    config = pipeline if isinstance(pipeline, PipelineConfig) else load_config(pipeline)
+    if diagnostics is not None:
+        config = replace(config, diagnostics=diagnostics)
+    if pyradiomics_names is not None:
+        config = replace(config, pyradiomics_names=pyradiomics_names)
+    if table_format not in ("csv", "parquet"):
+        raise RadimtError(f"unknown --format {table_format!r}: csv or parquet")
+    if config.pyradiomics_names and len(config.roles) > 1 and any(not t.image_path for t in tasks):
+        raise RadimtError(
+            f"--pyradiomics-names needs one role with radiomic features; the pipeline has "
+            f"{', '.join(config.roles)} (their columns would collide without the role prefix)"
+        )
+    out_path = prepare_out(Path(out))
+    remove_partial_files(out_path)
+    pending = [t for t in tasks if force or not _finished(out_path, t, config)]
+    groups = _group_by_study(pending)
+    progress = Progress(len(groups), "study", stream=None if show_progress else io.StringIO())
+    timings: dict[str, float] = {}
+    for statuses in _execute(
+        groups, config, str(out_path), workers=workers, scheduler=scheduler, seg=seg, keep_phi=keep_phi
+    ):
+        progress.update(statuses[0]["study_id"], any(s["status"] == "failed" for s in statuses))
+        timings[statuses[0]["study_id"]] = statuses[0]["study_seconds"]
+        if on_study is not None:
+            on_study(statuses)
+    progress.close()
+    summary = assemble(tasks, config, out_path, table_format=table_format)
+    summary.skipped = len(tasks) - len(pending)
+    summary.seconds = round(time.perf_counter() - start, 3)
+    _write_run_json(out_path, manifest, config, tasks, timings, start_wall, summary, workers, scheduler)
+    return summary
+
+
+def assemble(
+    tasks: Sequence[LesionTask], config: PipelineConfig, out: Path, *, table_format: str = "csv"
+) -> BatchSummary:
+    """Build features.csv, kinetics.csv, errors.csv and report.html from the lesion files."""
+    from radimt.report.html import write_report
+
+    ordered = sorted(tasks, key=lambda t: (t.study_id, t.lesion_id))
+    rows: list[dict[str, Any]] = []
+    curves: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    entries: list[tuple[LesionTask, dict | None, str | None]] = []
+    for task in ordered:
+        folder = lesion_dir(out, task)
+        result_path, error_path = folder / RESULT, folder / ERROR
+        if result_path.exists():
+            result = json.loads(result_path.read_text())
+            rows.append({**task.identity(), **result["row"]})
+            curves += [
+                {"study_id": task.study_id, "lesion_id": task.lesion_id, **c} for c in result["curves"]
+            ]
+            entries.append((task, result, None))
+        else:
+            reason = json.loads(error_path.read_text())["reason"] if error_path.exists() else "not processed"
+            errors.append({"study_id": task.study_id, "lesion_id": task.lesion_id, "reason": reason})
+            entries.append((task, None, reason))
+    identity = list(tasks[0].identity()) if tasks else ["study_id", "lesion_id"]
+    extra = [c for c in identity if c not in ID_COLUMNS]
+    id_columns = [c for c in ID_COLUMNS if rows or c in identity] + extra
+    write_table(rows, out / "features.csv", id_columns=id_columns)
+    if table_format == "parquet":
+        _write_parquet(out / "features.csv", out / "features.parquet")
+    write_table(
+        curves,
+        out / "kinetics.csv",
+        id_columns=("study_id", "lesion_id", "curve", "phase", "time_s", "signal", "enhancement_pct"),
+    )
+    write_table(errors, out / "errors.csv", id_columns=("study_id", "lesion_id", "reason"))
+    write_report(out / "report.html", config, entries, out)
+    return BatchSummary(
+        out=str(out), total=len(tasks), done=len(rows), skipped=0, failed=len(errors), seconds=0.0
+    )
+
+
+def _write_parquet(csv_path: Path, parquet_path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.read_csv(csv_path, dtype={"study_id": str, "lesion_id": str})
+    with atomic_path(parquet_path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def _write_run_json(out, manifest, config, tasks, timings, start_wall, summary, workers, scheduler) -> None:
+    import numpy
+    import pydicom
+    import radiomics
+    import SimpleITK as sitk
+
+    from radimt import __version__
+
+    checksums = {}
+    for task in tasks:
+        result = lesion_dir(out, task) / RESULT
+        if result.exists():
+            checksums[task.study_id] = json.loads(result.read_text()).get("checksum", "")
+    _json_write(
+        out / "run.json",
+        {
+            "radimt": __version__,
+            "pyradiomics": radiomics.__version__,
+            "SimpleITK": sitk.Version.VersionString(),
+            "pydicom": pydicom.__version__,
+            "numpy": numpy.__version__,
+            "manifest": str(Path(manifest).resolve()),
+            "config": config.to_dict(),
+            "config_digest": config.digest(),
+            "filter_overrides": config.filter_overrides(),
+            "started": start_wall.isoformat(timespec="seconds"),
+            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "workers": workers,
+            "scheduler": scheduler,
+            "lesions": summary.total,
+            "done": summary.done,
+            "failed": summary.failed,
+            "skipped_already_done": summary.skipped,
+            "seconds": summary.seconds,
+            "study_seconds": timings,
+            "input_checksums": checksums,
+        },
+    )

@@ -1,0 +1,351 @@
+"""One study in a worker: load it once, analyse every lesion, write each lesion's files.
+
+A lesion's folder gets its mask, figures and ``result.json`` (last, atomically), or an
+``error.json`` with the reason; nothing a worker writes is ever half a file. The functions here
+run in whichever process the runner (:mod:`radimt.pipeline.runner`) hands a study to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from radimt.errors import RadimtError
+from radimt.io.atomic import atomic_path
+from radimt.pipeline.config import PipelineConfig
+from radimt.pipeline.manifest import LesionTask, lesion_dir
+from radimt.progress import StageClock
+
+if TYPE_CHECKING:
+    from radimt.analysis import LesionInput, LesionResult
+
+log = logging.getLogger(__name__)
+
+RESULT = "result.json"
+ERROR = "error.json"
+
+
+def _json_write(path: Path, payload: dict) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        json.dump(payload, fh, indent=1, sort_keys=True, default=_jsonable)
+        fh.write("\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def task_fingerprint(task: LesionTask, config: PipelineConfig) -> str:
+    """Identifies a lesion's inputs: a result made from other inputs is redone."""
+    from radimt import __version__
+
+    payload = {"task": asdict(task), "config": config.digest(), "radimt": __version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _finished(out: Path, task: LesionTask, config: PipelineConfig) -> bool:
+    path = lesion_dir(out, task) / RESULT
+    if not path.exists():
+        return False
+    try:
+        return json.loads(path.read_text()).get("fingerprint") == task_fingerprint(task, config)
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def study_checksum(folder: str) -> str:
+    """A cheap fingerprint of a study folder: names, sizes and the first 4 KiB of every file
+    (a file that cannot be read counts as its error, so it never stops the batch)."""
+    digest = hashlib.sha256()
+    root = Path(folder)
+    if root.is_file():
+        files = [root]
+    else:
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+    for file in files:
+        digest.update(str(file.relative_to(root) if file != root else file.name).encode())
+        digest.update(str(file.stat().st_size).encode())
+        try:
+            with open(file, "rb") as fh:
+                digest.update(fh.read(4096))
+        except OSError as exc:  # the scan sets such a file aside too; it is part of the fingerprint
+            digest.update(f"unreadable:{exc.errno}".encode())
+    return digest.hexdigest()
+
+
+# -- one study, in a worker ---------------------------------------------------------------
+
+
+def process_study(
+    tasks: Sequence[LesionTask],
+    config: PipelineConfig,
+    out: str,
+    *,
+    seg: bool = False,
+    keep_phi: bool = False,
+    threads: int | None = None,
+) -> list[dict[str, Any]]:
+    """Process every lesion of one study; each lesion's result or error is written to disk.
+
+    Returns a short status per lesion (``study_id``, ``lesion_id``, ``status``, ``reason``,
+    ``seconds``). Never raises for a bad study: the reason is recorded and the batch goes on.
+    ``threads`` caps SimpleITK's threads in this process (parallel workers use 1 each, so they
+    do not fight over the cores).
+    """
+    from radimt.dicom.study import load_study
+
+    if threads is not None:
+        import SimpleITK as sitk
+
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+
+    out_path = Path(out)
+    start = time.perf_counter()
+    statuses = []
+    study = None
+    study_error = None
+    checksum = ""
+    study_clock = StageClock()
+    try:  # everything about the study, checksum included, fails that study only
+        with study_clock.stage("checksum"):
+            checksum = study_checksum(tasks[0].path) if Path(tasks[0].path).exists() else ""
+        if tasks[0].image_path is None:
+            with study_clock.stage("scan headers"):
+                study = load_study(
+                    tasks[0].path, roles=config.role_overrides or None, study_uid=tasks[0].study_uid
+                )
+    except Exception as exc:  # noqa: BLE001 - recorded, the batch goes on
+        study_error = exc
+    for task in tasks:
+        t0 = time.perf_counter()
+        folder = lesion_dir(out_path, task)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            if study_error is not None:
+                raise study_error
+            clock = StageClock()
+            result = _process_lesion(task, study, config, folder, seg=seg, keep_phi=keep_phi, clock=clock)
+            result.update(
+                fingerprint=task_fingerprint(task, config),
+                checksum=checksum,
+                seconds=round(time.perf_counter() - t0, 3),
+                # the study's stages are shared by its lesions; a lesion's own stages follow
+                stage_seconds={**study_clock.rounded(), **clock.rounded()},
+            )
+            _json_write(folder / RESULT, result)
+            (folder / ERROR).unlink(missing_ok=True)
+            statuses.append({**task.identity(), "status": "done", "reason": "", "seconds": result["seconds"]})
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded, never fatal
+            statuses.append(
+                _record_failure(
+                    folder,
+                    task,
+                    config,
+                    f"{type(exc).__name__}: {exc}",
+                    round(time.perf_counter() - t0, 3),
+                    None if isinstance(exc, RadimtError) else traceback.format_exc(limit=6),
+                )
+            )
+    for s in statuses:
+        s["study_seconds"] = round(time.perf_counter() - start, 3)
+    return statuses
+
+
+def lesion_input(task: LesionTask) -> LesionInput:
+    """The lesion a manifest row describes: its mask file, else its seed (and the series they refer to)."""
+    from radimt.analysis import LesionInput
+
+    if task.mask_path:
+        return LesionInput(mask=task.mask_path, series=task.seed_series)
+    return LesionInput(seed=task.seed, seed_is_index=task.seed_is_index, series=task.seed_series)
+
+
+def _process_lesion(
+    task, study, config: PipelineConfig, folder: Path, *, seg: bool, keep_phi: bool, clock: StageClock
+) -> dict:
+    """Analyse one lesion (:func:`radimt.analysis.analyse_lesion`) and write its files."""
+    from radimt.analysis import analyse_lesion
+    from radimt.io import write_dicom_seg, write_mask
+
+    if task.image_path is not None:  # pyradiomics-style row: an image file and a mask file
+        with clock.stage("features"):
+            return _pyradiomics_row(task, config, folder)
+
+    result = analyse_lesion(study, lesion_input(task), config, clock=clock)
+    with clock.stage("segmentation"):  # writing the mask belongs with making it
+        write_mask(result.mask, folder / "mask.nii.gz")
+        if seg and result.reference.series is not None:
+            write_dicom_seg(
+                result.mask,
+                result.reference.series,
+                folder / "seg.dcm",
+                label=f"{task.study_id} lesion {task.lesion_id}",
+                keep_phi=keep_phi,
+                pseudonym=task.study_id,
+            )
+    row = result.row
+    if config.pyradiomics_names:
+        row = pyradiomics_names(row, config.roles[0])
+    with clock.stage("figures"):
+        figures = _lesion_figures(study, config, folder, result)
+    if keep_phi and study is not None:
+        row["dicom_study_instance_uid"] = study.series[0].first.header.study_uid
+    return {**result.to_json(), "row": row, "figures": figures}
+
+
+def _lesion_figures(study, config: PipelineConfig, folder: Path, result: LesionResult) -> list[str]:
+    """Overlays on the reference image and the carried roles, and the time-intensity plot."""
+    from radimt.report.overlay import overlay_png
+
+    reference = result.reference.role
+    overlay_png(
+        result.reference.image,
+        result.mask,
+        folder / f"overlay_{reference}.png",
+        title=f"{reference.upper()}: {result.row['lesion_longest_diameter_mm']:.1f} mm",
+    )
+    figures = [f"overlay_{reference}.png"]
+    for role in config.roles:
+        if role == reference or role in ("mg", "us"):
+            continue
+        carried = _carried_overlay(study, role, result.mask, config, folder)
+        if carried:
+            figures.append(carried)
+    if result.kinetic_curve is not None:
+        fig = result.kinetic_curve.plot()
+        with atomic_path(folder / "tic.png") as tmp:
+            fig.savefig(tmp, format="png")
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        figures.append("tic.png")
+    return figures
+
+
+#: The role prefix of features from pyradiomics-style rows (an image file of unknown kind).
+IMAGE_PREFIX = "image"
+
+
+def _pyradiomics_row(task: LesionTask, config: PipelineConfig, folder: Path) -> dict:
+    """A pyradiomics batch row computed as pyradiomics' own batch computes it (see
+    :func:`radimt.features.pyradiomics_case`), plus radimt's size measures and an overlay."""
+    import SimpleITK as sitk
+
+    from radimt.features import load_params, pyradiomics_case
+    from radimt.io import read_mask
+    from radimt.measure import longest_diameter_mm, mask_volume_mm3
+    from radimt.report.overlay import overlay_png
+
+    assert task.image_path is not None and task.mask_path is not None  # a pyradiomics-style row
+    params: str | dict[str, Any]
+    if config.pyradiomics_params:
+        params = config.pyradiomics_params
+    else:
+        params = load_params(config.presets.get(config.reference, "mr"))
+        if config.image_types is not None:
+            params["imageType"] = {n: params["imageType"].get(n) or {} for n in config.image_types}
+    features, diagnostics = pyradiomics_case(
+        task.image_path,
+        task.mask_path,
+        params,
+        label=task.mask_label,
+        label_channel=task.label_channel,
+        what=f"{task.study_id}/{task.lesion_id}",
+    )
+    image = sitk.ReadImage(task.image_path)
+    settings = load_params(params)["setting"] if isinstance(params, str) else params["setting"]
+    label = task.mask_label if task.mask_label is not None else int(settings.get("label", 1))
+    mask = read_mask(task.mask_path, image, label=label, label_channel=task.label_channel)
+    row: dict[str, Any] = {
+        "lesion_volume_mm3": mask_volume_mm3(mask),
+        "lesion_longest_diameter_mm": longest_diameter_mm(mask),
+    }
+    prefix = "" if config.pyradiomics_names else f"{IMAGE_PREFIX}_"
+    row.update({f"{prefix}{k}": v for k, v in features.items()})
+    if config.diagnostics is not False:  # on by default in this route
+        row.update({f"diagnostics_{k}": _diagnostic_text(v) for k, v in diagnostics.items()})
+    overlay_png(image, mask, folder / "overlay_image.png", title=f"{task.study_id} label {label}")
+    provenance = {
+        "route": "pyradiomics batch row (whole image, as pyradiomics computes it)",
+        "params": params if isinstance(params, str) else _plain_json(params),
+        "label": label,
+        "label_channel": task.label_channel,
+        "pyradiomics": {k: _diagnostic_text(v) for k, v in diagnostics.items()},
+    }
+    return {"row": row, "curves": [], "figures": ["overlay_image.png"], "provenance": provenance}
+
+
+#: A radiomic feature column: ``<role>_<image type>_<feature class>_<feature>``.
+_RADIOMIC = re.compile(
+    r"^(?P<role>[a-z0-9]+)_(?P<name>(original|log-sigma-[0-9-]+mm-[23]D|wavelet-[HL]+|square|squareroot|"
+    r"logarithm|exponential|gradient|lbp-[23]D(-[a-z0-9]+)?)_[A-Za-z0-9]+_[A-Za-z0-9]+)$"
+)
+
+
+def pyradiomics_names(row: dict[str, Any], role: str) -> dict[str, Any]:
+    """``role``'s radiomic columns under pyradiomics' own names (``dce_original_glcm_Contrast`` ->
+    ``original_glcm_Contrast``); every other column unchanged."""
+    out = {}
+    for key, value in row.items():
+        match = _RADIOMIC.match(key)
+        out[match["name"] if match and match["role"] == role else key] = value
+    return out
+
+
+def _diagnostic_text(value: Any) -> Any:
+    """A diagnostic as pyradiomics' batch writes it: numbers stay numbers, the rest is str()."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    return str(value)
+
+
+def _plain_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _carried_overlay(study, role, mask, config, folder: Path) -> str | None:
+    from radimt.lesion import role_image
+    from radimt.report.overlay import overlay_png
+    from radimt.segment import resample_mask
+
+    try:
+        image = role_image(study, role, config.dce_phase)
+        if image is None:
+            return None
+        moved = resample_mask(mask, image)
+        name = f"overlay_{role}.png"
+        overlay_png(image, moved, folder / name, title=role.upper())
+        return name
+    except RadimtError:
+        return None
+
+
+def _record_failure(
+    folder: Path,
+    task: LesionTask,
+    config: PipelineConfig,
+    reason: str,
+    seconds: float,
+    traceback_text: str | None = None,
+) -> dict[str, Any]:
+    """Write a lesion's error.json (and drop any stale result); return its failed status."""
+    record = {**task.identity(), "reason": reason, "fingerprint": task_fingerprint(task, config)}
+    if traceback_text is not None:
+        record["traceback"] = traceback_text
+    _json_write(folder / ERROR, record)
+    (folder / RESULT).unlink(missing_ok=True)
+    return {**task.identity(), "status": "failed", "reason": reason, "seconds": seconds}
