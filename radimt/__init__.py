@@ -12,6 +12,8 @@ The public API is a set of plain functions::
 """
 
 from radimt import io
+from radimt._version import __version__
+from radimt.analysis import LesionInput, LesionResult, analyse_lesion
 from radimt.dicom import DCE, DWI, PlanarImage, SeriesInfo, Study, load_study, scan
 from radimt.diffusion import adc_map, adc_stats, study_adc
 from radimt.errors import RadimtError
@@ -21,8 +23,6 @@ from radimt.lesion import FeatureConfig, lesion_features
 from radimt.measure import longest_diameter_mm, mask_volume_mm3
 from radimt.robustness import robustness
 from radimt.segment import SegmentOptions, resample_mask, segment_from_seed, subtraction
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DCE",
@@ -36,7 +36,10 @@ __all__ = [
     "SegmentOptions",
     "SeriesInfo",
     "Study",
+    "LesionInput",
+    "LesionResult",
     "__version__",
+    "analyse_lesion",
     "adc_map",
     "adc_stats",
     "extract_features",

@@ -34,6 +34,7 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from radimt._version import __version__
 from radimt.errors import ClassifierError
 from radimt.harmonize import ComBat
 from radimt.io.tables import ID_COLUMNS
@@ -882,8 +883,6 @@ def model_card(
 ) -> dict[str, Any]:
     """Training summary, features, versions and metrics, saved beside the model."""
     import sklearn
-
-    from radimt import __version__
 
     names = [c for c in data.X.columns if c != BATCH_COLUMN]
     return {

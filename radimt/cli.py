@@ -10,6 +10,7 @@ import re
 import sys
 from collections.abc import Sequence
 
+from radimt._version import __version__
 from radimt.errors import RadimtError
 
 log = logging.getLogger(__name__)
@@ -364,8 +365,6 @@ def _negative_values(argv: Sequence[str]) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from radimt import __version__
-
     parser = argparse.ArgumentParser(
         prog="radimt", description="Breast imaging radiomics from DICOM.", formatter_class=_Help
     )
@@ -510,8 +509,6 @@ def _crash_log(argv: Sequence[str]) -> str:
     import platform
     import tempfile
     import traceback
-
-    from radimt import __version__
 
     folder = os.environ.get("RADIMT_LOG_DIR") or os.path.join(tempfile.gettempdir(), "radimt-logs")
     os.makedirs(folder, exist_ok=True)

@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from radimt._version import __version__
 from radimt.errors import RadimtError
 from radimt.io.atomic import atomic_path
 from radimt.pipeline.config import PipelineConfig
@@ -49,8 +50,6 @@ def _jsonable(value: Any) -> Any:
 
 def task_fingerprint(task: LesionTask, config: PipelineConfig) -> str:
     """Identifies a lesion's inputs: a result made from other inputs is redone."""
-    from radimt import __version__
-
     payload = {"task": asdict(task), "config": config.digest(), "radimt": __version__}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
