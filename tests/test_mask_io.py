@@ -54,7 +54,7 @@ def test_dicom_seg_round_trip_references_the_source_series(study_with_mask, tmp_
     study, mask = study_with_mask
     series = study.dce.series[1]
     path = tmp_path / "lesion.seg.dcm"
-    write_dicom_seg(mask, series, path, label="IMT")
+    write_dicom_seg(mask, series, path, label="IMT", reproducible=True)
     ds = pydicom.dcmread(path)
     assert ds.Modality == "SEG" and ds.SegmentSequence[0].SegmentLabel == "IMT"
     referenced = {
@@ -63,12 +63,28 @@ def test_dicom_seg_round_trip_references_the_source_series(study_with_mask, tmp_
     assert referenced == {f.header.sop_instance_uid for f in series.frames}
     back = read_dicom_seg(path, study.dce.phases[1])
     np.testing.assert_array_equal(sitk.GetArrayViewFromImage(back), sitk.GetArrayViewFromImage(mask))
-    write_dicom_seg(mask, series, tmp_path / "again.dcm", label="IMT")
-    assert (tmp_path / "again.dcm").read_bytes() == path.read_bytes()  # deterministic
+    write_dicom_seg(mask, series, tmp_path / "again.dcm", label="IMT", reproducible=True)
+    assert (tmp_path / "again.dcm").read_bytes() == path.read_bytes()  # deterministic on request
     grown = sitk.BinaryDilate(mask, [1, 1, 1])  # the lesion segmented again, differently
-    write_dicom_seg(grown, series, tmp_path / "other.dcm", label="IMT")
+    write_dicom_seg(grown, series, tmp_path / "other.dcm", label="IMT", reproducible=True)
     other = pydicom.dcmread(tmp_path / "other.dcm")
     assert other.SOPInstanceUID != ds.SOPInstanceUID and other.SeriesInstanceUID != ds.SeriesInstanceUID
+
+
+def test_dicom_seg_gets_new_unique_uids_by_default(study_with_mask, tmp_path):
+    """Two SEG objects are two instances: by default each gets fresh UIDs from a UID generator,
+    even for the very same mask; the references to the source images stay the same."""
+    study, mask = study_with_mask
+    series = study.dce.series[1]
+    write_dicom_seg(mask, series, tmp_path / "a.dcm")
+    write_dicom_seg(mask, series, tmp_path / "b.dcm")
+    a, b = (pydicom.dcmread(tmp_path / n) for n in ("a.dcm", "b.dcm"))
+    for keyword in ("SOPInstanceUID", "SeriesInstanceUID"):
+        assert a[keyword].value != b[keyword].value
+        assert len(a[keyword].value) <= 64 and a[keyword].value.is_valid  # a well-formed DICOM UID
+    dims = [[e.value for e in ds.iterall() if e.keyword == "DimensionOrganizationUID"] for ds in (a, b)]
+    assert dims[0] and set(dims[0]).isdisjoint(dims[1])
+    assert a.StudyInstanceUID == b.StudyInstanceUID == series.first.header.study_uid
 
 
 def test_dicom_seg_needs_the_series_grid(study_with_mask, tmp_path):

@@ -14,6 +14,7 @@ import SimpleITK as sitk
 from matplotlib.path import Path as PolygonPath
 from pydicom.sr.codedict import codes
 
+from radimt._version import __version__
 from radimt.dicom.geometry import VolumeGeometry, order_slices
 from radimt.dicom.scan import SeriesInfo
 from radimt.errors import FrameOfReferenceError, MaskError
@@ -92,13 +93,17 @@ def write_dicom_seg(
     series_number: int = 9001,
     keep_phi: bool = False,
     pseudonym: str = "anonymous",
+    reproducible: bool = False,
 ) -> None:
     """Write a binary DICOM SEG that references ``series``, so viewers open it over the images.
 
     The mask must lie on the series' own grid (use :func:`radimt.resample_mask` first). The
     SEG carries the source images' study and series UIDs, as the standard requires for it to be
-    displayed with them. Its own UIDs are derived from the source series, the label and the
-    mask's voxels: the same inputs give the same file, another mask another SOPInstanceUID.
+    displayed with them. Its own UIDs (series, instance, dimension organisation) are new,
+    globally unique UIDs (highdicom's generator) on every call; with ``reproducible=True`` they
+    are derived from the source series, the label and the mask's voxels instead, so the same
+    inputs give the same bytes and another mask other UIDs (for tests and archived pipelines
+    that compare files).
 
     Unless ``keep_phi``, the SEG is de-identified by the DICOM PS3.15 Basic Application Level
     Confidentiality Profile with the Retain UIDs Option (:mod:`radimt.io.deidentify`);
@@ -111,9 +116,14 @@ def write_dicom_seg(
             "radimt.resample_mask(mask, reference) before writing DICOM SEG"
         )
     array = sitk.GetArrayFromImage(mask).astype(bool)
-    # The UIDs follow the source series, the label and the mask itself: the same inputs give the
-    # same file, and a lesion segmented again differently gets new UIDs (never one UID for two).
-    content = hashlib.sha256(np.packbits(array).tobytes()).hexdigest()[:16]
+    if reproducible:  # from the source series, the label and the mask: never one UID for two masks
+        content = hashlib.sha256(np.packbits(array).tobytes()).hexdigest()[:16]
+        series_uid, instance_uid, dimension_uid = (
+            uid(series.series_uid, "seg", label, content, *part)
+            for part in ((), ("instance",), ("dimensions",))
+        )
+    else:
+        series_uid, instance_uid, dimension_uid = hd.UID(), hd.UID(), hd.UID()
     sources: dict[str, pydicom.Dataset] = {}
     for f in frames:
         if f.path not in sources:
@@ -143,7 +153,7 @@ def write_dicom_seg(
         algorithm_identification=hd.AlgorithmIdentificationSequence(
             name="radimt seeded region growing",
             family=codes.cid7162.NeighborhoodAnalysis,
-            version=_version(),
+            version=__version__,
         ),
     )
     seg = hd.seg.Segmentation(
@@ -151,25 +161,25 @@ def write_dicom_seg(
         pixel_array=pixel.astype(np.uint8),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=[description],
-        series_instance_uid=uid(series.series_uid, "seg", label, content),
+        series_instance_uid=series_uid,
         series_number=series_number,
-        sop_instance_uid=uid(series.series_uid, "seg", label, content, "instance"),
+        sop_instance_uid=instance_uid,
         instance_number=1,
         manufacturer="radimt",
         manufacturer_model_name="radimt",
-        software_versions=_version(),
+        software_versions=__version__,
         device_serial_number="0",
         series_description=f"radimt {label}",
         omit_empty_frames=False,
         content_date=_date(first, "ContentDate", "SeriesDate", "StudyDate"),
         content_time=_time(first, "ContentTime", "SeriesTime", "StudyTime"),
     )
-    # Same inputs, same bytes: date the instance by its source, not by the clock.
+    # Dated by its source, not by the clock: no acquisition-independent date leaks, and with
+    # reproducible UIDs the same inputs give the same bytes.
     seg.InstanceCreationDate, seg.InstanceCreationTime = seg.ContentDate, seg.ContentTime
     for item in seg.get("ContributingEquipmentSequence") or []:
         if "ContributionDateTime" in item:
             item.ContributionDateTime = f"{seg.ContentDate}{seg.ContentTime}"
-    dimension_uid = uid(series.series_uid, "seg", label, content, "dimensions")
     for element in seg.iterall():
         if element.keyword == "DimensionOrganizationUID":
             element.value = dimension_uid
@@ -185,12 +195,6 @@ def _date(ds: pydicom.Dataset, *keywords: str) -> str:
 
 def _time(ds: pydicom.Dataset, *keywords: str) -> str:
     return next((str(ds.get(k)) for k in keywords if ds.get(k)), "000000")
-
-
-def _version() -> str:
-    from radimt import __version__  # noqa: PLC0415 - avoid an import cycle at module load
-
-    return __version__
 
 
 def _grid_image(geometry: VolumeGeometry) -> sitk.Image:
