@@ -81,6 +81,29 @@ def test_each_lesion_records_where_its_time_went(reference_run):
         assert lesion_own <= result["seconds"] + 0.01  # the stages are parts of the lesion's time
 
 
+def test_the_lesion_record_reads_back_what_the_tables_hold(reference_run, tmp_path):
+    """result.json is one typed record (worker writes, runner and report read): it round-trips,
+    and the features.csv row is exactly its row."""
+    from radimt.pipeline.record import LesionRecord
+
+    out, _ = reference_run
+    rows = {r["study_id"]: r for r in _rows(out / "features.csv")}
+    record = LesionRecord.read(out / "lesions" / "imt_case" / "1")
+    assert record is not None and record.fingerprint and record.figures and len(record.curves) == 12
+    for key, value in record.row.items():
+        if isinstance(value, float):
+            assert float(rows["imt_case"][key]) == pytest.approx(value, rel=1e-9, nan_ok=True), (
+                key
+            )  # the CSV keeps 10 digits
+        else:
+            assert rows["imt_case"][key] == str(value), key
+    record.write(tmp_path)
+    assert LesionRecord.read(tmp_path) == record
+    assert LesionRecord.from_json({**record.to_json(), "added_by_a_later_version": 1}) == record
+    (tmp_path / "result.json").write_text("{not json")
+    assert LesionRecord.read(tmp_path) is None  # a broken record is redone, never half-read
+
+
 def test_no_patient_identifiers_in_outputs(reference_run):
     out, _ = reference_run
     for path in [out / "features.csv", out / "kinetics.csv", out / "run.json", out / "report.html"]:

@@ -30,11 +30,9 @@ from radimt.io.atomic import atomic_path
 from radimt.io.tables import ID_COLUMNS, write_table
 from radimt.pipeline.config import PipelineConfig, load_config
 from radimt.pipeline.manifest import LesionTask, lesion_dir, read_manifest
+from radimt.pipeline.record import ERROR, LesionRecord, write_json
 from radimt.pipeline.worker import (
-    ERROR,
-    RESULT,
     _finished,
-    _json_write,
     _record_failure,
     process_study,
 )
@@ -291,17 +289,15 @@ def assemble(
     rows: list[dict[str, Any]] = []
     curves: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    entries: list[tuple[LesionTask, dict | None, str | None]] = []
+    entries: list[tuple[LesionTask, LesionRecord | None, str | None]] = []
     for task in ordered:
         folder = lesion_dir(out, task)
-        result_path, error_path = folder / RESULT, folder / ERROR
-        if result_path.exists():
-            result = json.loads(result_path.read_text())
-            rows.append({**task.identity(), **result["row"]})
-            curves += [
-                {"study_id": task.study_id, "lesion_id": task.lesion_id, **c} for c in result["curves"]
-            ]
-            entries.append((task, result, None))
+        error_path = folder / ERROR
+        record = LesionRecord.read(folder)
+        if record is not None:
+            rows.append({**task.identity(), **record.row})
+            curves += [{"study_id": task.study_id, "lesion_id": task.lesion_id, **c} for c in record.curves]
+            entries.append((task, record, None))
         else:
             reason = json.loads(error_path.read_text())["reason"] if error_path.exists() else "not processed"
             errors.append({"study_id": task.study_id, "lesion_id": task.lesion_id, "reason": reason})
@@ -342,10 +338,10 @@ def _write_run_json(out, manifest, config, tasks, timings, start_wall, summary, 
 
     checksums = {}
     for task in tasks:
-        result = lesion_dir(out, task) / RESULT
-        if result.exists():
-            checksums[task.study_id] = json.loads(result.read_text()).get("checksum", "")
-    _json_write(
+        record = LesionRecord.read(lesion_dir(out, task))
+        if record is not None:
+            checksums[task.study_id] = record.checksum
+    write_json(
         out / "run.json",
         {
             "radimt": __version__,

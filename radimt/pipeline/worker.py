@@ -23,29 +23,13 @@ from radimt.errors import RadimtError
 from radimt.io.atomic import atomic_path
 from radimt.pipeline.config import PipelineConfig
 from radimt.pipeline.manifest import LesionTask, lesion_dir
+from radimt.pipeline.record import ERROR, RESULT, LesionRecord, write_json
 from radimt.progress import StageClock
 
 if TYPE_CHECKING:
     from radimt.analysis import LesionInput, LesionResult
 
 log = logging.getLogger(__name__)
-
-RESULT = "result.json"
-ERROR = "error.json"
-
-
-def _json_write(path: Path, payload: dict) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w") as fh:
-        json.dump(payload, fh, indent=1, sort_keys=True, default=_jsonable)
-        fh.write("\n")
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
 
 
 def task_fingerprint(task: LesionTask, config: PipelineConfig) -> str:
@@ -55,13 +39,8 @@ def task_fingerprint(task: LesionTask, config: PipelineConfig) -> str:
 
 
 def _finished(out: Path, task: LesionTask, config: PipelineConfig) -> bool:
-    path = lesion_dir(out, task) / RESULT
-    if not path.exists():
-        return False
-    try:
-        return json.loads(path.read_text()).get("fingerprint") == task_fingerprint(task, config)
-    except (OSError, json.JSONDecodeError):
-        return False
+    record = LesionRecord.read(lesion_dir(out, task))
+    return record is not None and record.fingerprint == task_fingerprint(task, config)
 
 
 def study_checksum(folder: str) -> str:
@@ -135,17 +114,15 @@ def process_study(
             if study_error is not None:
                 raise study_error
             clock = StageClock()
-            result = _process_lesion(task, study, config, folder, seg=seg, keep_phi=keep_phi, clock=clock)
-            result.update(
-                fingerprint=task_fingerprint(task, config),
-                checksum=checksum,
-                seconds=round(time.perf_counter() - t0, 3),
-                # the study's stages are shared by its lesions; a lesion's own stages follow
-                stage_seconds={**study_clock.rounded(), **clock.rounded()},
-            )
-            _json_write(folder / RESULT, result)
+            record = _process_lesion(task, study, config, folder, seg=seg, keep_phi=keep_phi, clock=clock)
+            record.fingerprint = task_fingerprint(task, config)
+            record.checksum = checksum
+            record.seconds = round(time.perf_counter() - t0, 3)
+            # the study's stages are shared by its lesions; a lesion's own stages follow
+            record.stage_seconds = {**study_clock.rounded(), **clock.rounded()}
+            record.write(folder)
             (folder / ERROR).unlink(missing_ok=True)
-            statuses.append({**task.identity(), "status": "done", "reason": "", "seconds": result["seconds"]})
+            statuses.append({**task.identity(), "status": "done", "reason": "", "seconds": record.seconds})
         except Exception as exc:  # noqa: BLE001 - any failure is recorded, never fatal
             statuses.append(
                 _record_failure(
@@ -173,7 +150,7 @@ def lesion_input(task: LesionTask) -> LesionInput:
 
 def _process_lesion(
     task, study, config: PipelineConfig, folder: Path, *, seg: bool, keep_phi: bool, clock: StageClock
-) -> dict:
+) -> LesionRecord:
     """Analyse one lesion (:func:`radimt.analysis.analyse_lesion`) and write its files."""
     from radimt.analysis import analyse_lesion
     from radimt.io import write_dicom_seg, write_mask
@@ -201,7 +178,7 @@ def _process_lesion(
         figures = _lesion_figures(study, config, folder, result)
     if keep_phi and study is not None:
         row["dicom_study_instance_uid"] = study.series[0].first.header.study_uid
-    return {**result.to_json(), "row": row, "figures": figures}
+    return LesionRecord(row=row, curves=result.curve_rows(), figures=figures, provenance=result.provenance)
 
 
 def _lesion_figures(study, config: PipelineConfig, folder: Path, result: LesionResult) -> list[str]:
@@ -237,7 +214,7 @@ def _lesion_figures(study, config: PipelineConfig, folder: Path, result: LesionR
 IMAGE_PREFIX = "image"
 
 
-def _pyradiomics_row(task: LesionTask, config: PipelineConfig, folder: Path) -> dict:
+def _pyradiomics_row(task: LesionTask, config: PipelineConfig, folder: Path) -> LesionRecord:
     """A pyradiomics batch row computed as pyradiomics' own batch computes it (see
     :func:`radimt.features.pyradiomics_case`), plus radimt's size measures and an overlay."""
     import SimpleITK as sitk
@@ -283,7 +260,7 @@ def _pyradiomics_row(task: LesionTask, config: PipelineConfig, folder: Path) -> 
         "label_channel": task.label_channel,
         "pyradiomics": {k: _diagnostic_text(v) for k, v in diagnostics.items()},
     }
-    return {"row": row, "curves": [], "figures": ["overlay_image.png"], "provenance": provenance}
+    return LesionRecord(row=row, figures=["overlay_image.png"], provenance=provenance)
 
 
 #: A radiomic feature column: ``<role>_<image type>_<feature class>_<feature>``.
@@ -345,6 +322,6 @@ def _record_failure(
     record = {**task.identity(), "reason": reason, "fingerprint": task_fingerprint(task, config)}
     if traceback_text is not None:
         record["traceback"] = traceback_text
-    _json_write(folder / ERROR, record)
+    write_json(folder / ERROR, record)
     (folder / RESULT).unlink(missing_ok=True)
     return {**task.identity(), "status": "failed", "reason": reason, "seconds": seconds}

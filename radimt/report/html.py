@@ -12,6 +12,7 @@ from typing import Any
 
 from radimt.io.atomic import atomic_path
 from radimt.pipeline.manifest import lesion_dir
+from radimt.pipeline.record import LesionRecord
 
 KEY_NUMBERS = (
     ("lesion_longest_diameter_mm", "diameter mm", "{:.1f}"),
@@ -50,7 +51,7 @@ def _img(path: Path) -> str:
 
 
 def write_report(
-    path: Path, config, entries: Sequence[tuple[Any, dict | None, str | None]], out: Path
+    path: Path, config, entries: Sequence[tuple[Any, LesionRecord | None, str | None]], out: Path
 ) -> None:
     """Write ``report.html``: summary table, then per lesion its figures and key numbers."""
 
@@ -68,7 +69,7 @@ def write_report(
         "<th>status</th></tr>",
     ]
     for task, result, reason in entries:
-        row = result["row"] if result else {}
+        row = result.row if result else {}
         css = " class='failed'" if result is None else ""
         cells = "".join(f"<td>{_cell(row, key, fmt)}</td>" for key, _, fmt in KEY_NUMBERS)
         status = "done" if result else html.escape(reason or "")
@@ -90,19 +91,17 @@ def write_report(
     for task, result, _ in done:
         folder = lesion_dir(out, task)
         anchor = f"{html.escape(task.safe_study)}-{html.escape(task.safe_lesion)}"
-        images = "".join(
-            _img(folder / name) for name in result.get("figures", []) if (folder / name).exists()
-        )
+        images = "".join(_img(folder / name) for name in result.figures if (folder / name).exists())
         numbers = ", ".join(
-            f"{title} {_cell(result['row'], key, fmt)}"
+            f"{title} {_cell(result.row, key, fmt)}"
             for key, title, fmt in KEY_NUMBERS
-            if _cell(result["row"], key, fmt)
+            if _cell(result.row, key, fmt)
         )
         label = f" ({html.escape(task.label)})" if task.label else ""
         title = f"{html.escape(task.study_id)} — lesion {html.escape(task.lesion_id)}{label}"
         parts.append(
             f"<div class='lesion' id='{anchor}'><h3>{title}</h3>{images}"
-            f"<p>{numbers}</p><p class='note'>{result.get('seconds', 0):.1f} s</p></div>"
+            f"<p>{numbers}</p><p class='note'>{result.seconds:.1f} s</p></div>"
         )
     parts.append("</body></html>")
     with atomic_path(path) as tmp:
