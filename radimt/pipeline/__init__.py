@@ -10,8 +10,25 @@
 The science lives outside this package; nothing here computes a feature.
 """
 
-from radimt.pipeline.config import PipelineConfig, load_config
-from radimt.pipeline.manifest import LesionTask, read_manifest
-from radimt.pipeline.runner import BatchSummary, run_batch
+from importlib import import_module
+from typing import Any
 
-__all__ = ["BatchSummary", "LesionTask", "PipelineConfig", "load_config", "read_manifest", "run_batch"]
+#: Public names and the module each lives in; imported on first use, so that importing the
+#: configuration (as :mod:`radimt.analysis` does) does not load the runner and the worker.
+_EXPORTS = {
+    "BatchSummary": "runner",
+    "LesionRecord": "record",
+    "LesionTask": "manifest",
+    "PipelineConfig": "config",
+    "load_config": "config",
+    "read_manifest": "manifest",
+    "run_batch": "runner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f"radimt.pipeline.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'radimt.pipeline' has no attribute {name!r}")

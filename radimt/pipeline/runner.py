@@ -23,8 +23,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from radimt._version import __version__
 from radimt.errors import RadimtError
 from radimt.io.atomic import atomic_path
 from radimt.io.tables import ID_COLUMNS, write_table
@@ -37,9 +38,7 @@ from radimt.pipeline.worker import (
     process_study,
 )
 from radimt.progress import Progress
-
-if TYPE_CHECKING:
-    pass
+from radimt.report.html import write_report
 
 log = logging.getLogger(__name__)
 
@@ -283,8 +282,6 @@ def assemble(
     tasks: Sequence[LesionTask], config: PipelineConfig, out: Path, *, table_format: str = "csv"
 ) -> BatchSummary:
     """Build features.csv, kinetics.csv, errors.csv and report.html from the lesion files."""
-    from radimt.report.html import write_report
-
     ordered = sorted(tasks, key=lambda t: (t.study_id, t.lesion_id))
     rows: list[dict[str, Any]] = []
     curves: list[dict[str, Any]] = []
@@ -333,8 +330,6 @@ def _write_run_json(out, manifest, config, tasks, timings, start_wall, summary, 
     import pydicom
     import radiomics
     import SimpleITK as sitk
-
-    from radimt import __version__
 
     checksums = {}
     for task in tasks:

@@ -16,18 +16,26 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import matplotlib.pyplot as plt
+import SimpleITK as sitk
 
 from radimt._version import __version__
+from radimt.analysis import LesionInput, LesionResult, analyse_lesion
+from radimt.dicom.study import load_study
 from radimt.errors import RadimtError
+from radimt.features import load_params, pyradiomics_case
+from radimt.io import read_mask, write_dicom_seg, write_mask
 from radimt.io.atomic import atomic_path
+from radimt.lesion import role_image
+from radimt.measure import longest_diameter_mm, mask_volume_mm3
 from radimt.pipeline.config import PipelineConfig
 from radimt.pipeline.manifest import LesionTask, lesion_dir
 from radimt.pipeline.record import ERROR, RESULT, LesionRecord, write_json
 from radimt.progress import StageClock
-
-if TYPE_CHECKING:
-    from radimt.analysis import LesionInput, LesionResult
+from radimt.report.overlay import overlay_png
+from radimt.segment import resample_mask
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +90,7 @@ def process_study(
     ``threads`` caps SimpleITK's threads in this process (parallel workers use 1 each, so they
     do not fight over the cores).
     """
-    from radimt.dicom.study import load_study
-
     if threads is not None:
-        import SimpleITK as sitk
-
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
 
     out_path = Path(out)
@@ -141,8 +145,6 @@ def process_study(
 
 def lesion_input(task: LesionTask) -> LesionInput:
     """The lesion a manifest row describes: its mask file, else its seed (and the series they refer to)."""
-    from radimt.analysis import LesionInput
-
     if task.mask_path:
         return LesionInput(mask=task.mask_path, series=task.seed_series)
     return LesionInput(seed=task.seed, seed_is_index=task.seed_is_index, series=task.seed_series)
@@ -152,9 +154,6 @@ def _process_lesion(
     task, study, config: PipelineConfig, folder: Path, *, seg: bool, keep_phi: bool, clock: StageClock
 ) -> LesionRecord:
     """Analyse one lesion (:func:`radimt.analysis.analyse_lesion`) and write its files."""
-    from radimt.analysis import analyse_lesion
-    from radimt.io import write_dicom_seg, write_mask
-
     if task.image_path is not None:  # pyradiomics-style row: an image file and a mask file
         with clock.stage("features"):
             return _pyradiomics_row(task, config, folder)
@@ -183,8 +182,6 @@ def _process_lesion(
 
 def _lesion_figures(study, config: PipelineConfig, folder: Path, result: LesionResult) -> list[str]:
     """Overlays on the reference image and the carried roles, and the time-intensity plot."""
-    from radimt.report.overlay import overlay_png
-
     reference = result.reference.role
     overlay_png(
         result.reference.image,
@@ -203,8 +200,6 @@ def _lesion_figures(study, config: PipelineConfig, folder: Path, result: LesionR
         fig = result.kinetic_curve.plot()
         with atomic_path(folder / "tic.png") as tmp:
             fig.savefig(tmp, format="png")
-        import matplotlib.pyplot as plt
-
         plt.close(fig)
         figures.append("tic.png")
     return figures
@@ -217,13 +212,6 @@ IMAGE_PREFIX = "image"
 def _pyradiomics_row(task: LesionTask, config: PipelineConfig, folder: Path) -> LesionRecord:
     """A pyradiomics batch row computed as pyradiomics' own batch computes it (see
     :func:`radimt.features.pyradiomics_case`), plus radimt's size measures and an overlay."""
-    import SimpleITK as sitk
-
-    from radimt.features import load_params, pyradiomics_case
-    from radimt.io import read_mask
-    from radimt.measure import longest_diameter_mm, mask_volume_mm3
-    from radimt.report.overlay import overlay_png
-
     assert task.image_path is not None and task.mask_path is not None  # a pyradiomics-style row
     params: str | dict[str, Any]
     if config.pyradiomics_params:
@@ -294,10 +282,6 @@ def _plain_json(value: Any) -> Any:
 
 
 def _carried_overlay(study, role, mask, config, folder: Path) -> str | None:
-    from radimt.lesion import role_image
-    from radimt.report.overlay import overlay_png
-    from radimt.segment import resample_mask
-
     try:
         image = role_image(study, role, config.dce_phase)
         if image is None:
