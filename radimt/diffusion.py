@@ -14,8 +14,7 @@ from scipy import ndimage
 from radimt.dicom.roles import B0_MAX
 from radimt.dicom.study import DWI, Study
 from radimt.errors import DiffusionError
-from radimt.grids import lesion_box, mask_on
-from radimt.segment import copy_reference_metadata
+from radimt.grids import copy_reference_metadata, lesion_box, mask_on
 
 
 @dataclass(frozen=True)

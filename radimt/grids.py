@@ -1,5 +1,6 @@
-"""Whether two images share a voxel grid, masks checked against the image they belong to, and
-the lesion's box: what a per-lesion computation needs of a volume, whatever the field of view."""
+"""Whether two images share a voxel grid and a frame of reference, masks checked against the
+image they belong to, and the lesion's box: what a per-lesion computation needs of a volume,
+whatever the field of view."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import math
 import numpy as np
 import SimpleITK as sitk
 
-from radimt.errors import MaskError
+from radimt.errors import FrameOfReferenceError, MaskError
+
+#: SimpleITK metadata keys radimt sets on images it reads, and copies onto masks.
+FRAME_OF_REFERENCE_KEY = "0020|0052"
+SERIES_UID_KEY = "0020|000e"
+MODALITY_KEY = "0008|0060"
 
 #: Two grids are the same when sizes are equal and spacing, origin and direction agree within these.
 SPACING_TOLERANCE_MM = 1e-3
@@ -106,3 +112,22 @@ def lesion_box(image: sitk.Image, mask: sitk.Image, margin_mm: float, what: str 
     target = tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(source, region, strict=True))
     inside[target] = labels[source] > 0
     return cut, inside
+
+
+def copy_reference_metadata(source: sitk.Image, target: sitk.Image) -> None:
+    """Copy radimt's provenance metadata (frame of reference, series, modality)."""
+    for key in (FRAME_OF_REFERENCE_KEY, SERIES_UID_KEY, MODALITY_KEY):
+        if source.HasMetaDataKey(key):
+            target.SetMetaData(key, source.GetMetaData(key))
+
+
+def check_frame_of_reference(image: sitk.Image, frame_of_reference: str | None, what: str = "seed") -> None:
+    """Refuse a point or mask from another frame of reference than ``image``'s."""
+    if not frame_of_reference or not image.HasMetaDataKey(FRAME_OF_REFERENCE_KEY):
+        return
+    own = image.GetMetaData(FRAME_OF_REFERENCE_KEY)
+    if own and own != frame_of_reference:
+        raise FrameOfReferenceError(
+            f"the {what} is in frame of reference {frame_of_reference}, the image in {own}: "
+            "coordinates do not carry over between them without a registration"
+        )

@@ -41,8 +41,7 @@ from scipy import ndimage
 
 from radimt.dicom.study import DCE
 from radimt.errors import TimingError
-from radimt.grids import mask_on
-from radimt.segment import copy_reference_metadata
+from radimt.grids import copy_reference_metadata, mask_on
 
 INITIAL_CLASSES = ("slow", "medium", "fast")
 DELAYED_CLASSES = ("persistent", "plateau", "washout")

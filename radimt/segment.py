@@ -29,13 +29,13 @@ import numpy as np
 import SimpleITK as sitk
 
 from radimt.dicom.study import DCE
-from radimt.errors import FrameOfReferenceError, MaskError, SeedError, SegmentationError
-from radimt.grids import nonzero_box
-
-#: SimpleITK metadata keys radimt sets on images it reads, and copies onto masks.
-FRAME_OF_REFERENCE_KEY = "0020|0052"
-SERIES_UID_KEY = "0020|000e"
-MODALITY_KEY = "0008|0060"
+from radimt.errors import MaskError, SeedError, SegmentationError
+from radimt.grids import (
+    FRAME_OF_REFERENCE_KEY,
+    check_frame_of_reference,
+    copy_reference_metadata,
+    nonzero_box,
+)
 
 
 @dataclass(frozen=True)
@@ -125,13 +125,6 @@ def subtraction(dce: DCE, phase: int = 1, baseline: int = 0) -> sitk.Image:
     return dce.derived[key]
 
 
-def copy_reference_metadata(source: sitk.Image, target: sitk.Image) -> None:
-    """Copy radimt's provenance metadata (frame of reference, series, modality)."""
-    for key in (FRAME_OF_REFERENCE_KEY, SERIES_UID_KEY, MODALITY_KEY):
-        if source.HasMetaDataKey(key):
-            target.SetMetaData(key, source.GetMetaData(key))
-
-
 def _options(modality: str, overrides: dict) -> SegmentOptions:
     if modality.lower() not in PRESETS:
         raise SegmentationError(f"unknown modality preset {modality!r}; use one of {sorted(PRESETS)}")
@@ -165,18 +158,6 @@ def seed_index(image: sitk.Image, seed: Sequence[float], seed_is_index: bool = F
             "coordinate system (LPS, not RAS) and the series it belongs to"
         )
     return tuple(int(round(c)) for c in continuous)
-
-
-def check_frame_of_reference(image: sitk.Image, frame_of_reference: str | None, what: str = "seed") -> None:
-    """Refuse a point or mask from another frame of reference than ``image``'s."""
-    if not frame_of_reference or not image.HasMetaDataKey(FRAME_OF_REFERENCE_KEY):
-        return
-    own = image.GetMetaData(FRAME_OF_REFERENCE_KEY)
-    if own and own != frame_of_reference:
-        raise FrameOfReferenceError(
-            f"the {what} is in frame of reference {frame_of_reference}, the image in {own}: "
-            "coordinates do not carry over between them without a registration"
-        )
 
 
 def _radius_voxels(image: sitk.Image, mm: float) -> list[int]:

@@ -18,10 +18,10 @@ from radimt._version import __version__
 from radimt.dicom.geometry import VolumeGeometry, order_slices
 from radimt.dicom.scan import SeriesInfo
 from radimt.errors import FrameOfReferenceError, MaskError
-from radimt.grids import same_grid
+from radimt.grids import FRAME_OF_REFERENCE_KEY, check_frame_of_reference, same_grid
 from radimt.io.atomic import atomic_path
 from radimt.io.deidentify import deidentify
-from radimt.segment import FRAME_OF_REFERENCE_KEY, check_frame_of_reference, resample_mask
+from radimt.segment import resample_mask
 from radimt.synth.writer import uid
 
 log = logging.getLogger(__name__)
