@@ -133,13 +133,22 @@ class CorrelationFilter(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):  # noqa: N803
         X = np.asarray(X, float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            corr = np.abs(np.nan_to_num(np.corrcoef(X, rowvar=False))) if X.shape[1] > 1 else np.zeros((1, 1))
-        keep = np.ones(X.shape[1], bool)
-        for j in range(X.shape[1]):
-            if keep[j]:
-                later = np.arange(j + 1, X.shape[1])
-                keep[later[corr[j, later] > self.threshold]] = False
+        n_features = X.shape[1]
+        keep = np.ones(n_features, bool)
+        if n_features > 1:
+            # |Pearson r| of every pair as one product of the centred, unit-length columns; a
+            # constant column correlates with nothing (r = 0, as a NaN from corrcoef would be).
+            centred = X - X.mean(axis=0)
+            norms = np.sqrt(np.einsum("ij,ij->j", centred, centred))
+            varying = norms > 0
+            centred[:, varying] /= norms[varying]
+            centred[:, ~varying] = 0.0
+            above = np.triu(np.abs(centred.T @ centred) > self.threshold, k=1)
+            # Greedy, in column order: a kept feature drops every later one it correlates with.
+            # Only features with a partner above the threshold need the loop.
+            for j in np.flatnonzero(above.any(axis=1)):
+                if keep[j]:
+                    keep[above[j]] = False
         self.support_ = keep
         return self
 
@@ -172,6 +181,7 @@ class Dataset:
     dropped: dict[str, str] = field(default_factory=dict)
     converted: dict[str, str] = field(default_factory=dict)
     batch_levels: list[str] = field(default_factory=list)  # site names, in the batch column's codes
+    sites: np.ndarray | None = None  # each case's site (the harmonisation or ``site`` column)
 
 
 def load_table(
@@ -259,6 +269,8 @@ def load_table(
         frame[config.harmonize].astype(str) if config.harmonize else pd.Series(["all"] * len(frame))
     )
     codes, levels = pd.factorize(batch_values)
+    site_column = config.harmonize or ("site" if "site" in frame else None)
+    sites = frame[site_column].astype(str).to_numpy() if site_column else None
     X[BATCH_COLUMN] = codes.astype(float)
     return Dataset(
         X=X,
@@ -269,6 +281,7 @@ def load_table(
         dropped=dropped,
         converted=converted,
         batch_levels=[str(v) for v in levels],
+        sites=sites,
     )
 
 
@@ -537,6 +550,42 @@ def evaluate(
         "converted_columns": dict(data.converted),
         "grouped": groups is not None,
         "decision_curve": decision_curve(y, probabilities[:, 1]) if binary else [],
+        "cohort": cohort_counts(data),
+        "missing_data": missing_data(data),
+    }
+
+
+def cohort_counts(data: Dataset) -> list[dict[str, Any]]:
+    """Cases and patients per class, and per site and class when the table names sites (the
+    TRIPOD "participants" table): one row per (site, class), site ``"all"`` for the totals."""
+    frame = pd.DataFrame(
+        {
+            "class": [data.classes[k] for k in data.y],
+            "patient": data.groups if data.groups is not None else np.arange(len(data.y)).astype(str),
+            "site": data.sites if data.sites is not None else "all",
+        }
+    )
+    rows = []
+    for site in ["all"] if data.sites is None else ["all", *sorted(set(data.sites))]:
+        part = frame if site == "all" else frame[frame.site == site]
+        for name in data.classes:
+            members = part[part["class"] == name]
+            rows.append(
+                {"site": site, "class": name, "cases": len(members), "patients": members.patient.nunique()}
+            )
+    return rows
+
+
+def missing_data(data: Dataset) -> dict[str, Any]:
+    """Missing predictor values before imputation (imputed in-fold by the training median):
+    complete cases and, per predictor with any value missing, how many."""
+    X = data.X.drop(columns=[BATCH_COLUMN])
+    missing = X.isna().sum()
+    missing = missing[missing > 0].sort_values(ascending=False, kind="stable")
+    return {
+        "complete_cases": int((~X.isna().any(axis=1)).sum()),
+        "cases": len(X),
+        "by_predictor": {str(c): int(n) for c, n in missing.items()},
     }
 
 

@@ -179,3 +179,38 @@ def test_decision_curve_net_benefit_by_hand_and_in_the_report(tmp_path):
         "bootstrap of patients" in text
         and "alt='decision_curve'" in (tmp_path / "evaluation.html").read_text()
     )
+
+
+def test_report_has_the_tripod_tables_participants_by_site_missing_data_and_repeats(tmp_path):
+    """TRIPOD+AI asks for the participants per outcome and site, the missing data and how it was
+    handled, and performance with its spread; each is a table in evaluation.md and .html."""
+    from radimt.report.model import write_evaluation
+
+    frame = _clustered(7)
+    frame["site"] = np.where(frame.group.str[1:].astype(int) % 4 == 0, "B", "A")  # 10 patients at B
+    frame.loc[[0, 5, 9], "lesion_f03"] = np.nan
+    frame.loc[[5], "lesion_f07"] = np.nan
+    data = load_table(frame, QUICK)
+    result = evaluate(data, QUICK)
+    cohort = {(r["site"], r["class"]): (r["cases"], r["patients"]) for r in result["cohort"]}
+    truth = frame.drop_duplicates("group").assign(imt=lambda f: f.label == "IMT")
+    for site in ("A", "B"):
+        at = truth[truth.site == site]
+        assert cohort[(site, "IMT")] == (3 * int(at.imt.sum()), int(at.imt.sum()))
+        assert cohort[(site, "not IMT")] == (3 * int((~at.imt).sum()), int((~at.imt).sum()))
+    assert cohort[("all", "IMT")][1] + cohort[("all", "not IMT")][1] == 40
+    assert result["missing_data"] == {
+        "complete_cases": 117,
+        "cases": 120,
+        "by_predictor": {"lesion_f03": 3, "lesion_f07": 1},
+    }
+    write_evaluation(result, tmp_path)
+    text = (tmp_path / "evaluation.md").read_text()
+    for heading in ("## Participants", "## Predictors and missing data", "## ROC AUC per repeat"):
+        assert heading in text
+    assert f"| B | IMT | {cohort[('B', 'IMT')][0]} | {cohort[('B', 'IMT')][1]} |" in text
+    assert "| lesion_f03 | 3 | 2% |" in text and "117 of 120 cases complete" in text
+    for k, auc in enumerate(result["per_repeat_auc"], start=1):
+        assert f"| {k} | {auc:.3f} |" in text
+    html = (tmp_path / "evaluation.html").read_text()
+    assert "<h2>Participants</h2>" in html and "<td>lesion_f07</td><td>1</td>" in html

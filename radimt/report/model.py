@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,156 @@ def _metric_lines(metrics: dict[str, float]) -> list[tuple[str, str]]:
     return lines
 
 
+@dataclass
+class _Section:
+    """One part of the report, rendered alike in Markdown and HTML."""
+
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    header: list[str] | None = None
+    rows: list[list[str]] = field(default_factory=list)
+    bullets: list[str] = field(default_factory=list)
+
+
+def _sections(result: dict[str, Any]) -> list[_Section]:
+    """The evaluation laid out as TRIPOD+AI / CLEAR ask: participants, predictors and missing
+    data, the procedure, performance (per repeat and pooled, with CIs), calibration, clinical
+    utility, feature stability."""
+    config = result["config"]
+    grouped = result["grouped"]
+    unit = "patients" if grouped else "lesions"
+    cohort = result.get("cohort", [])
+    by_site = sorted({r["site"] for r in cohort} - {"all"})
+    participants = _Section(
+        "Participants",
+        [
+            f"{result['n_cases']} cases ({result.get('n_patients', result['n_cases'])} independent units: "
+            f"{unit}). Outcome: {' vs '.join(result['classes'][::-1])}."
+        ],
+        ["site", "class", "cases", "patients"] if cohort else None,
+        [
+            [r["site"], r["class"], str(r["cases"]), str(r["patients"])]
+            for r in cohort
+            if by_site or r["site"] == "all"
+        ],
+    )
+    missing = result.get("missing_data") or {}
+    by_predictor = missing.get("by_predictor", {})
+    columns = [f"{c}: left out ({why})" for c, why in result.get("dropped_columns", {}).items()] + [
+        f"{c}: {how}" for c, how in result.get("converted_columns", {}).items()
+    ]
+    predictors = _Section(
+        "Predictors and missing data",
+        [
+            f"{result['n_features']} candidate predictors. "
+            + (
+                f"{missing['complete_cases']} of {missing['cases']} cases complete; missing values are "
+                "imputed by the training folds' median inside each fold."
+                if missing
+                else ""
+            )
+        ],
+        ["predictor", "missing", "share"] if by_predictor else None,
+        [[c, str(n), f"{n / max(missing['cases'], 1):.0%}"] for c, n in list(by_predictor.items())[:30]],
+        columns,
+    )
+    procedure = _Section(
+        "Model development and validation",
+        [
+            f"Nested cross-validation: {config['outer_splits']} outer folds x {config['repeats']} repeats"
+            f"{' grouped by patient' if grouped else ''}, "
+            f"{result.get('inner_splits_used', config['inner_splits'])} inner folds (hyper-parameters); "
+            f"model {config['model']}, selector {config['selector']} (up to {config['n_features']}), "
+            f"correlation filter |r| > {config['correlation_threshold']}"
+            + (
+                f", ComBat harmonisation by {config['harmonize']} in each training fold"
+                if config["harmonize"]
+                else ""
+            )
+            + (
+                "; probabilities recalibrated in every fold by Platt scaling on the inner folds' scores"
+                if config.get("calibration", "platt") == "platt"
+                else "; outputs are uncalibrated scores"
+            )
+            + f". 95% CIs by bootstrap of {unit} ({config['n_bootstrap']} resamples). The permutation test "
+            f"reruns this whole procedure {config['n_permutations']} times on labels shuffled between "
+            f"{unit}. Threshold metrics, PR AUC, Brier score and calibration use the probabilities "
+            "averaged over repeats.",
+            *[f"Note: {n}" for n in result.get("notes", [])],
+        ],
+    )
+    performance = _Section(
+        "Performance",
+        [],
+        ["metric", "value"],
+        [[t, v] for t, v in _metric_lines(result["metrics"])],
+    )
+    per_repeat = result.get("per_repeat_auc", [])
+    repeats = _Section(
+        "ROC AUC per repeat (out-of-fold, each repeat's own split)",
+        [],
+        ["repeat", "ROC AUC"] if per_repeat else None,
+        [[str(k + 1), f"{a:.3f}"] for k, a in enumerate(per_repeat)],
+    )
+    curve = result.get("decision_curve") or []
+    utility = _Section(
+        "Decision curve (clinical utility)",
+        ["Net benefit of acting on the model and on everyone; acting on no one is 0."] if curve else [],
+        ["threshold", "model", "treat all"] if curve else None,
+        [
+            [f"{r['threshold']:.2f}", f"{r['net_benefit_model']:.3f}", f"{r['net_benefit_all']:.3f}"]
+            for r in curve
+        ],
+    )
+    stability = _Section(
+        "Feature stability (share of outer folds selecting each feature)",
+        [],
+        ["feature", "share"],
+        [[name, f"{share:.0%}"] for name, share in list(result["selection_frequency"].items())[:15]],
+    )
+    return [participants, predictors, procedure, performance, repeats, utility, stability]
+
+
+def _markdown(sections: list[_Section]) -> str:
+    lines = ["# radimt classifier evaluation", ""]
+    for section in sections:
+        lines += [f"## {section.title}", ""]
+        for paragraph in section.paragraphs:
+            lines += [paragraph, ""]
+        if section.header:
+            lines += ["| " + " | ".join(section.header) + " |", "|" + " --- |" * len(section.header)]
+            lines += ["| " + " | ".join(row) + " |" for row in section.rows] + [""]
+        if section.bullets:
+            lines += [f"- {b}" for b in section.bullets] + [""]
+    lines.append("Synthetic cohorts give synthetic results; this is not a diagnostic device.")
+    return "\n".join(lines) + "\n"
+
+
+def _html(sections: list[_Section], images: str) -> str:
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>radimt classifier evaluation</title>"
+        "<style>body{font-family:system-ui,sans-serif;margin:1.5em;max-width:70em}"
+        "td,th{border:1px solid #ccc;padding:3px 8px}table{border-collapse:collapse}"
+        "img{height:300px;margin:8px}"
+        "</style></head><body><h1>Classifier evaluation</h1>"
+    ]
+    for section in sections:
+        parts.append(f"<h2>{escape(section.title)}</h2>")
+        parts += [f"<p>{escape(p)}</p>" for p in section.paragraphs]
+        if section.header:
+            head = "".join(f"<th>{escape(h)}</th>" for h in section.header)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in section.rows
+            )
+            parts.append(f"<table><tr>{head}</tr>{body}</table>")
+        if section.bullets:
+            parts.append("<ul>" + "".join(f"<li>{escape(b)}</li>" for b in section.bullets) + "</ul>")
+        if section.title == "Performance":
+            parts.append(images)
+    parts.append("<p>Synthetic cohorts give synthetic results; not a diagnostic device.</p></body></html>")
+    return "".join(parts)
+
+
 def write_evaluation(result: dict[str, Any], out: Path) -> None:
     """``evaluation.json``, ``evaluation.md`` and ``evaluation.html`` in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -112,70 +264,9 @@ def write_evaluation(result: dict[str, Any], out: Path) -> None:
     with atomic_path(out / "evaluation.json") as tmp, open(tmp, "w") as fh:
         json.dump(summary, fh, indent=2, sort_keys=True)
         fh.write("\n")
-    config = result["config"]
-    counts = ", ".join(f"{k}: {v}" for k, v in result["class_counts"].items())
-    grouped = " grouped by patient" if result["grouped"] else ""
-    unit = "patients" if result["grouped"] else "lesions"
-    design = (
-        f"{result['n_cases']} cases ({counts}; {result.get('n_patients', result['n_cases'])} "
-        f"independent units), {result['n_features']} features. Nested cross-validation: "
-        f"{config['outer_splits']} outer folds x {config['repeats']} repeats{grouped}, "
-        f"{result.get('inner_splits_used', config['inner_splits'])} inner folds; model {config['model']}, "
-        f"selector {config['selector']} (up to {config['n_features']}). 95% CIs by bootstrap of "
-        f"{unit} ({config['n_bootstrap']} resamples); the permutation test reruns this whole "
-        f"procedure {config['n_permutations']} times on shuffled labels. Threshold metrics, PR AUC, "
-        "Brier score and calibration use the probabilities averaged over repeats."
-    )
-    notes = [f"Note: {n}" for n in result.get("notes", [])]
-    columns = [f"- {c}: left out ({why})" for c, why in result.get("dropped_columns", {}).items()] + [
-        f"- {c}: {how}" for c, how in result.get("converted_columns", {}).items()
-    ]
-    lines = [
-        "# radimt classifier evaluation",
-        "",
-        design,
-        "",
-        *notes,
-        "",
-        "| metric | value |",
-        "| --- | --- |",
-        *[f"| {t} | {v} |" for t, v in _metric_lines(result["metrics"])],
-        "",
-        "Features selected most often across outer folds:",
-        "",
-        *[f"- {name}: {share:.0%}" for name, share in list(result["selection_frequency"].items())[:15]],
-        "",
-        *(["Columns not used as given:", "", *columns, ""] if columns else []),
-        *(
-            [
-                "Decision curve (net benefit of acting on the model, on everyone; on no one it is 0):",
-                "",
-                "| threshold | model | treat all |",
-                "| --- | --- | --- |",
-                *[
-                    f"| {r['threshold']:.2f} | {r['net_benefit_model']:.3f} | {r['net_benefit_all']:.3f} |"
-                    for r in result.get("decision_curve", [])
-                ],
-                "",
-            ]
-            if result.get("decision_curve")
-            else []
-        ),
-        "Synthetic cohorts give synthetic results; this is not a diagnostic device.",
-    ]
+    sections = _sections(result)
     with atomic_path(out / "evaluation.md") as tmp:
-        Path(tmp).write_text("\n".join(lines) + "\n")
+        Path(tmp).write_text(_markdown(sections))
     images = "".join(f"<img alt='{k}' src='data:image/png;base64,{v}'>" for k, v in figures(result).items())
-    rows = "".join(f"<tr><td>{t}</td><td>{v}</td></tr>" for t, v in _metric_lines(result["metrics"]))
-    body = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>radimt classifier evaluation</title>"
-        "<style>body{font-family:system-ui,sans-serif;margin:1.5em}"
-        "td{border:1px solid #ccc;padding:3px 8px}table{border-collapse:collapse}img{height:300px;margin:8px}"
-        "</style></head><body>"
-        f"<h1>Classifier evaluation</h1><p>{lines[2]}</p><table>{rows}</table>{images}"
-        "<h2>Feature stability</h2><ul>"
-        + "".join(f"<li>{n}: {s:.0%}</li>" for n, s in list(result["selection_frequency"].items())[:15])
-        + "</ul><p>Synthetic cohorts give synthetic results; not a diagnostic device.</p></body></html>"
-    )
     with atomic_path(out / "evaluation.html") as tmp:
-        Path(tmp).write_text(body, encoding="utf-8")
+        Path(tmp).write_text(_html(sections, images), encoding="utf-8")
