@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -427,13 +427,56 @@ def selected_features(fitted: Pipeline, names: list[str]) -> list[str]:
     return kept.tolist()
 
 
+class _FitCache:
+    """The ``joblib.Memory`` interface a scikit-learn Pipeline accepts (``memory=``), kept in
+    this process's memory for one outer fold: a preprocessing step fitted on the same rows with
+    the same parameters (the grid's points share them; so do the calibration's inner folds) is
+    fitted once. Copies of a pipeline share one cache (GridSearchCV clones its estimator).
+
+    Keys are digests of the arguments; an array this cache itself returned (the output of an
+    earlier step) is keyed by the call that made it instead of by its bytes, so only the raw
+    rows are ever hashed.
+    """
+
+    def __init__(self) -> None:
+        self._fitted: dict[str, Any] = {}
+        self._made: dict[int, str] = {}  # id of an output array held in _fitted -> its call's key
+
+    def __deepcopy__(self, memo: dict) -> _FitCache:
+        return self
+
+    def cache(self, func: Callable, ignore: Sequence[str] = ()) -> Callable:
+        """``func`` memoised on its arguments, leaving out those named in ``ignore``."""
+        import inspect
+
+        from joblib import hash as digest
+
+        signature = inspect.signature(func)
+
+        def cached(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            arguments = {
+                name: self._made.get(id(value), value)
+                for name, value in bound.arguments.items()
+                if name not in ignore
+            }
+            key = digest((func.__qualname__, arguments))
+            if key not in self._fitted:
+                result = self._fitted[key] = func(*args, **kwargs)
+                if isinstance(result, tuple) and isinstance(result[0], np.ndarray):
+                    self._made[id(result[0])] = f"output of {key}"
+            return self._fitted[key]
+
+        return cached
+
+
 def _fit_fold(pipeline, grid, X, y, groups, train, config, seed):
     inner_groups = groups[train] if groups is not None else None
     inner = _cv(config, config.inner_splits, inner_groups, seed)
     n_kept = X.shape[1] - 1
     grid = {**grid, **({"select__k": _k_grid(n_kept, config)} if "select__k" in grid else {})}
     search = GridSearchCV(
-        clone(pipeline),
+        clone(pipeline).set_params(memory=_FitCache()),
         grid,
         cv=inner,
         scoring="roc_auc" if len(np.unique(y)) == 2 else "roc_auc_ovr",
@@ -443,13 +486,14 @@ def _fit_fold(pipeline, grid, X, y, groups, train, config, seed):
     search.fit(X[train], y[train], groups=inner_groups)
     best = search.best_estimator_
     if config.calibration != "platt" or len(np.unique(y)) != 2:
-        return best
+        return best.set_params(memory=None)
     # Platt scaling learnt from the inner folds' out-of-fold scores of the chosen pipeline: the
     # class weighting that helps the fit distorts its probabilities; this maps them back to
     # observed frequencies without touching the outer test fold.
     scores = cross_val_predict(
         clone(best), X[train], y[train], cv=inner, groups=inner_groups, method="predict_proba"
     )[:, 1]
+    best.set_params(memory=None)  # the fitted model carries no cache
     platt = LogisticRegression(C=100.0).fit(_logit(scores)[:, None], y[train])
     slope, intercept = float(platt.coef_[0, 0]), float(platt.intercept_[0])
     if slope <= 0:  # no signal in the inner folds: never flip the ranking; predict the prevalence

@@ -155,3 +155,33 @@ def test_other_models_and_selectors(model, selector):
         model=model, selector=selector, repeats=1, n_permutations=0, n_bootstrap=50, inner_splits=3
     )
     assert evaluate(load_table(frame, config), config)["metrics"]["roc_auc"] > 0.7
+
+
+def test_preprocessing_is_fitted_once_per_training_set_with_identical_results(monkeypatch):
+    """The grid's points and the calibration's folds share the fitted preprocessing (Pipeline
+    memory in this process): the correlation filter is fitted once per inner training set and
+    once on the outer training set, not once per grid point, and the predictions do not change."""
+    import radimt.classify as classify
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(size=(90, 40)), columns=[f"lesion_f{i:02d}" for i in range(40)])
+    frame.insert(0, "label", np.where(np.arange(90) % 3 == 0, "IMT", "carcinoma"))
+    frame.loc[frame.label == "IMT", "lesion_f00"] += 1.0
+    config = classify.ModelConfig(inner_splits=4, n_permutations=0)
+    data = classify.load_table(frame, config)
+    X, y = data.X.to_numpy(float), data.y
+    pipeline, grid = classify.build_pipeline(config)
+    train, test = np.arange(70), np.arange(70, 90)
+    fits = []
+    original = classify.CorrelationFilter.fit
+    monkeypatch.setattr(
+        classify.CorrelationFilter, "fit", lambda self, X, y=None: fits.append(1) or original(self, X)
+    )
+    cached = classify._fit_fold(pipeline, grid, X, y, None, train, config, 0)
+    assert len(fits) == 4 + 1  # 4 inner training sets, the outer one; grid of 6, calibration of 4
+    assert cached.pipeline.memory is None  # the fitted model carries no cache
+    fits.clear()
+    monkeypatch.setattr(classify, "_FitCache", lambda: None)
+    plain = classify._fit_fold(pipeline, grid, X, y, None, train, config, 0)
+    assert len(fits) == 4 * 6 + 1 + 4  # without it: every grid point, the refit, the calibration
+    np.testing.assert_array_equal(cached.predict_proba(X[test]), plain.predict_proba(X[test]))
