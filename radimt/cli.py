@@ -410,7 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     batch.add_argument("--scheduler", help="Dask scheduler address, or local-dask for a LocalCluster")
     batch.add_argument("--format", default="csv", choices=("csv", "parquet"), help="features table format")
-    batch.add_argument("--seg", action="store_true", help="also write a DICOM SEG per lesion")
+    batch.add_argument(
+        "--seg",
+        action="store_true",
+        help="also write a DICOM SEG per lesion and its DICOM SR measurement report (TID 1500)",
+    )
     batch.add_argument("--force", action="store_true", help="recompute lesions that are already done")
     batch.add_argument("--keep-phi", action="store_true", help="keep patient identifiers in DICOM outputs")
     batch.add_argument(

@@ -15,6 +15,8 @@ DeidentificationMethod and its code sequence):
 
 from __future__ import annotations
 
+from collections.abc import Sequence as Keywords
+
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
@@ -34,7 +36,7 @@ def profile_tags() -> dict[str, list[tuple[int, ...]]]:
     return dicom_anonymization_database_selector(PROFILE_TABLE)
 
 
-def deidentify(dataset: Dataset, pseudonym: str) -> Dataset:
+def deidentify(dataset: Dataset, pseudonym: str, generated: Keywords[str] = ()) -> Dataset:
     """Apply the profile (with the Retain UIDs Option) to ``dataset`` in place and return it.
 
     Parameters
@@ -43,6 +45,11 @@ def deidentify(dataset: Dataset, pseudonym: str) -> Dataset:
         A DICOM object radimt wrote (e.g. a DICOM SEG).
     pseudonym
         What PatientName and PatientID become: the study id of the manifest.
+    generated
+        Keywords of sequences radimt generated itself from numbers, codes and the pseudonym
+        (an SR's ContentSequence): set aside while the profile runs and put back unchanged.
+        The profile's action on them (for clinicians' free-text reports) would otherwise turn
+        every value type and code into "ANONYMIZED" and leave no report.
     """
     from dicomanonymizer.simpledicomanonymizer import anonymize_dataset, initialize_actions
 
@@ -53,9 +60,15 @@ def deidentify(dataset: Dataset, pseudonym: str) -> Dataset:
     def rules() -> dict:
         return {**initialize_actions(PROFILE_TABLE), **keep, **pseudonymise}
 
+    kept = [dataset[keyword] for keyword in generated if keyword in dataset]
+    for element in kept:
+        del dataset[element.tag]
     for item in _nested_items(dataset):  # innermost first: a parent's action may drop the item
         anonymize_dataset(item, base_rules_gen=rules, delete_private_tags=True)
     anonymize_dataset(dataset, base_rules_gen=rules, delete_private_tags=True)
+    for element in kept:
+        dataset[element.tag] = element
+    _valid_dummy_dates(dataset)
     dataset.PatientIdentityRemoved = "YES"
     dataset.DeidentificationMethod = METHOD
     dataset.DeidentificationMethodCodeSequence = Sequence([_code(*c) for c in METHOD_CODES])
@@ -71,6 +84,18 @@ def _nested_items(dataset: Dataset) -> list[Dataset]:
                 items += _nested_items(item)
                 items.append(item)
     return items
+
+
+#: The profile's dummy date (year 1) and the one written instead: validators such as
+#: dicom3tools' dciodvfy refuse years before 1000 in DA and DT values.
+PROFILE_DUMMY_DATE, DUMMY_DATE = "00010101", "19000101"
+
+
+def _valid_dummy_dates(dataset: Dataset) -> None:
+    for item in [dataset, *_nested_items(dataset)]:
+        for element in item:
+            if element.VR in ("DA", "DT") and str(element.value).startswith(PROFILE_DUMMY_DATE):
+                element.value = DUMMY_DATE + str(element.value)[len(PROFILE_DUMMY_DATE) :]
 
 
 def _keep(dataset: Dataset, tag: tuple[int, int]) -> None:

@@ -28,6 +28,7 @@ from radimt.errors import RadimtError
 from radimt.features import load_params, pyradiomics_case
 from radimt.io import read_mask, write_dicom_seg, write_mask
 from radimt.io.atomic import atomic_path
+from radimt.io.sr import write_measurement_report
 from radimt.lesion import role_image
 from radimt.measure import longest_diameter_mm, mask_volume_mm3
 from radimt.pipeline.config import PipelineConfig
@@ -167,6 +168,17 @@ def _process_lesion(
                 result.reference.series,
                 folder / "seg.dcm",
                 label=f"{task.study_id} lesion {task.lesion_id}",
+                keep_phi=keep_phi,
+                pseudonym=task.study_id,
+            )
+    if seg and result.reference.series is not None and result.mask.GetDimension() == 3:
+        with clock.stage("segmentation"):  # the SEG's measurement report, beside it
+            write_measurement_report(
+                result.row,
+                folder / "seg.dcm",
+                result.reference.series,
+                folder / "sr.dcm",
+                lesion=f"{task.study_id} lesion {task.lesion_id}",
                 keep_phi=keep_phi,
                 pseudonym=task.study_id,
             )
