@@ -568,9 +568,11 @@ def evaluate(
         low, high = _bootstrap_ci(mean_repeat_auc, y, groups, config)
         metrics["roc_auc_ci_low"], metrics["roc_auc_ci_high"] = low, high
     if config.n_permutations:
-        metrics["permutation_p_value"], metrics["permutation_auc_mean"] = _permutation_test(
+        metrics["permutation_p_value"], null = _permutation_test(
             progress, data, inner_config, metrics["roc_auc"]
         )
+        metrics["permutation_auc_mean"] = float(null.mean())
+        metrics["permutation_auc_sd"] = float(null.std(ddof=1)) if len(null) > 1 else 0.0
         metrics["permutations"] = config.n_permutations
     frequency = {k: v / n_folds for k, v in sorted(selection.items(), key=lambda kv: (-kv[1], kv[0]))}
     n_classes = len(data.classes)
@@ -791,8 +793,9 @@ def _logistic_fit(design: np.ndarray, y: np.ndarray, offset: np.ndarray | None =
 
 def _permutation_test(
     progress: Callable[[str], None] | None, data: Dataset, config: ModelConfig, observed: float
-) -> tuple[float, float]:
-    """p = (1 + #{statistic with shuffled labels >= observed}) / (1 + n).
+) -> tuple[float, np.ndarray]:
+    """p = (1 + #{statistic with shuffled labels >= observed}) / (1 + n), and the statistic of
+    every permutation (the procedure's null distribution).
 
     Each permutation runs the very procedure of :func:`evaluate` (``config`` as evaluate used
     it: same repeats, folds and inner search) on labels shuffled between patients, and takes the
@@ -808,7 +811,7 @@ def _permutation_test(
         if progress is not None:
             progress(f"permutation {len(aucs)}")
     null = np.array(aucs)
-    return float((1 + np.sum(null >= observed)) / (1 + len(null))), float(null.mean())
+    return float((1 + np.sum(null >= observed)) / (1 + len(null))), null
 
 
 def _shuffle(y: np.ndarray, groups, rng) -> np.ndarray:

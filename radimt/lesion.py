@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import SimpleITK as sitk
 
 from radimt.dicom.study import Study
@@ -15,7 +14,7 @@ from radimt.domain import kinetic_heterogeneity, margin_sharpness, rim_core
 from radimt.errors import RadimtError
 from radimt.features import FeatureRow, extract_features
 from radimt.kinetics import kinetic_curve, kinetic_maps
-from radimt.measure import longest_diameter_mm, mask_volume_mm3
+from radimt.measure import longest_diameter_mm, size_columns
 from radimt.roles import DEFAULT_PRESETS, REFERENCE_ORDER, VOLUME_ROLES
 from radimt.segment import resample_mask, subtraction
 
@@ -129,9 +128,7 @@ def lesion_features(
         raise RadimtError(f"{study.path}: no mask for any role of this study")
     ref_mask = masks[reference]
     row["lesion_reference_role"] = reference
-    row["lesion_voxels"] = int(np.count_nonzero(sitk.GetArrayViewFromImage(ref_mask)))
-    row["lesion_volume_mm3"] = mask_volume_mm3(ref_mask)
-    row["lesion_volume_cm3"] = row["lesion_volume_mm3"] / 1000.0
+    row.update(size_columns(ref_mask))  # volume for 3D, area, perimeter, circularity for 2D
     row["lesion_longest_diameter_mm"] = longest_diameter_mm(ref_mask)
 
     if study.dce is not None and "dce" in masks:

@@ -29,6 +29,32 @@ def mask_volume_mm3(mask: sitk.Image) -> float:
     return voxel_count(mask) * float(np.prod(mask.GetSpacing()))
 
 
+def size_columns(mask: sitk.Image) -> dict[str, float]:
+    """A lesion's size as row columns, by the mask's dimension.
+
+    3D: ``lesion_voxels``, ``lesion_volume_mm3``, ``lesion_volume_cm3``. 2D (a mammographic view,
+    an ultrasound frame): ``lesion_voxels`` (pixels), ``lesion_area_mm2``, ``lesion_perimeter_mm``
+    and ``lesion_circularity`` (4πA/P², 1 for a disc; the perimeter is SimpleITK's estimate of
+    the boundary length, not the staircase of pixel edges). A 2D lesion has no volume.
+    """
+    count = voxel_count(mask)
+    if mask.GetDimension() == 3:
+        volume = mask_volume_mm3(mask)
+        return {"lesion_voxels": count, "lesion_volume_mm3": volume, "lesion_volume_cm3": volume / 1000.0}
+    area = mask_volume_mm3(mask)
+    shape = sitk.LabelShapeStatisticsImageFilter()
+    shape.ComputePerimeterOn()
+    shape.Execute(sitk.Cast(mask > 0, sitk.sitkUInt8))
+    perimeter = shape.GetPerimeter(1) if shape.HasLabel(1) else 0.0
+    circularity = 4 * np.pi * area / perimeter**2 if perimeter > 0 else float("nan")
+    return {
+        "lesion_voxels": count,
+        "lesion_area_mm2": area,
+        "lesion_perimeter_mm": float(perimeter),
+        "lesion_circularity": float(circularity),
+    }
+
+
 def centroid_lps(mask: sitk.Image) -> np.ndarray:
     """Centre of mass of the mask in patient coordinates (mm)."""
     points = mask_points(mask)

@@ -86,3 +86,26 @@ def test_sample_dicom_is_what_radimt_synth_writes(tmp_path):
         return out
 
     assert differences(compared) == [], "sample_dicom/ is stale: run `make sample`"
+
+
+def test_a_2d_lesion_has_an_area_perimeter_and_circularity_not_a_volume(case):
+    """The case's 12 mm hypoechoic ultrasound lesion, delineated on the US frame: its row gives the
+    area of a 12 mm disc (113 mm²), not a "volume" holding that area as before."""
+    from radimt.analysis import LesionInput, analyse_lesion
+    from radimt.pipeline.config import PipelineConfig
+
+    study, truth = case
+    row_px, col_px = truth["us"]["centre_rc"]
+    us = next(s for s in study.series if s.role == "us")
+    result = analyse_lesion(
+        study,
+        LesionInput(seed=(col_px, row_px), seed_is_index=True, series=us.key),
+        PipelineConfig(reference="us", roles=("us",), image_types=["Original"]),
+    )
+    row = result.row
+    assert "lesion_volume_mm3" not in row and "lesion_volume_cm3" not in row
+    radius = truth["us"]["diameter_mm"] / 2
+    assert row["lesion_area_mm2"] == pytest.approx(np.pi * radius**2, rel=0.15)
+    assert row["lesion_perimeter_mm"] == pytest.approx(2 * np.pi * radius, rel=0.15)
+    assert 0.8 < row["lesion_circularity"] <= 1.05
+    assert abs(row["lesion_longest_diameter_mm"] - 12.0) <= 1.5  # the published 12 mm, within 1.5

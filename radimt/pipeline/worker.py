@@ -30,7 +30,7 @@ from radimt.io import read_mask, write_dicom_seg, write_mask
 from radimt.io.atomic import atomic_path
 from radimt.io.sr import write_measurement_report
 from radimt.lesion import role_image
-from radimt.measure import longest_diameter_mm, mask_volume_mm3
+from radimt.measure import longest_diameter_mm, size_columns
 from radimt.pipeline.config import PipelineConfig
 from radimt.pipeline.manifest import LesionTask, lesion_dir
 from radimt.pipeline.record import ERROR, RESULT, LesionRecord, write_json
@@ -245,7 +245,7 @@ def _pyradiomics_row(task: LesionTask, config: PipelineConfig, folder: Path) -> 
     label = task.mask_label if task.mask_label is not None else int(settings.get("label", 1))
     mask = read_mask(task.mask_path, image, label=label, label_channel=task.label_channel)
     row: dict[str, Any] = {
-        "lesion_volume_mm3": mask_volume_mm3(mask),
+        **size_columns(mask),
         "lesion_longest_diameter_mm": longest_diameter_mm(mask),
     }
     prefix = "" if config.pyradiomics_names else f"{IMAGE_PREFIX}_"

@@ -17,6 +17,7 @@ from radimt.pipeline.record import LesionRecord
 KEY_NUMBERS = (
     ("lesion_longest_diameter_mm", "diameter mm", "{:.1f}"),
     ("lesion_volume_cm3", "volume cm³", "{:.2f}"),
+    ("lesion_area_mm2", "area mm² (2D)", "{:.0f}"),
     ("kinetic_initial_phase", "initial", "{}"),
     ("kinetic_delayed_phase", "delayed", "{}"),
     ("kinetic_curve_type", "type", "{}"),
