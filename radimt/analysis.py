@@ -13,8 +13,8 @@ Writing files (masks, DICOM SEG, figures, tables) is left to the caller.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import SimpleITK as sitk
@@ -26,6 +26,7 @@ from radimt.errors import RadimtError, SeedError
 from radimt.kinetics import KineticCurve
 from radimt.lesion import lesion_features, role_image
 from radimt.pipeline.config import PipelineConfig
+from radimt.pipeline.manifest import ModalitySeed
 from radimt.progress import StageClock
 from radimt.roles import REFERENCE_ORDER, Role, role
 from radimt.segment import segment_from_seed
@@ -166,6 +167,9 @@ class LesionResult:
         The time-intensity curve behind the ``kinetic_*`` columns (``None`` without DCE).
     stage_seconds
         Wall seconds per stage (reference image, segmentation, features).
+    modalities
+        The lesion on the study's other modalities it was given seeds for: key (``us``,
+        ``mg_cc``, ``ct``) -> (image, mask); their numbers are in ``row`` under the key's prefix.
     """
 
     reference: Reference
@@ -174,6 +178,7 @@ class LesionResult:
     provenance: dict[str, Any]
     kinetic_curve: KineticCurve | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    modalities: dict[str, tuple[Reference, sitk.Image]] = field(default_factory=dict)
 
     def curve_rows(self) -> list[dict[str, Any]]:
         """The mean and most-suspicious curves as table rows (one per curve and phase)."""
@@ -268,6 +273,7 @@ def analyse_lesion(
     lesion: LesionInput,
     config: PipelineConfig | None = None,
     *,
+    others: Sequence[ModalitySeed] = (),
     clock: StageClock | None = None,
 ) -> LesionResult:
     """Delineate one lesion and compute its row of numbers.
@@ -281,6 +287,12 @@ def analyse_lesion(
     config
         The pipeline (reference role, segmentation options, features); the defaults of
         :class:`radimt.pipeline.config.PipelineConfig` when ``None``.
+    others
+        Seeds of the same lesion on the study's other modalities (ultrasound, a mammographic
+        view, CT in its own frame of reference...): each is delineated on its own image with its
+        role's preset and adds ``<key>_`` columns (size, radiomic features; CT rim and core) to
+        the row. Modalities of the study that got neither a seed nor a carried mask are listed
+        in ``provenance["skipped_roles"]`` with the reason.
     clock
         Records the stages' wall seconds (a new one when ``None``); see ``stage_seconds``.
 
@@ -314,14 +326,67 @@ def analyse_lesion(
             config.features(),
             images={reference.role: reference.image} if planar else None,
         )
+    row, provenance = dict(features), features.provenance
+    modalities = {}
+    for other in others:
+        with clock.stage("other modalities"):
+            image, other_mask, numbers = analyse_modality(study, other, config)
+            modalities[other.key] = (image, other_mask)
+            row.update(numbers)
+            provenance["skipped_roles"].pop(other.role, None)
+            provenance.setdefault("modalities", {})[other.key] = image.label
+    seen = {reference.role, *(o.role for o in others), *provenance["roles"]}
+    for separate in ("ct", "mg", "us"):  # modalities a mask is not carried to from MRI
+        if separate in study.roles and separate not in seen:
+            provenance["skipped_roles"].setdefault(
+                separate, f"no seed for this modality in the lesion's row (give {separate}_seed_...)"
+            )
     return LesionResult(
         reference=reference,
         mask=mask,
-        row=dict(features),
-        provenance=features.provenance,
+        row=row,
+        provenance=provenance,
         kinetic_curve=features.kinetic_curve,
         stage_seconds=clock.rounded(),
+        modalities=modalities,
     )
+
+
+def analyse_modality(
+    study: Study, seed: ModalitySeed, config: PipelineConfig
+) -> tuple[Reference, sitk.Image, dict[str, Any]]:
+    """The lesion on one more modality: its image, its mask and its ``<key>_`` columns.
+
+    Delineated from the seed with the role's own segmentation preset (the pipeline's
+    segmentation options are tuned to its reference image, not to this one); a mammographic
+    view key (``mg_cc``) picks that view's image.
+    """
+    series = seed.series
+    if series is None and seed.view is not None:
+        views = [p for p in (study.mg or []) if (p.view or "").upper() == seed.view]
+        if not views:
+            found = sorted({p.view or "?" for p in study.mg or []})
+            raise RadimtError(
+                f"{study.path}: no mammographic view {seed.view} for {seed.key}; views: {found}"
+            )
+        series = views[0].series.key
+    lesion = LesionInput(seed=seed.seed, seed_is_index=seed.seed_is_index, series=series)
+    image = reference_image(study, seed.role, series=series, point=_planar_point(study, lesion))
+    if image.role != seed.role:
+        raise RadimtError(f"{study.path}: series {series} is {image.role}, not {seed.role}, for {seed.key}")
+    mask = lesion_mask(study, lesion, image)
+    role_config = replace(config.features(), roles=(seed.role,))
+    images = {seed.role: image.image} if role(seed.role).planar else None
+    features = lesion_features(study, {seed.role: mask}, role_config, images=images, carry=False)
+    numbers: dict[str, Any] = {}
+    for name, value in features.items():
+        if name == "lesion_reference_role":
+            continue
+        if name.startswith("lesion_"):
+            numbers[f"{seed.key}_{name}"] = value
+        elif name.startswith(f"{seed.role}_"):
+            numbers[f"{seed.key}_{name[len(seed.role) + 1 :]}"] = value
+    return image, mask, numbers
 
 
 def _planar_point(study: Study, lesion: LesionInput) -> tuple[float, float] | None:

@@ -90,6 +90,7 @@ def lesion_features(
     masks: Mapping[str, sitk.Image] | sitk.Image,
     config: FeatureConfig | None = None,
     images: Mapping[str, sitk.Image] | None = None,
+    carry: bool = True,
 ) -> FeatureRow:
     """One flat, CSV-ready row for a lesion.
 
@@ -106,6 +107,8 @@ def lesion_features(
     images
         Images to use for some roles instead of the study's default (e.g. the mammographic view
         a lesion was segmented on).
+    carry
+        Carry a 3D mask to the study's other 3D roles (``False``: only the masks given count).
 
     Returns
     -------
@@ -119,7 +122,7 @@ def lesion_features(
     config = config or FeatureConfig()
     if isinstance(masks, sitk.Image):
         masks = {"dce": masks}
-    wanted = list(dict.fromkeys([*config.roles, "dce", "adc", "ct"]))
+    wanted = list(dict.fromkeys([*config.roles, "dce", "adc", "ct"])) if carry else list(masks)
     masks, skipped = carry_masks(study, masks, wanted, config.dce_phase)
     row = FeatureRow()
     row.provenance = {"skipped_roles": skipped, "roles": {}}

@@ -109,3 +109,63 @@ def test_a_2d_lesion_has_an_area_perimeter_and_circularity_not_a_volume(case):
     assert row["lesion_perimeter_mm"] == pytest.approx(2 * np.pi * radius, rel=0.15)
     assert 0.8 < row["lesion_circularity"] <= 1.05
     assert abs(row["lesion_longest_diameter_mm"] - 12.0) <= 1.5  # the published 12 mm, within 1.5
+
+
+@pytest.fixture(scope="module")
+def every_modality(case):
+    """The published case through the one lesion path with the sample manifest's seeds on US, both
+    mammographic views and CT (their own frames), besides the MRI seed."""
+    from radimt.analysis import LesionInput, analyse_lesion
+    from radimt.pipeline.config import load_config
+    from radimt.pipeline.manifest import read_manifest
+    from tests.conftest import REPO
+
+    study, _ = case
+    [task] = [t for t in read_manifest(SAMPLE_DICOM / "manifest.csv") if t.study_id == "imt_case"]
+    assert {s.key for s in task.modality_seeds} == {"us", "mg_cc", "mg_mlo", "ct"}
+    config = load_config(REPO / "pipelines" / "multimodal.yaml")
+    return analyse_lesion(study, LesionInput(seed=task.seed), config, others=task.modality_seeds)
+
+
+def _inside_and_around(image: sitk.Image, mask: sitk.Image, ring_mm: float = 3.0) -> tuple[float, float]:
+    """Mean intensity in the lesion and in a ring just outside it."""
+    radius = [max(1, round(ring_mm / s)) for s in mask.GetSpacing()]
+    ring = sitk.BinaryDilate(mask, radius) - mask
+    values = sitk.GetArrayViewFromImage(image)
+    return (
+        float(values[sitk.GetArrayViewFromImage(mask) > 0].mean()),
+        float(values[sitk.GetArrayViewFromImage(ring) > 0].mean()),
+    )
+
+
+def test_published_case_in_one_row_reproduces_its_description_in_every_modality(every_modality):
+    """MG: a focal density; US: 12 ± 1.5 mm, hypoechoic; MRI: medium initial phase, plateau
+    (type II), low ADC; CT: the rim enhances more than the core. One row, every modality."""
+    row = every_modality.row
+    assert row["kinetic_initial_phase"] == "medium" and row["kinetic_curve_type"] == "II"
+    assert row["adc_median"] < 1.3  # 10^-3 mm²/s: restricted diffusion
+    assert abs(row["us_lesion_longest_diameter_mm"] - 12.0) <= 1.5
+    assert row["us_lesion_area_mm2"] == pytest.approx(np.pi * 36, rel=0.15)
+    for view in ("mg_cc", "mg_mlo"):
+        assert abs(row[f"{view}_lesion_longest_diameter_mm"] - 12.0) <= 1.5
+        assert f"{view}_original_shape2D_Perimeter" in row and "mg_cc_lesion_volume_mm3" not in row
+    assert row["ct_rim_core_ratio"] > 1.0 and row["ct_rim_minus_core"] > 10  # HU
+    us_image, us_mask = every_modality.modalities["us"]
+    inside, around = _inside_and_around(us_image.image, us_mask)
+    assert inside < 0.6 * around  # hypoechoic
+    for view in ("mg_cc", "mg_mlo"):
+        image, mask = every_modality.modalities[view]
+        inside, around = _inside_and_around(image.image, mask)
+        assert inside > around  # a density
+    skipped = every_modality.provenance["skipped_roles"]
+    assert not {"us", "mg", "ct"} & set(skipped), skipped
+
+
+def test_a_modality_without_a_seed_is_left_out_with_the_reason(case):
+    from radimt.analysis import LesionInput, analyse_lesion
+
+    study, truth = case
+    result = analyse_lesion(study, LesionInput(seed=tuple(truth["lesion"]["centre_lps"])))
+    skipped = result.provenance["skipped_roles"]
+    assert skipped["us"].startswith("no seed for this modality") and "us_seed_" in skipped["us"]
+    assert "mg" in skipped and not any(k.startswith(("us_", "mg_")) for k in result.row)

@@ -32,6 +32,44 @@ RESERVED = {
 }
 PASSTHROUGH = ("group", "site", "scanner")
 
+#: A seed for one more modality of the lesion: ``<key>_seed_x/_y[/_z]`` in mm (LPS for a 3D
+#: series, in its own frame of reference; millimetres from the top-left pixel for a 2D image) or
+#: ``<key>_seed_i/_j[/_k]`` as a voxel/pixel index, with an optional ``<key>_series``. The key is a
+#: role (``us``, ``ct``, ``t2``, ...) or ``mg_<view>`` for one mammographic view (``mg_cc``).
+MODALITY_SEED_COLUMN = re.compile(r"^(?P<key>[a-z0-9]+(?:_[a-z]+)?)_seed_(?P<axis>[xyzijk])$")
+MODALITY_SEED_ROLES = ("dce", "dwi", "adc", "t1", "t2", "ct", "mg", "us")
+
+
+@dataclass(frozen=True)
+class ModalitySeed:
+    """Where the lesion is on one more modality of the study (see ``MODALITY_SEED_COLUMN``).
+
+    Attributes
+    ----------
+    key
+        ``us``, ``ct``, ``mg_cc``...: the modality and the prefix of its columns in the row.
+    seed
+        The point: mm, or an index with ``seed_is_index``.
+    seed_is_index
+        The seed is a voxel/pixel index (x/column first).
+    series
+        The series the seed is on, when the study has several of that modality.
+    """
+
+    key: str
+    seed: tuple[float, ...]
+    seed_is_index: bool = False
+    series: str | None = None
+
+    @property
+    def role(self) -> str:
+        return self.key.split("_")[0]
+
+    @property
+    def view(self) -> str | None:
+        """The mammographic view (``CC``, ``MLO``) of an ``mg_<view>`` key."""
+        return self.key.split("_")[1].upper() if "_" in self.key else None
+
 
 @dataclass(frozen=True)
 class LesionTask:
@@ -50,6 +88,7 @@ class LesionTask:
     mask_label: int | None = None  # pyradiomics rows: the Label column (the mask value to measure)
     label_channel: int | None = None  # pyradiomics rows: Label_channel (vector masks)
     extra: dict[str, str] = field(default_factory=dict)
+    modality_seeds: tuple[ModalitySeed, ...] = ()  # seeds on the study's other modalities
 
     @property
     def safe_study(self) -> str:
@@ -123,7 +162,8 @@ def read_manifest(path: str | os.PathLike[str]) -> list[LesionTask]:
     tasks: list[LesionTask] = []
     per_study = Counter(row["study_id"] for row in rows)
     counters: Counter[str] = Counter()
-    extra_columns = [c for c in columns if c not in RESERVED]
+    seed_columns = _modality_seed_columns(columns)
+    extra_columns = [c for c in columns if c not in RESERVED and c not in seed_columns]
     for line, row in enumerate(rows, start=2):
         study_id = row["study_id"]
         if not study_id:
@@ -147,6 +187,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[LesionTask]:
                 label=row.get("label", ""),
                 study_uid=row.get("study_uid") or None,
                 extra={c: row.get(c, "") for c in extra_columns},
+                modality_seeds=_modality_seeds(row, columns, line, problems),
             )
         )
     _check_one_study_per_id(tasks, problems)
@@ -179,6 +220,45 @@ def _lesion_locator(row, line, base, problems):
         return (tuple(values) if None not in values else None), True, None
     problems.append(f"line {line}: no seed (seed_x,seed_y,seed_z or seed_i,seed_j,seed_k) and no mask")
     return None, False, None
+
+
+def _modality_seed_columns(columns: list[str]) -> set[str]:
+    """The per-modality seed columns of a manifest (and their ``<key>_series``)."""
+    keys = {m["key"] for c in columns if (m := MODALITY_SEED_COLUMN.match(c)) and m["key"] != "seed"}
+    return {c for c in columns if (m := MODALITY_SEED_COLUMN.match(c)) and m["key"] in keys} | {
+        f"{k}_series" for k in keys if f"{k}_series" in columns
+    }
+
+
+def _modality_seeds(
+    row: dict, columns: list[str], line: int, problems: list[str]
+) -> tuple[ModalitySeed, ...]:
+    keys = sorted({m["key"] for c in columns if (m := MODALITY_SEED_COLUMN.match(c))})
+    seeds = []
+    for key in keys:
+        values = {a: row.get(f"{key}_seed_{a}", "") for a in "xyzijk"}
+        if not any(values.values()):
+            continue  # no seed on this modality for this lesion
+        role, _, view = key.partition("_")
+        if role not in MODALITY_SEED_ROLES or (view and role != "mg"):
+            problems.append(
+                f"line {line}: {key}_seed_*: {key!r} is not a modality; use a role "
+                f"({', '.join(MODALITY_SEED_ROLES)}) or mg_<view> (mg_cc, mg_mlo)"
+            )
+            continue
+        mm, index = "xyz", "ijk"
+        axes = mm if values["x"] and values["y"] else index if values["i"] and values["j"] else None
+        if axes is None:
+            problems.append(
+                f"line {line}: {key}: give {key}_seed_x,_y[,_z] (mm) or {key}_seed_i,_j[,_k] (index)"
+            )
+            continue
+        numbers = [_number(values[a], f"{key}_seed_{a}", problems, line) for a in axes if values[a]]
+        if None in numbers:
+            continue
+        seed = tuple(n for n in numbers if n is not None)
+        seeds.append(ModalitySeed(key, seed, axes == index, row.get(f"{key}_series") or None))
+    return tuple(seeds)
 
 
 def _check_one_study_per_id(tasks: list[LesionTask], problems: list[str]) -> None:

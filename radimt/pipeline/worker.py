@@ -159,7 +159,7 @@ def _process_lesion(
         with clock.stage("features"):
             return _pyradiomics_row(task, config, folder)
 
-    result = analyse_lesion(study, lesion_input(task), config, clock=clock)
+    result = analyse_lesion(study, lesion_input(task), config, others=task.modality_seeds, clock=clock)
     with clock.stage("segmentation"):  # writing the mask belongs with making it
         write_mask(result.mask, folder / "mask.nii.gz")
         if seg and result.reference.series is not None:
@@ -208,6 +208,12 @@ def _lesion_figures(study, config: PipelineConfig, folder: Path, result: LesionR
         carried = _carried_overlay(study, role, result.mask, config, folder)
         if carried:
             figures.append(carried)
+    for key, (image, mask) in result.modalities.items():  # the lesion on its other modalities
+        longest = result.row.get(f"{key}_lesion_longest_diameter_mm", float("nan"))
+        overlay_png(
+            image.image, mask, folder / f"overlay_{key}.png", title=f"{image.label}: {longest:.1f} mm"
+        )
+        figures.append(f"overlay_{key}.png")
     if result.kinetic_curve is not None:
         fig = result.kinetic_curve.plot()
         with atomic_path(folder / "tic.png") as tmp:

@@ -98,11 +98,16 @@ def write_report(
             for key, title, fmt in KEY_NUMBERS
             if _cell(result.row, key, fmt)
         )
+        skipped = (result.provenance or {}).get("skipped_roles", {})
+        left_out = "".join(
+            f"<p class='note'>{html.escape(role.upper())} left out: {html.escape(str(why))}</p>"
+            for role, why in sorted(skipped.items())
+        )
         label = f" ({html.escape(task.label)})" if task.label else ""
         title = f"{html.escape(task.study_id)} — lesion {html.escape(task.lesion_id)}{label}"
         parts.append(
             f"<div class='lesion' id='{anchor}'><h3>{title}</h3>{images}"
-            f"<p>{numbers}</p><p class='note'>{result.seconds:.1f} s</p></div>"
+            f"<p>{numbers}</p>{left_out}<p class='note'>{result.seconds:.1f} s</p></div>"
         )
     parts.append("</body></html>")
     with atomic_path(path) as tmp:

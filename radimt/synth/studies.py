@@ -585,8 +585,35 @@ def write_sample_dicom(out: str) -> list[dict]:
         truths.append(truth)
     with open(os.path.join(out, "manifest.csv"), "w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["study_id", "path", "lesion_id", "seed_x", "seed_y", "seed_z", "label"])
+        writer.writerow(
+            ["study_id", "path", "lesion_id", "seed_x", "seed_y", "seed_z", "label", *OTHER_SEEDS]
+        )
         for t in truths:
             x, y, z = t["lesion"]["centre_lps"]
-            writer.writerow([t["study_id"], t["study_id"], "1", x, y, z, t["label"]])
+            writer.writerow([t["study_id"], t["study_id"], "1", x, y, z, t["label"], *_other_seeds(t)])
     return truths
+
+
+#: Per-modality seed columns of the sample manifest: the published case's lesion on ultrasound
+#: and on both mammographic views (pixel column, row) and on CT (LPS mm, its own frame).
+OTHER_SEEDS = (
+    "us_seed_i",
+    "us_seed_j",
+    "mg_cc_seed_i",
+    "mg_cc_seed_j",
+    "mg_mlo_seed_i",
+    "mg_mlo_seed_j",
+    "ct_seed_x",
+    "ct_seed_y",
+    "ct_seed_z",
+)
+
+
+def _other_seeds(truth: dict) -> list:
+    """A study's per-modality seeds from its truth (empty cells for the MR-only studies)."""
+    if "us" not in truth:
+        return [""] * len(OTHER_SEEDS)
+    us_row, us_col = truth["us"]["centre_rc"]
+    cc_row, cc_col = truth["mg"]["CC"]["centre_rc"]
+    mlo_row, mlo_col = truth["mg"]["MLO"]["centre_rc"]
+    return [us_col, us_row, cc_col, cc_row, mlo_col, mlo_row, *truth["ct"]["centre_lps"]]
