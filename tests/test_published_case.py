@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import filecmp
 import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -169,3 +171,20 @@ def test_a_modality_without_a_seed_is_left_out_with_the_reason(case):
     skipped = result.provenance["skipped_roles"]
     assert skipped["us"].startswith("no seed for this modality") and "us_seed_" in skipped["us"]
     assert "mg" in skipped and not any(k.startswith(("us_", "mg_")) for k in result.row)
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools' dciodvfy is not installed")
+def test_every_sample_file_passes_the_standards_own_iod_check():
+    """MR, CT, MG (For Presentation), US and SC sample files are complete IODs: dicom3tools'
+    dciodvfy finds no error in any of them (CI installs it)."""
+    files = sorted(p for p in SAMPLE_DICOM.rglob("*") if p.is_file() and p.suffix not in (".json", ".csv"))
+    assert len(files) > 700
+    failures = {}
+    for path in files:
+        done = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+        errors = sorted(
+            {line for line in (done.stdout + done.stderr).splitlines() if line.startswith("Error")}
+        )
+        if errors:
+            failures[str(path.relative_to(SAMPLE_DICOM))] = errors
+    assert not failures, list(failures.items())[:3]

@@ -67,6 +67,9 @@ class MRStudySpec:
     lesion_dwi_b0: float = 320.0
     seed: int = 0
     extras: bool = True  # a localizer and a secondary capture beside the real series
+    # Phase times in TriggerTime as well as AcquisitionTime, as some scanners export DCE; the MR
+    # Image module allows TriggerTime only for gated acquisitions, so dciodvfy flags it.
+    trigger_time: bool = True
 
 
 @dataclass
@@ -256,7 +259,7 @@ def _write_dce(mr: str, spec: MRStudySpec, model: BreastModel, rng: np.random.Ge
         per_slice = [
             {
                 "TemporalPositionIdentifier": p + 1,
-                "TriggerTime": f"{t * 1000:.1f}",
+                **({"TriggerTime": f"{t * 1000:.1f}"} if spec.trigger_time else {}),
                 "AcquisitionTime": clock(DCE_START_S + t),
             }
             for p, t in enumerate(times)
@@ -306,7 +309,7 @@ def _write_dce(mr: str, spec: MRStudySpec, model: BreastModel, rng: np.random.Ge
         per_slice = [
             {
                 "TemporalPositionIdentifier": p + 1,
-                "TriggerTime": f"{(t - times[1]) * 1000:.1f}",
+                **({"TriggerTime": f"{(t - times[1]) * 1000:.1f}"} if spec.trigger_time else {}),
                 "AcquisitionTime": clock(DCE_START_S + t),
             }
             for p, t in enumerate(times[1:])
@@ -512,6 +515,7 @@ def write_published_case(folder: str, study_id: str = "imt_case", seed: int = 7)
         b_convention="siemens",
         adc_units="micro",
         seed=seed,
+        trigger_time=False,  # the shipped sample passes dciodvfy
     )
     truth = write_mr_study(folder, spec)
     truth["ct"] = write_ct_series(folder, study_id, lesion, seed=seed + 1)
@@ -552,6 +556,7 @@ def sample_specs() -> list[tuple[MRStudySpec, str]]:
                 adc_units="si",
                 seed=12,
                 extras=False,
+                trigger_time=False,
             ),
             "fibroadenoma",
         ),

@@ -123,6 +123,58 @@ def _base(spec: SeriesSpec, sop_class: str, sop_uid: str) -> Dataset:
     return ds
 
 
+#: What the IODs ask of every image radimt synthesises beyond its pixels, per modality (PS3.3:
+#: the General Series, Frame of Reference and modality image modules). Type 2 attributes that a
+#: synthetic acquisition has no value for are present and empty, as the standard allows; MR's
+#: ScanningSequence "RM" is the defined term for research mode. A series' own attributes win.
+_IOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "MR": {
+        "ScanningSequence": "RM",
+        "SequenceVariant": "NONE",
+        "ScanOptions": "",
+        "MRAcquisitionType": "",
+        "EchoTrainLength": "",
+        "RepetitionTime": "",
+        "EchoTime": "",
+        "PatientPosition": "HFP",  # breast MRI is done prone
+        "Laterality": "",
+        "PositionReferenceIndicator": "",
+    },
+    "CT": {
+        "AcquisitionNumber": "",
+        "PatientPosition": "HFS",
+        "Laterality": "",
+        "PositionReferenceIndicator": "",
+    },
+    "US": {"Laterality": "", "PatientOrientation": ""},
+    "OT": {"Laterality": "", "PatientOrientation": ""},
+}
+
+
+def _complete_iod(ds: Dataset, modality: str) -> None:
+    for keyword, value in _IOD_DEFAULTS.get(modality, {}).items():
+        if keyword not in ds:
+            setattr(ds, keyword, value)
+
+
+def _breast_region(laterality: str | None = None) -> DicomSequence:
+    """AnatomicRegionSequence for a breast (SCT 76752008; with its laterality when known)."""
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "76752008", "SCT", "Breast"
+    if laterality in ("L", "R"):
+        side = Dataset()
+        side.CodeValue, side.CodingSchemeDesignator = (
+            ("7771000", "SCT") if laterality == "L" else ("24028007", "SCT")
+        )
+        side.CodeMeaning = "Left" if laterality == "L" else "Right"
+        item.ModifierCodeSequence = DicomSequence([side])  # type: ignore[assignment]
+    return DicomSequence([item])
+
+
+#: SCT codes of the mammographic views (PS3.16 CID 4014).
+_VIEW_CODES = {"CC": ("399162004", "cranio-caudal"), "MLO": ("399368009", "medio-lateral oblique")}
+
+
 def _pixel_module(ds: Dataset, array: np.ndarray, bits_stored: int | None = None) -> None:
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = ds.get("PhotometricInterpretation", "MONOCHROME2")
@@ -205,6 +257,7 @@ def write_volume(
                 add_b_value(ds, *value)
             else:
                 setattr(ds, key, value)
+        _complete_iod(ds, spec.modality)
         _pixel_module(ds, volume[k])
         name = f"{file_prefix}{uid(spec.name, 'file', order[k])[-10:]}"
         path = os.path.join(folder, name)
@@ -304,6 +357,30 @@ def write_mammogram(
         ds.EstimatedRadiographicMagnificationFactor = f"{magnification:.6g}"
     top = 2**bits_stored - 1
     stored = (top - image) if monochrome1 else image
+    # The DX and mammography image modules (PS3.3 C.8.11, C.8.11.7): stored values are
+    # log-exposure-like and presented through an identity (MONOCHROME2) or inverse LUT.
+    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = "1", "0", "US"
+    ds.PixelIntensityRelationship = "LOG"
+    ds.PixelIntensityRelationshipSign = -1 if monochrome1 else 1
+    ds.PresentationLUTShape = "INVERSE" if monochrome1 else "IDENTITY"
+    ds.BurnedInAnnotation = "NO"
+    ds.LossyImageCompression = "00"
+    ds.OrganExposed = "BREAST"
+    ds.PositionerType = "MAMMOGRAPHIC"
+    ds.DetectorType = "DIRECT"
+    ds.AcquisitionContextSequence = DicomSequence([])
+    ds.WindowCenter, ds.WindowWidth = f"{(top + 1) / 2:g}", f"{top + 1:g}"
+    ds.AnatomicRegionSequence = _breast_region(laterality)
+    code, meaning = _VIEW_CODES.get(view, ("399162004", "cranio-caudal"))
+    view_item = Dataset()
+    view_item.CodeValue, view_item.CodingSchemeDesignator, view_item.CodeMeaning = code, "SCT", meaning
+    view_item.ViewModifierCodeSequence = DicomSequence([])  # type 2 in the mammography module
+    ds.ViewCodeSequence = DicomSequence([view_item])
+    ds.PatientOrientation = (
+        ["P", "L" if laterality == "R" else "R"]
+        if view == "CC"
+        else ["A", "FR" if laterality == "L" else "FL"]
+    )
     ds.PhotometricInterpretation = "MONOCHROME1" if monochrome1 else "MONOCHROME2"
     _pixel_module(ds, stored.astype(np.uint16), bits_stored)
     _save(ds, path)
@@ -359,6 +436,7 @@ def write_ultrasound(
 
         rgb = convert_color_space(rgb, "RGB", "YBR_FULL")
     ds.PhotometricInterpretation = colour
+    _complete_iod(ds, "US")
     ds.PixelData = rgb.tobytes()
     _save(ds, path)
     return path
@@ -370,6 +448,7 @@ def write_secondary_capture(path: str, spec: SeriesSpec, image: np.ndarray) -> s
     ds.Modality = "OT"
     ds.ConversionType = "WSD"
     ds.InstanceNumber = 1
+    _complete_iod(ds, "OT")
     _pixel_module(ds, image.astype(np.uint8))
     _save(ds, path)
     return path
