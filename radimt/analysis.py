@@ -22,6 +22,7 @@ import SimpleITK as sitk
 from radimt.dicom.scan import SeriesInfo
 from radimt.dicom.study import Study
 from radimt.dicom.volume import read_planar, read_volume
+from radimt.domain import margin_sharpness
 from radimt.errors import RadimtError, SeedError
 from radimt.kinetics import KineticCurve
 from radimt.lesion import lesion_features, role_image
@@ -386,6 +387,8 @@ def analyse_modality(
             numbers[f"{seed.key}_{name}"] = value
         elif name.startswith(f"{seed.role}_"):
             numbers[f"{seed.key}_{name[len(seed.role) + 1 :]}"] = value
+    if f"{seed.key}_margin_sharpness" not in numbers:  # CT has its own, from lesion_features
+        numbers[f"{seed.key}_margin_sharpness"] = margin_sharpness(image.image, mask)
     return image, mask, numbers
 
 

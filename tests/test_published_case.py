@@ -148,6 +148,8 @@ def test_published_case_in_one_row_reproduces_its_description_in_every_modality(
     assert row["adc_median"] < 1.3  # 10^-3 mm²/s: restricted diffusion
     assert abs(row["us_lesion_longest_diameter_mm"] - 12.0) <= 1.5
     assert row["us_lesion_area_mm2"] == pytest.approx(np.pi * 36, rel=0.15)
+    for key in ("us", "mg_cc", "mg_mlo", "ct"):
+        assert row[f"{key}_margin_sharpness"] > 0  # 1/mm: boundary gradient over contrast
     for view in ("mg_cc", "mg_mlo"):
         assert abs(row[f"{view}_lesion_longest_diameter_mm"] - 12.0) <= 1.5
         assert f"{view}_original_shape2D_Perimeter" in row and "mg_cc_lesion_volume_mm3" not in row
