@@ -16,6 +16,7 @@ import pytest
 from radimt.pipeline.config import load_config
 from radimt.pipeline.manifest import LesionTask, ManifestError, read_manifest
 from radimt.pipeline.runner import in_processes, record_lost, run_batch
+from radimt.synth.studies import write_published_case
 from tests.conftest import REPO, SAMPLE_DICOM
 
 PIPELINE = REPO / "pipelines" / "breast_mri.yaml"
@@ -219,8 +220,12 @@ def test_every_attribute_of_the_profile_injected_into_a_study_is_absent_from_eve
         if _marker(vr, n) is not None:
             injected[tag] = (vr, _marker(vr, n))
     assert len(injected) > 250  # most of table E.1-1 carries text, names or dates
+    # The published case with its DCE phase times in TriggerTime as well (as GE exports do): the
+    # injected markers overwrite AcquisitionTime and ContentTime on every file, and the phases
+    # must still be placed in time to produce outputs to search.
+    write_published_case(str(tmp_path / "case"), trigger_time=True)
     study = tmp_path / "imt_case"
-    shutil.copytree(SAMPLE_DICOM / "imt_case" / "MR", study)
+    shutil.copytree(tmp_path / "case" / "MR", study)
     for path in study.rglob("*"):
         if path.is_file():
             ds = pydicom.dcmread(path)

@@ -16,6 +16,7 @@ from pydicom.sr.codedict import codes
 
 from radimt._version import __version__
 from radimt.dicom.geometry import VolumeGeometry, order_slices
+from radimt.dicom.header import Frame
 from radimt.dicom.scan import SeriesInfo
 from radimt.errors import FrameOfReferenceError, MaskError
 from radimt.grids import FRAME_OF_REFERENCE_KEY, check_frame_of_reference, same_grid
@@ -124,17 +125,7 @@ def write_dicom_seg(
         )
     else:
         series_uid, instance_uid, dimension_uid = hd.UID(), hd.UID(), hd.UID()
-    sources: dict[str, pydicom.Dataset] = {}
-    for f in frames:
-        if f.path not in sources:
-            source = pydicom.dcmread(f.path, stop_before_pixels=True)
-            for keyword in _TYPE2_SOURCE_ATTRIBUTES:  # often dropped by exports; SEG copies them
-                if keyword not in source:
-                    setattr(source, keyword, "")
-            if str(source.PatientSex) not in _PATIENT_SEX:  # copied, so it must be valid
-                log.warning("%s: PatientSex %r is not M, F or O; empty in the SEG", f.path, source.PatientSex)
-                source.PatientSex = ""
-            sources[f.path] = source
+    sources = source_headers(frames)
     if len(sources) == 1 and len(frames) > 1:  # one multi-frame source: frames in file order
         pixel = np.zeros_like(array)
         for k, f in enumerate(frames):
@@ -187,6 +178,25 @@ def write_dicom_seg(
         deidentify(seg, pseudonym)
     with atomic_path(path) as tmp:
         seg.save_as(tmp)
+
+
+def source_headers(frames: Sequence[Frame]) -> dict[str, pydicom.Dataset]:
+    """The headers of the files behind ``frames`` (by path, in order), ready for highdicom to
+    copy their patient and study modules into a derived object (SEG, SR): type 2 attributes that
+    exports often drop are added empty, and a PatientSex that is not M, F or O becomes empty
+    (highdicom refuses it, and a derived object must not fail for it)."""
+    sources: dict[str, pydicom.Dataset] = {}
+    for f in frames:
+        if f.path not in sources:
+            source = pydicom.dcmread(f.path, stop_before_pixels=True)
+            for keyword in _TYPE2_SOURCE_ATTRIBUTES:
+                if keyword not in source:
+                    setattr(source, keyword, "")
+            if str(source.PatientSex) not in _PATIENT_SEX:
+                log.warning("%s: PatientSex %r is not M, F or O; left empty", f.path, source.PatientSex)
+                source.PatientSex = ""
+            sources[f.path] = source
+    return sources
 
 
 def _date(ds: pydicom.Dataset, *keywords: str) -> str:

@@ -27,6 +27,7 @@ from radimt.dicom.scan import SeriesInfo
 from radimt.errors import MaskError
 from radimt.io.atomic import atomic_path
 from radimt.io.deidentify import deidentify
+from radimt.io.masks import source_headers
 from radimt.synth.writer import uid
 
 #: radimt's private coding scheme (PS3.16: designators starting "99" are private).
@@ -155,9 +156,7 @@ def write_measurement_report(
     if seg.get("Modality") != "SEG":
         raise MaskError(f"{seg_path}: not a DICOM SEG (Modality {seg.get('Modality')!r})")
     role = str(row.get("lesion_reference_role") or "dce")
-    sources = [
-        pydicom.dcmread(p, stop_before_pixels=True) for p in dict.fromkeys(f.path for f in series.frames)
-    ]
+    sources = list(source_headers(series.frames).values())
     tracking = hd.sr.TrackingIdentifier(
         uid=uid(seg.SOPInstanceUID, "tracking") if reproducible else hd.UID(), identifier=lesion
     )

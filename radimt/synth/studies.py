@@ -502,8 +502,14 @@ PUBLISHED_CASE = {
 }
 
 
-def write_published_case(folder: str, study_id: str = "imt_case", seed: int = 7) -> dict:
-    """The case this project grew from, as a multi-modality synthetic study (with its truth)."""
+def write_published_case(
+    folder: str, study_id: str = "imt_case", seed: int = 7, trigger_time: bool = False
+) -> dict:
+    """The case this project grew from, as a multi-modality synthetic study (with its truth).
+
+    ``trigger_time`` also writes the DCE phase times into TriggerTime, as some scanners do (the
+    shipped sample does not: the MR Image module allows it only for gated acquisitions).
+    """
     lesion = Lesion(centre=(108.0, 0.0, -10.0), diameter=12.0, shape="oval")
     spec = MRStudySpec(
         study_id,
@@ -515,7 +521,7 @@ def write_published_case(folder: str, study_id: str = "imt_case", seed: int = 7)
         b_convention="siemens",
         adc_units="micro",
         seed=seed,
-        trigger_time=False,  # the shipped sample passes dciodvfy
+        trigger_time=trigger_time,
     )
     truth = write_mr_study(folder, spec)
     truth["ct"] = write_ct_series(folder, study_id, lesion, seed=seed + 1)
