@@ -251,8 +251,8 @@ def _delineate(
     tolerance: float,
     opening_mm: float,
     noise: float,
-):
-    """One adaptive half-maximum segmentation in a cropped ROI: (region, lesion, background, noise)."""
+) -> sitk.Image:
+    """One adaptive half-maximum segmentation in a cropped ROI: the region grown from the seed."""
     values = sitk.GetArrayFromImage(roi)
     spacing = roi.GetSpacing()
     seed_ball = _ball(values.shape, seed, spacing, max(opts.seed_radius_mm, min(spacing)))
@@ -286,7 +286,7 @@ def _delineate(
         if previous is not None and np.count_nonzero(current ^ previous) <= 0.01 * current.sum():
             break
         previous = current.copy()
-    return region, lesion, background, noise
+    return region
 
 
 def _keep_seed_component(region: sitk.Image, seed: Sequence[int]) -> sitk.Image:
@@ -364,7 +364,7 @@ def segment_from_seed(
             roi_raw, local_seed, whole = _crop(full, index, radius)
             roi = _prepare(roi_raw, opts)
             noise = _noise_sigma(sitk.GetArrayFromImage(roi_raw).astype(np.float32))
-            region, _, _, _ = _delineate(roi, local_seed, opts, tolerance, opening_mm, noise)
+            region = _delineate(roi, local_seed, opts, tolerance, opening_mm, noise)
             mask = sitk.GetArrayViewFromImage(region).astype(bool)
             reaches_edge = _touches_border(mask) and not whole
             if reaches_edge and radius < opts.max_diameter_mm:
