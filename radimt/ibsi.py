@@ -25,7 +25,8 @@ Corrections and additions (definitions from the IBSI reference manual, Zwanenbur
 - morphology: asphericity, centre-of-mass shift, integrated intensity, volume and area
   densities of the axis-aligned bounding box and the convex hull of the surface mesh (the mesh
   vertices of marching cubes lie on the midpoints between inside and outside voxel centres),
-  Moran's I and Geary's C (inverse-distance weights over all voxel pairs).
+  Moran's I and Geary's C (inverse-distance weights over all voxel pairs, summed as
+  convolutions over the ROI's box).
 """
 
 from __future__ import annotations
@@ -260,7 +261,9 @@ def _extra_features(
     morph["Area density (axis-aligned bounding box)"] = float(area / box_area)
     morph["Volume density (convex hull)"] = float(volume / hull.volume)
     morph["Area density (convex hull)"] = float(area / hull.area)
-    morph["Moran’s I index"], morph["Geary’s C measure"] = _autocorrelation(points, values)
+    morph["Moran’s I index"], morph["Geary’s C measure"] = _autocorrelation_on_grid(
+        arr, values_all, image.GetSpacing()[::-1]
+    )
     a, b, c = 2 * np.sqrt(np.sort(np.linalg.eigvalsh(np.cov(points.T, ddof=1)))[::-1])
     morph["Volume density (approximate enclosing ellipsoid)"] = float(volume / (4 * math.pi * a * b * c / 3))
     morph["Area density (approximate enclosing ellipsoid)"] = float(area / _ellipsoid_area(a, b, c))
@@ -322,10 +325,9 @@ def _ellipsoid_area(a: float, b: float, c: float, terms: int = 20) -> float:
 
 
 def _autocorrelation(points: np.ndarray, values: np.ndarray, block: int = 256) -> tuple[float, float]:
-    """Moran's I and Geary's C with inverse-distance weights over all voxel pairs.
-
-    Exact at any ROI size, in blocks of ``block`` rows (memory ~ block x n; time ~ n², about a
-    minute for 125,000 voxels).
+    """Moran's I and Geary's C with inverse-distance weights over all pairs of ``points``: the
+    definition, pair by pair in blocks of ``block`` rows (memory ~ block x n, time ~ n²). The
+    reference for :func:`_autocorrelation_on_grid`, which ibsi_features uses.
     """
     n = len(values)
     if n < 2:
@@ -347,6 +349,47 @@ def _autocorrelation(points: np.ndarray, values: np.ndarray, block: int = 256) -
         w_sum += float(weights.sum())
         cross += float(dev[rows] @ weights @ dev)
         diff += float((weights * (values[rows, None] - values[None, :]) ** 2).sum())
+    moran = n / w_sum * cross / variance
+    geary = (n - 1) / (2 * w_sum) * diff / variance
+    return moran, geary
+
+
+def _autocorrelation_on_grid(
+    roi: np.ndarray, image: np.ndarray, spacing: tuple[float, ...]
+) -> tuple[float, float]:
+    """Moran's I and Geary's C of an ROI on a voxel grid, exactly as :func:`_autocorrelation`
+    defines them, with the pair sums as convolutions (FFT) over the ROI's box: seconds instead
+    of n² distances (a minute at 125,000 voxels).
+
+    With deviations d (0 outside the ROI), indicator r and kernel k(o) = 1/|o| (mm; k(0) = 0):
+    Σ w d d = Σ d (k * d), Σ w = Σ r (k * r), Σ w (x_i - x_j)² = 2 Σ d² (k * r) - 2 Σ d (k * d).
+    """
+    from scipy.signal import fftconvolve
+
+    box = nonzero_box(roi)
+    if box is None:
+        return float("nan"), float("nan")
+    inside = roi[box]
+    values = image[box][inside].astype(np.float64)
+    n = len(values)
+    if n < 2:
+        return float("nan"), float("nan")
+    dev_values = values - values.mean()
+    variance = float((dev_values**2).sum())
+    if variance == 0:
+        return float("nan"), float("nan")
+    axes = [np.arange(-(size - 1), size) * step for size, step in zip(inside.shape, spacing, strict=True)]
+    distance = np.sqrt(sum(g**2 for g in np.meshgrid(*axes, indexing="ij", sparse=True)))
+    with np.errstate(divide="ignore"):
+        kernel = np.where(distance > 0, 1.0 / np.where(distance > 0, distance, 1.0), 0.0)
+    indicator = inside.astype(np.float64)
+    dev = np.zeros(inside.shape)
+    dev[inside] = dev_values
+    near_dev = fftconvolve(dev, kernel, mode="same")[inside]
+    near_roi = fftconvolve(indicator, kernel, mode="same")[inside]
+    w_sum = float(near_roi.sum())
+    cross = float(dev_values @ near_dev)
+    diff = 2.0 * float(dev_values**2 @ near_roi) - 2.0 * cross
     moran = n / w_sum * cross / variance
     geary = (n - 1) / (2 * w_sum) * diff / variance
     return moran, geary

@@ -219,3 +219,21 @@ def test_ibsi_intensity_histogram_family_is_computed_on_the_discretised_levels()
     assert features[("intensity_histogram", "Discretised intensity variance", "")] == pytest.approx(
         levels.var()
     )
+
+
+def test_ibsi_morans_i_and_gearys_c_by_convolution_equal_the_pairwise_definition():
+    """On a voxel grid the pair sums are convolutions with the 1/distance kernel: the same values
+    as the pairwise definition (anisotropic spacing, an irregular ROI, a textured image), in a
+    second at 125,000 voxels instead of a minute."""
+    from radimt.ibsi import _autocorrelation, _autocorrelation_on_grid
+
+    rng = np.random.default_rng(11)
+    for shape, spacing in (((12, 15, 9), (2.5, 0.8, 1.1)), ((22, 26, 24), (1.0, 0.7, 0.7))):
+        zz, yy, xx = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
+        centre = [(s - 1) / 2 for s in shape]
+        roi = sum(((g - c) / (c + 0.3)) ** 2 for g, c in zip((zz, yy, xx), centre, strict=True)) <= 1
+        roi &= ~((zz == int(centre[0])) & (yy > centre[1]))  # a cut: not a convex blob
+        image = rng.normal(size=shape) * 40 + 3.0 * yy + 200
+        pairwise = _autocorrelation(np.argwhere(roi) * np.asarray(spacing), image[roi])
+        assert _autocorrelation_on_grid(roi, image, spacing) == pytest.approx(pairwise, rel=1e-9)
+    assert roi.sum() > 5000
