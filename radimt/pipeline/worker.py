@@ -203,8 +203,8 @@ def _lesion_figures(study, config: PipelineConfig, folder: Path, result: LesionR
     )
     figures = [f"overlay_{reference}.png"]
     for role in config.roles:
-        if role == reference or role in ("mg", "us"):
-            continue
+        if role == reference or role in ("mg", "us") or role in result.modalities:
+            continue  # a modality with its own seed gets its own overlay below
         carried = _carried_overlay(study, role, result.mask, config, folder)
         if carried:
             figures.append(carried)
