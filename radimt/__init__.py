@@ -21,6 +21,7 @@ from radimt.features import extract_features
 from radimt.kinetics import KineticCurve, KineticMaps, KineticOptions, kinetic_curve, kinetic_maps
 from radimt.lesion import FeatureConfig, lesion_features
 from radimt.measure import longest_diameter_mm, mask_volume_mm3
+from radimt.pipeline.manifest import ModalitySeed
 from radimt.robustness import robustness
 from radimt.segment import SegmentOptions, resample_mask, segment_from_seed, subtraction
 
@@ -38,6 +39,7 @@ __all__ = [
     "Study",
     "LesionInput",
     "LesionResult",
+    "ModalitySeed",
     "__version__",
     "analyse_lesion",
     "adc_map",
