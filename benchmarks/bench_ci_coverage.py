@@ -17,8 +17,8 @@ probabilities four intervals are formed:
 Prints, per interval, how many data sets it covers 0.5 in and its mean width, and the mean and
 SD of the headline across data sets (the spread any honest interval must reflect).
 
-Run: ``python benchmarks/bench_ci_coverage.py [--datasets 20] [--repeats 10]`` (about 20 s a
-data set on 2 cores).
+Run: ``python benchmarks/bench_ci_coverage.py [--datasets 20] [--repeats 10] [--calibration none]``
+(about 20 s a data set on 2 cores).
 """
 
 from __future__ import annotations
@@ -44,12 +44,14 @@ from radimt.classify import (  # noqa: E402
 )
 from tests.test_classifier_statistics import _clustered  # noqa: E402
 
+#: Calibration of the evaluated procedure (``--calibration``): radimt's default Platt, or none.
+CALIBRATION = "platt"
 INTERVALS = ("bootstrap, headline", "bootstrap, fold mean", "corrected t, fold mean", "corrected t, headline")
 
 
 def intervals(seed: int, repeats: int) -> tuple[float, dict[str, tuple[float, float]]]:
     """The headline AUC of one random-label data set and its four intervals."""
-    config = ModelConfig(repeats=repeats, n_permutations=0)
+    config = ModelConfig(repeats=repeats, n_permutations=0, calibration=CALIBRATION)
     data = load_table(_clustered(100 + seed), config)
     inner, _ = _check_sizes(data, config)
     config = replace(config, inner_splits=inner)
@@ -93,14 +95,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--calibration", default="platt", choices=("platt", "none"))
     args = parser.parse_args()
+    global CALIBRATION
+    CALIBRATION = args.calibration
     headlines, found = [], []
     for seed in range(args.datasets):
         headline, cis = intervals(seed, args.repeats)
         headlines.append(headline)
         found.append(cis)
         print(f"data set {seed + 1:2d}: headline {headline:.3f}", flush=True)
-    print(f"\n{args.datasets} random-label data sets, 40 patients x 3 lesions, {args.repeats} repeats")
+    print(
+        f"\n{args.datasets} random-label data sets, 40 patients x 3 lesions, {args.repeats} repeats, "
+        f"calibration {args.calibration}"
+    )
     print(f"{'interval':<26} {'covers 0.5':>11} {'mean width':>11}")
     for name in INTERVALS:
         covered = sum(ci[name][0] <= 0.5 <= ci[name][1] for ci in found)
