@@ -214,3 +214,17 @@ def test_report_has_the_tripod_tables_participants_by_site_missing_data_and_repe
         assert f"| {k} | {auc:.3f} |" in text
     html = (tmp_path / "evaluation.html").read_text()
     assert "<h2>Participants</h2>" in html and "<td>lesion_f07</td><td>1</td>" in html
+
+
+def test_calibration_without_inner_signal_keeps_the_scores_instead_of_a_fold_constant():
+    """Scores that rank backwards on the inner folds give a slope <= 0: the identity is kept
+    (a constant per fold would make pooled out-of-fold AUCs fall below 0.5 under the null)."""
+    from radimt.classify import platt_scaling
+
+    rng = np.random.default_rng(2)
+    y = np.r_[np.ones(30, int), np.zeros(60, int)]
+    backwards = np.clip(0.5 - 0.2 * (y - 0.5) + rng.normal(0, 0.1, 90), 0.01, 0.99)
+    assert platt_scaling(backwards, y) == (1.0, 0.0)
+    forwards = np.clip(0.3 + 0.4 * y + rng.normal(0, 0.1, 90), 0.01, 0.99)
+    slope, intercept = platt_scaling(forwards, y)
+    assert slope > 1 and intercept != 0  # a real fit where there is signal
