@@ -1,4 +1,4 @@
-"""De-identify the DICOM objects radimt writes (DICOM SEG), by the standard's profile.
+"""De-identify the DICOM objects radimt writes (DICOM SEG and SR), by the standard's profile.
 
 Every DICOM output applies the DICOM PS3.15 Basic Application Level Confidentiality Profile
 (Annex E, table E.1-1), whose attribute table and actions come from the maintained
@@ -86,8 +86,8 @@ def _nested_items(dataset: Dataset) -> list[Dataset]:
     return items
 
 
-#: The profile's dummy date (year 1) and the one written instead: validators such as
-#: dicom3tools' dciodvfy refuse years before 1000 in DA and DT values.
+#: The profile's dummy date (year 1) and the one written instead: dicom3tools' dciodvfy refuses
+#: the year 0001 in DA and DT values ("character invalid for this VR").
 PROFILE_DUMMY_DATE, DUMMY_DATE = "00010101", "19000101"
 
 
