@@ -375,6 +375,8 @@ def analyse_modality(
     image = reference_image(study, seed.role, series=series, point=_planar_point(study, lesion))
     if image.role != seed.role:
         raise RadimtError(f"{study.path}: series {series} is {image.role}, not {seed.role}, for {seed.key}")
+    where = f" (series {image.series.key})" if image.series is not None else ""
+    image = replace(image, label=seed.key.upper().replace("_", " ") + where)  # "MG CC (series 30)"
     mask = lesion_mask(study, lesion, image)
     role_config = replace(config.features(), roles=(seed.role,))
     images = {seed.role: image.image} if role(seed.role).planar else None
