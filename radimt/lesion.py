@@ -134,7 +134,7 @@ def lesion_features(
     row.update(size_columns(ref_mask))  # volume for 3D, area, perimeter, circularity for 2D
     row["lesion_longest_diameter_mm"] = longest_diameter_mm(ref_mask)
 
-    if study.dce is not None and "dce" in masks:
+    if "dce" in masks and study.dce is not None:
         curve = kinetic_curve(study.dce, masks["dce"], **config.kinetics)
         row.kinetic_curve = curve
         row.update(curve.to_dict())
@@ -152,10 +152,12 @@ def lesion_features(
             }
         )
         row["dce_margin_sharpness"] = margin_sharpness(subtraction(study.dce, config.dce_phase), masks["dce"])
-    adc = study_adc(study)
-    if adc is not None and "adc" in masks:
+    # Each role's image is read (or fitted) only when it has a mask: a lesion measured on US or MG
+    # alone does not load the DCE phases, fit the ADC or read the CT.
+    adc = study_adc(study) if "adc" in masks else None
+    if adc is not None:
         row.update(adc_stats(adc, masks["adc"]))
-    if study.ct is not None and "ct" in masks:
+    if "ct" in masks and study.ct is not None:
         row.update({f"ct_{k}": v for k, v in rim_core(study.ct, masks["ct"], config.rim_mm).items()})
         row["ct_margin_sharpness"] = margin_sharpness(study.ct, masks["ct"])
 
