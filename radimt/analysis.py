@@ -204,10 +204,6 @@ class LesionResult:
                 )
         return rows
 
-    def to_json(self) -> dict[str, Any]:
-        """The row, the curve table and the provenance, as JSON-ready data (the mask is a file)."""
-        return {"row": dict(self.row), "curves": self.curve_rows(), "provenance": self.provenance}
-
 
 def delineate(
     study: Study,

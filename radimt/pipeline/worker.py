@@ -160,23 +160,23 @@ def _process_lesion(
             return _pyradiomics_row(task, config, folder)
 
     result = analyse_lesion(study, lesion_input(task), config, others=task.modality_seeds, clock=clock)
-    with clock.stage("segmentation"):  # writing the mask belongs with making it
+    with clock.stage("segmentation"):  # writing the mask (and its DICOM objects) belongs with making it
         write_mask(result.mask, folder / "mask.nii.gz")
-        if seg and result.reference.series is not None:
+        source = result.reference.series
+        if seg and source is not None:
             write_dicom_seg(
                 result.mask,
-                result.reference.series,
+                source,
                 folder / "seg.dcm",
                 label=f"{task.study_id} lesion {task.lesion_id}",
                 keep_phi=keep_phi,
                 pseudonym=task.study_id,
             )
-    if seg and result.reference.series is not None and result.mask.GetDimension() == 3:
-        with clock.stage("segmentation"):  # the SEG's measurement report, beside it
+        if seg and source is not None and result.mask.GetDimension() == 3:  # the SEG's measurements
             write_measurement_report(
                 result.row,
                 folder / "seg.dcm",
-                result.reference.series,
+                source,
                 folder / "sr.dcm",
                 lesion=f"{task.study_id} lesion {task.lesion_id}",
                 keep_phi=keep_phi,
