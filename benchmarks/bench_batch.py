@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing import pyradiomics_batch
+from timing import pyradiomics_batch, write_seed_manifest
 
 from radimt.pipeline.runner import run_batch
 from radimt.synth.phantom import Lesion
@@ -60,11 +60,7 @@ def write_studies(n: int) -> Path:
         )
         write_mr_study(str(DATA / spec.study_id), spec)
         rows.append([spec.study_id, spec.study_id, *lesion.centre])
-    with open(manifest, "w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["study_id", "path", "seed_x", "seed_y", "seed_z"])
-        writer.writerows(rows)
-    return manifest
+    return write_seed_manifest(manifest, rows)
 
 
 def timed_run(manifest: Path, keep: Path | None = None, **kwargs) -> float:

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import yaml
-from timing import pyradiomics_batch
+from timing import pyradiomics_batch, write_seed_manifest
 
 from radimt.synth.phantom import Lesion
 from radimt.synth.studies import MRStudySpec, write_mr_study
@@ -68,11 +68,7 @@ def write_studies(n: int) -> Path:
         if not (DATA / spec.study_id).exists():
             write_mr_study(str(DATA / spec.study_id), spec)
         rows.append([spec.study_id, spec.study_id, *lesion.centre])
-    with open(manifest, "w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["study_id", "path", "seed_x", "seed_y", "seed_z"])
-        writer.writerows(rows)
-    return manifest
+    return write_seed_manifest(manifest, rows)
 
 
 def pipeline_file(work: Path) -> Path:

@@ -1,8 +1,9 @@
-"""Shared by the benchmark scripts: the median wall time of repeated calls, and the pyradiomics
-command line the comparison routes run."""
+"""Shared by the benchmark scripts: the median wall time of repeated calls, the pyradiomics
+command line the comparison routes run, and the seed manifest of their synthetic studies."""
 
 from __future__ import annotations
 
+import csv
 import statistics
 import time
 from collections.abc import Callable
@@ -34,3 +35,12 @@ def pyradiomics_batch(pyradiomics: str | Path, batch_csv: Path, params: Path, ou
         "--jobs",
         "2",
     ]
+
+
+def write_seed_manifest(path: Path, rows: list[list[Any]]) -> Path:
+    """A radimt manifest of ``[study_id, path, seed_x, seed_y, seed_z]`` rows."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["study_id", "path", "seed_x", "seed_y", "seed_z"])
+        writer.writerows(rows)
+    return path
