@@ -179,6 +179,30 @@ def test_ge_three_phase_gradient_echo_is_dce_not_dwi(tmp_path):
     assert study.dce.times.tolist() == [0.0, 120.0, 240.0]
 
 
+def test_dce_subtraction_on_real_ge_headers_equals_the_float_difference(tmp_path):
+    """The subtraction is made in one float32 buffer from the phases' stored arrays: on real GE
+    slices (their own dtype, rescale and geometry; phases told apart by RescaleIntercept) it
+    equals the plain float difference voxel for voxel and keeps the DCE's geometry and frame."""
+    files = _ge_b0_files()
+
+    def phase_of(ds, k, phase):
+        ds.ScanningSequence, ds.SequenceVariant, ds.EchoTime = "GR", "SS\\SP", 2.1
+        ds.SeriesDescription = "Ax VIBRANT MPh"
+        ds.AcquisitionTime = f"09{phase * 2:02d}00.000"
+        ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.{phase}"
+        ds.RescaleSlope, ds.RescaleIntercept = 1, 37 * phase
+
+    for phase in range(3):
+        _edited_copies(files, tmp_path / f"p{phase}", lambda ds, k, p=phase: phase_of(ds, k, p))
+    dce = radimt.load_study(tmp_path).dce
+    sub = radimt.subtraction(dce, 2)
+    expected = sitk.Cast(dce.phases[2], sitk.sitkFloat32) - sitk.Cast(dce.phases[0], sitk.sitkFloat32)
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(sub), sitk.GetArrayViewFromImage(expected))
+    assert sitk.GetArrayViewFromImage(sub).min() == 74.0 and sub.GetPixelID() == sitk.sitkFloat32
+    assert sub.GetOrigin() == dce.phases[2].GetOrigin() and sub.GetDirection() == dce.phases[2].GetDirection()
+    assert sub.GetMetaData("0020|0052") == dce.phases[2].GetMetaData("0020|0052")
+
+
 def test_ge_mpr_imagetype_on_an_original_acquisition_is_not_a_reformat(tmp_path):
     def fse(ds, k):
         ds.ImageType = ["ORIGINAL", "PRIMARY", "MPR"]
