@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -26,10 +26,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 from sklearn.model_selection import (
-    GridSearchCV,
     StratifiedGroupKFold,
     StratifiedKFold,
-    cross_val_predict,
 )
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -427,74 +425,97 @@ def selected_features(fitted: Pipeline, names: list[str]) -> list[str]:
     return kept.tolist()
 
 
-class _FitCache:
-    """The ``joblib.Memory`` interface a scikit-learn Pipeline accepts (``memory=``), kept in
-    this process's memory for one outer fold: a preprocessing step fitted on the same rows with
-    the same parameters (the grid's points share them; so do the calibration's inner folds) is
-    fitted once. Copies of a pipeline share one cache (GridSearchCV clones its estimator).
+def _grid_probabilities(
+    steps: list[tuple[str, Any]],
+    candidates: list[dict[str, Any]],
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+) -> list[np.ndarray]:
+    """``predict_proba(X_test)`` of the pipeline ``steps`` fitted on the training rows at each
+    grid candidate, as ``Pipeline(steps).set_params(**candidate).fit(...)`` would give it.
 
-    Keys are digests of the arguments; an array this cache itself returned (the output of an
-    earlier step) is keyed by the call that made it instead of by its bytes, so only the raw
-    rows are ever hashed.
+    A step is fitted once per distinct setting of its own parameters and the earlier steps'
+    (a tree over the steps): preprocessing the grid does not touch is fitted once, a univariate
+    selector once per ``k``, only the model once per candidate.
     """
+    results: list[np.ndarray] = [np.empty(0)] * len(candidates)
 
-    def __init__(self) -> None:
-        self._fitted: dict[str, Any] = {}
-        self._made: dict[int, str] = {}  # id of an output array held in _fitted -> its call's key
+    def own(candidate: dict[str, Any], step: str) -> dict[str, Any]:
+        prefix = f"{step}__"
+        return {k[len(prefix) :]: v for k, v in candidate.items() if k.startswith(prefix)}
 
-    def __deepcopy__(self, memo: dict) -> _FitCache:
-        return self
+    def descend(depth: int, members: list[int], X_fit: np.ndarray, X_new: np.ndarray) -> None:
+        name, step = steps[depth]
+        settings: dict[str, list[int]] = {}
+        for c in members:
+            settings.setdefault(repr(sorted(own(candidates[c], name).items())), []).append(c)
+        for group in settings.values():
+            fitted = clone(step).set_params(**own(candidates[group[0]], name))
+            if depth == len(steps) - 1:
+                proba = fitted.fit(X_fit, y_train).predict_proba(X_new)
+                for c in group:
+                    results[c] = proba
+            else:
+                X_next = fitted.fit_transform(X_fit, y_train)
+                descend(depth + 1, group, X_next, fitted.transform(X_new))
 
-    def cache(self, func: Callable, ignore: Sequence[str] = ()) -> Callable:
-        """``func`` memoised on its arguments, leaving out those named in ``ignore``."""
-        import inspect
+    descend(0, list(range(len(candidates))), X_train, X_test)
+    return results
 
-        from joblib import hash as digest
 
-        signature = inspect.signature(func)
+def _inner_search(
+    pipeline: Pipeline, grid: dict[str, list], X: np.ndarray, y: np.ndarray, splits: list
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """The grid point with the best mean inner-fold ROC AUC, every candidate's mean AUC (in
+    ``ParameterGrid(grid)`` order), and the chosen point's out-of-fold probabilities of the
+    positive class (binary problems; empty otherwise).
 
-        def cached(*args: Any, **kwargs: Any) -> Any:
-            bound = signature.bind(*args, **kwargs)
-            arguments = {
-                name: self._made.get(id(value), value)
-                for name, value in bound.arguments.items()
-                if name not in ignore
-            }
-            key = digest((func.__qualname__, arguments))
-            if key not in self._fitted:
-                result = self._fitted[key] = func(*args, **kwargs)
-                if isinstance(result, tuple) and isinstance(result[0], np.ndarray):
-                    self._made[id(result[0])] = f"output of {key}"
-            return self._fitted[key]
+    The choice of ``GridSearchCV(scoring="roc_auc")`` (same candidates in ``ParameterGrid``
+    order, same AUCs; tested against it) without its cost: every step is fitted once per
+    distinct setting (:func:`_grid_probabilities`), not once per grid point, and the chosen
+    point's held-out probabilities, which Platt scaling needs, are kept rather than fitted
+    again. Equal mean AUCs go to the first candidate in grid order (the stronger penalty, the
+    fewer features), where GridSearchCV lets the last bits of a float sum decide.
+    """
+    from sklearn.model_selection import ParameterGrid
 
-        return cached
+    binary = len(np.unique(y)) == 2
+    candidates = list(ParameterGrid(grid))
+    scores = np.full((len(candidates), len(splits)), np.nan)
+    held_out = np.full((len(candidates), len(y)), np.nan)
+    for s, (train, test) in enumerate(splits):
+        probabilities = _grid_probabilities(pipeline.steps, candidates, X[train], y[train], X[test])
+        for c, proba in enumerate(probabilities):
+            if binary:
+                held_out[c, test] = proba[:, 1]
+                scores[c, s] = _binary_auc(y[test], proba[:, 1])
+            else:
+                scores[c, s] = roc_auc_score(y[test], proba, multi_class="ovr", labels=np.unique(y))
+    means = scores.mean(axis=1)
+    if np.isnan(means).all():
+        raise ClassifierError("no grid point could be scored on the inner folds (a class missing?)")
+    best = int(np.nanargmax(np.round(means, 12)))  # means equal but for float rounding are ties
+    return candidates[best], means, held_out[best] if binary else np.empty(0)
 
 
 def _fit_fold(pipeline, grid, X, y, groups, train, config, seed):
+    """The pipeline fitted on ``train`` with the grid point its inner folds choose (Platt
+    recalibrated on the inner folds' held-out probabilities when ``config`` says so)."""
     inner_groups = groups[train] if groups is not None else None
     inner = _cv(config, config.inner_splits, inner_groups, seed)
     n_kept = X.shape[1] - 1
     grid = {**grid, **({"select__k": _k_grid(n_kept, config)} if "select__k" in grid else {})}
-    search = GridSearchCV(
-        clone(pipeline).set_params(memory=_FitCache()),
-        grid,
-        cv=inner,
-        scoring="roc_auc" if len(np.unique(y)) == 2 else "roc_auc_ovr",
-        n_jobs=1,
-        error_score="raise",
-    )
-    search.fit(X[train], y[train], groups=inner_groups)
-    best = search.best_estimator_
+    X_train, y_train = X[train], y[train]
+    splits = list(inner.split(X_train, y_train, inner_groups))
+    params, _, scores = _inner_search(pipeline, grid, X_train, y_train, splits)
+    best = clone(pipeline).set_params(**params).fit(X_train, y_train)
     if config.calibration != "platt" or len(np.unique(y)) != 2:
-        return best.set_params(memory=None)
+        return best
     # Platt scaling learnt from the inner folds' out-of-fold scores of the chosen pipeline: the
     # class weighting that helps the fit distorts its probabilities; this maps them back to
     # observed frequencies without touching the outer test fold.
-    scores = cross_val_predict(
-        clone(best), X[train], y[train], cv=inner, groups=inner_groups, method="predict_proba"
-    )[:, 1]
-    best.set_params(memory=None)  # the fitted model carries no cache
-    slope, intercept = platt_scaling(scores, y[train])
+    slope, intercept = platt_scaling(scores, y_train)
     return PlattCalibrated(best, slope, intercept)
 
 

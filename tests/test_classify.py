@@ -157,31 +157,76 @@ def test_other_models_and_selectors(model, selector):
     assert evaluate(load_table(frame, config), config)["metrics"]["roc_auc"] > 0.7
 
 
-def test_preprocessing_is_fitted_once_per_training_set_with_identical_results(monkeypatch):
-    """The grid's points and the calibration's folds share the fitted preprocessing (Pipeline
-    memory in this process): the correlation filter is fitted once per inner training set and
-    once on the outer training set, not once per grid point, and the predictions do not change."""
+def _search_data(kind: str):
+    """Tables for the inner-search checks: grouped binary, plain binary, three classes."""
+    rng = np.random.default_rng({"grouped": 3, "binary": 4, "multiclass": 5}[kind])
+    n = 90
+    frame = pd.DataFrame(rng.normal(size=(n, 40)), columns=[f"lesion_f{i:02d}" for i in range(40)])
+    frame.loc[np.arange(0, n, 3), "lesion_f00"] += 1.0
+    frame.insert(0, "label", np.where(np.arange(n) % 3 == 0, "IMT", "carcinoma"))
+    if kind == "multiclass":
+        frame.loc[np.arange(n) % 3 == 1, "label"] = "fibroadenoma"
+        frame.loc[np.arange(n) % 3 == 1, "lesion_f01"] += 1.0
+    if kind == "grouped":
+        frame.insert(0, "group", [f"p{i // 3 if i % 3 else i}" for i in range(n)])
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("kind", "model"),
+    [
+        ("grouped", "logistic"),
+        ("binary", "logistic"),
+        ("multiclass", "logistic"),
+        ("binary", "random_forest"),
+    ],
+)
+def test_inner_search_scores_and_chooses_as_grid_search_cv_and_fits_each_setting_once(
+    kind, model, monkeypatch
+):
+    """The inner search gives GridSearchCV's mean AUC for every candidate, its choice wherever
+    the best is unique (equal means go to the first candidate, the stronger penalty or fewer
+    features), and the chosen point's held-out probabilities equal cross_val_predict's; the
+    preprocessing the grid does not touch is fitted once per inner training set, the selector
+    once per k, and the calibration fits nothing again."""
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV, ParameterGrid, cross_val_predict
+
     import radimt.classify as classify
 
-    rng = np.random.default_rng(3)
-    frame = pd.DataFrame(rng.normal(size=(90, 40)), columns=[f"lesion_f{i:02d}" for i in range(40)])
-    frame.insert(0, "label", np.where(np.arange(90) % 3 == 0, "IMT", "carcinoma"))
-    frame.loc[frame.label == "IMT", "lesion_f00"] += 1.0
-    config = classify.ModelConfig(inner_splits=4, n_permutations=0)
-    data = classify.load_table(frame, config)
-    X, y = data.X.to_numpy(float), data.y
+    multiclass = kind == "multiclass"
+    config = classify.ModelConfig(inner_splits=4, n_permutations=0, model=model, multiclass=multiclass)
+    data = classify.load_table(_search_data(kind), config)
+    X, y, groups = data.X.to_numpy(float), data.y, data.groups
     pipeline, grid = classify.build_pipeline(config)
-    train, test = np.arange(70), np.arange(70, 90)
-    fits = []
-    original = classify.CorrelationFilter.fit
-    monkeypatch.setattr(
-        classify.CorrelationFilter, "fit", lambda self, X, y=None: fits.append(1) or original(self, X)
-    )
-    cached = classify._fit_fold(pipeline, grid, X, y, None, train, config, 0)
-    assert len(fits) == 4 + 1  # 4 inner training sets, the outer one; grid of 6, calibration of 4
-    assert cached.pipeline.memory is None  # the fitted model carries no cache
-    fits.clear()
-    monkeypatch.setattr(classify, "_FitCache", lambda: None)
-    plain = classify._fit_fold(pipeline, grid, X, y, None, train, config, 0)
-    assert len(fits) == 4 * 6 + 1 + 4  # without it: every grid point, the refit, the calibration
-    np.testing.assert_array_equal(cached.predict_proba(X[test]), plain.predict_proba(X[test]))
+    grid["select__k"] = [5, 10]
+    candidates = list(ParameterGrid(grid))
+    train = np.arange(72)
+    inner_groups = groups[train] if groups is not None else None
+    inner = classify._cv(config, 4, inner_groups, 0)
+    splits = list(inner.split(X[train], y[train], inner_groups))
+    fits: list[str] = []
+    for name, cls in (("decorrelate", classify.CorrelationFilter), ("select", classify.SelectKBest)):
+
+        def counted(self, X, y=None, _fit=cls.fit, _name=name):  # noqa: N803
+            fits.append(_name)
+            return _fit(self, X, y)
+
+        monkeypatch.setattr(cls, "fit", counted)
+    chosen, means, held_out = classify._inner_search(pipeline, grid, X[train], y[train], splits)
+    assert (fits.count("decorrelate"), fits.count("select")) == (4, 4 * 2)
+    monkeypatch.undo()
+
+    reference = GridSearchCV(
+        pipeline, grid, cv=splits, scoring="roc_auc" if kind != "multiclass" else "roc_auc_ovr"
+    ).fit(X[train], y[train])
+    np.testing.assert_allclose(means, reference.cv_results_["mean_test_score"], rtol=0, atol=1e-12)
+    best = np.round(means, 12) == np.round(means, 12).max()
+    assert chosen == candidates[int(np.flatnonzero(best)[0])]
+    if best.sum() == 1:
+        assert chosen == reference.best_params_
+    if kind != "multiclass":
+        expected = cross_val_predict(
+            clone(pipeline).set_params(**chosen), X[train], y[train], cv=splits, method="predict_proba"
+        )[:, 1]
+        np.testing.assert_allclose(held_out, expected, rtol=0, atol=1e-12)
