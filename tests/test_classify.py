@@ -230,3 +230,26 @@ def test_inner_search_scores_and_chooses_as_grid_search_cv_and_fits_each_setting
             clone(pipeline).set_params(**chosen), X[train], y[train], cv=splits, method="predict_proba"
         )[:, 1]
         np.testing.assert_allclose(held_out, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.8, 0.95, 0.99])
+def test_correlation_filter_keeps_what_the_pairwise_definition_keeps(threshold):
+    """Greedy in column order on |Pearson r| from np.corrcoef, pair by pair: clusters of
+    correlated columns, negative correlation, a constant column (correlates with nothing)."""
+    from radimt.classify import CorrelationFilter
+
+    rng = np.random.default_rng(11)
+    base = rng.normal(size=(80, 6))
+    columns = [base[:, k % 6] + rng.uniform(0.05, 1.2) * rng.normal(size=80) for k in range(60)]
+    columns[7] = -2.0 * columns[3] + 0.01 * rng.normal(size=80)
+    columns[9] = np.full(80, 4.2)
+    X = np.column_stack(columns)
+    r = np.abs(np.nan_to_num(np.corrcoef(X, rowvar=False)))
+    keep = np.ones(X.shape[1], bool)
+    for i in range(X.shape[1]):
+        for j in range(i + 1, X.shape[1]):
+            if keep[i] and r[i, j] > threshold:
+                keep[j] = False
+    support = CorrelationFilter(threshold).fit(X).get_support()
+    np.testing.assert_array_equal(support, keep)
+    assert 0 < keep.sum() < X.shape[1]  # something is dropped, something kept, at every threshold
