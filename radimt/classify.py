@@ -587,8 +587,9 @@ def evaluate(
     probabilities averaged over repeats (an ensemble; labelled as such); the threshold metrics,
     PR AUC, Brier score and calibration are computed on those averaged probabilities. The
     permutation test runs this same procedure (same repeats) on shuffled labels and compares
-    the same statistic. ``progress``, when given, is called after each outer fold and each
-    permutation.
+    the same statistic. ``progress``, when given, is called as ``progress(name)`` after each
+    outer fold and as ``progress(name, weight=folds)`` after each permutation (which reruns
+    all ``repeats x outer_splits`` folds), so a display can estimate the time left.
     """
     inner_splits, note = _check_sizes(data, config)
     inner_config = replace(config, inner_splits=inner_splits)
@@ -861,7 +862,8 @@ def _permutation_test(
     for auc in parallel(delayed(statistic)(y) for y in shuffles):
         aucs.append(auc)
         if progress is not None:
-            progress(f"permutation {len(aucs)}")
+            folds = config.repeats * config.outer_splits
+            progress(f"permutation {len(aucs)} ({folds} folds)", weight=folds)
     null = np.array(aucs)
     return float((1 + np.sum(null >= observed)) / (1 + len(null))), null
 

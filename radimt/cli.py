@@ -218,7 +218,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     config = _model_config(args)
     data = load_table(args.features, config, label=args.label, group=args.group)
-    progress = Progress(config.repeats * config.outer_splits + config.n_permutations, "step")
+    folds = config.repeats * config.outer_splits
+    progress = Progress(folds * (1 + config.n_permutations), "step")  # a permutation: all the folds
     result = evaluate(data, config, progress=progress.update)
     progress.close()
     write_evaluation(result, Path(args.out))

@@ -49,12 +49,14 @@ class Progress:
 
             self.bar = tqdm(total=total, unit=unit, file=self.stream, dynamic_ncols=True, leave=True)
 
-    def update(self, name: str = "", failed: bool = False) -> None:
-        """One step finished (``name`` says which; ``failed`` when it did not succeed)."""
-        self.done += 1
+    def update(self, name: str = "", failed: bool = False, weight: int = 1) -> None:
+        """One step finished (``name`` says which; ``failed`` when it did not succeed), worth
+        ``weight`` units of ``total`` (a permutation of ``evaluate`` reruns all its folds): the
+        time left is estimated from the units done, so steps of unequal cost do not mislead it."""
+        self.done += weight
         self.failed += int(failed)
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(weight)
             if self.failed:
                 self.bar.set_postfix(failed=self.failed)
             return

@@ -169,11 +169,14 @@ def test_classifier_errors_name_the_command_line_flags(capsys, tmp_path):
 
 
 def test_evaluate_reports_progress_one_line_per_step_in_a_log(capsys, tmp_path):
+    """A line per outer fold and per permutation; a permutation reruns all 6 folds, so it counts
+    6 of the 18 units the time left is estimated from."""
     from tests.test_classify import _cohort
 
     _cohort(n_imt=12, n_other=24, p=8, signal=1.0).to_csv(tmp_path / "f.csv", index=False)
     args = ["evaluate", str(tmp_path / "f.csv"), "--out", str(tmp_path / "ev"), "--outer", "3"]
     assert main([*args, "--inner", "3", "--repeats", "2", "--permutations", "2", "--bootstrap", "50"]) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[")]
-    assert len(lines) == 2 * 3 + 2 and lines[0].startswith("[1/8] step fold 1 done; elapsed")
-    assert lines[-1].startswith("[8/8] step permutation 2 done") and "about 0s left" in lines[-1]
+    assert len(lines) == 2 * 3 + 2 and lines[0].startswith("[1/18] step fold 1 done; elapsed")
+    assert lines[6].startswith("[12/18] step permutation 1 (6 folds) done")
+    assert lines[-1].startswith("[18/18] step permutation 2 (6 folds) done") and "about 0s left" in lines[-1]
