@@ -34,7 +34,7 @@ from __future__ import annotations
 import csv
 import math
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import resources
 from typing import Any
 
@@ -44,6 +44,7 @@ from scipy.spatial import ConvexHull
 
 from radimt.features import FeatureError, extract_features, load_params
 from radimt.grids import nonzero_box
+from radimt.ibsi_processing import IBSISettings, discretise, intensity_mask
 from radimt.measure import boundary_face_points
 
 TEXTURE_CLASSES = ["glcm", "glrlm", "glszm", "gldm", "ngtdm"]
@@ -95,70 +96,130 @@ def _texture_runs(image: sitk.Image, mask: sitk.Image, **settings) -> Iterator[t
         yield name, {key: value / len(slices) for key, value in sums.items()}
 
 
-def ibsi_features(image: sitk.Image, mask: sitk.Image, **settings) -> dict[tuple[str, str, str], float]:
-    """IBSI-1 feature values keyed by ``(family, feature, aggregation)`` as the IBSI reference
-    tables name them (aggregation ``""`` for non-texture families).
+#: IBSI-1 feature families, as the reference tables name them.
+FAMILIES = (
+    "morphology",
+    "local_intensity",
+    "statistics",
+    "intensity_histogram",
+    "intensity_volume_histogram",
+    "glcm",
+    "glrlm",
+    "glszm",
+    "gldzm",
+    "ngtdm",
+    "ngldm",
+)
+#: Families computed under any IBSISettings (re-segmentation and discretisation honoured).
+HONOUR_SETTINGS = ("morphology", "local_intensity", "statistics", "intensity_histogram", "gldzm", "ngldm")
+#: Families through pyradiomics' texture classes, whose binning cannot start at the
+#: re-segmentation bound nor bin once for all slices, and the intensity-volume histogram: the
+#: digital phantom's configuration only, for now.
+PHANTOM_ONLY = ("intensity_volume_histogram", "glcm", "glrlm", "glszm", "ngtdm")
 
-    Computed in the digital phantom's configuration (no resampling, no re-segmentation, fixed
-    bin width 1 from the ROI minimum). A setting that would change it is refused: the families
-    radimt adds (intensity histogram and volume histogram, statistics extras, peaks, NGLDM,
-    GLDZM) do not honour other discretisations or re-segmentation yet, and a value computed
-    under one configuration must not be reported under another.
+
+def ibsi_features(
+    image: sitk.Image,
+    mask: sitk.Image,
+    settings: IBSISettings | None = None,
+    families: Iterable[str] | None = None,
+    **pyradiomics_settings: Any,
+) -> dict[tuple[str, str, str], float]:
+    """IBSI-1 feature values keyed by ``(family, feature, aggregation)`` as the IBSI reference
+    tables name them (aggregation ``""`` for families without one).
+
+    Parameters
+    ----------
+    image, mask
+        The image and the morphological mask (the ROI as delineated), on one grid.
+    settings
+        Re-segmentation and discretisation (:class:`radimt.ibsi_processing.IBSISettings`); the
+        digital phantom's configuration (bin size 1 from the ROI minimum) by default.
+        Morphology uses the mask; every intensity family uses the re-segmented intensity mask
+        and, where IBSI discretises, the grey levels binned once over the whole ROI (also for
+        the per-slice 2D aggregation).
+    families
+        IBSI families to compute (``FAMILIES``); all by default.
 
     Raises
     ------
     FeatureError
-        A setting other than the phantom configuration's.
+        A family of ``PHANTOM_ONLY`` requested under settings other than the phantom's (name
+        the families of ``HONOUR_SETTINGS`` with ``families=``), a pyradiomics setting that
+        changes the computation, or a re-segmentation that leaves no voxel.
     """
+    settings = settings if settings is not None else IBSISettings()
+    wanted = set(FAMILIES if families is None else families)
+    unknown = wanted - set(FAMILIES)
+    if unknown:
+        raise FeatureError(f"unknown IBSI families {sorted(unknown)}; choose from {list(FAMILIES)}")
     fixed = load_params("ibsi")["setting"]
-    changed = {k: v for k, v in settings.items() if fixed.get(k, _UNSET) != v}
+    changed = {k: v for k, v in pyradiomics_settings.items() if fixed.get(k, _UNSET) != v}
     if changed:
         raise FeatureError(
-            f"ibsi_features computes the IBSI digital phantom configuration only (bin width 1, no "
-            f"resampling, no re-segmentation); {sorted(changed)} would change it and radimt's "
-            "IBSI-only families do not honour that yet. For pyradiomics features under these "
-            "settings use radimt.extract_features(image, mask, preset='ibsi', ...)"
+            f"ibsi_features takes IBSI's settings as settings=IBSISettings(bin_width=..., bin_count=..., "
+            f"resegment_range=..., outlier_sigma=...), not as pyradiomics settings {sorted(changed)}. "
+            "For pyradiomics features under pyradiomics' settings use "
+            "radimt.extract_features(image, mask, preset='ibsi', ...)"
         )
-    base = extract_features(image, mask, preset="ibsi", **settings)
-    # IBSI defines the intensity histogram family on the discretised grey levels (bin width 1
-    # from the ROI minimum here), not on the raw intensities: first-order statistics of the
-    # level image (identical on the phantom, whose intensities are already 1..6).
-    levels, _ = _levels(image, mask)
+    blocked = sorted(wanted & set(PHANTOM_ONLY))
+    if blocked and not settings.is_phantom_configuration:
+        raise FeatureError(
+            f"IBSI families {blocked} are computed in the digital phantom's configuration only (bin size 1 "
+            f"from the ROI minimum, no re-segmentation), not under {settings.describe()}: pyradiomics' "
+            "texture classes bin from their own origin and slice by slice. Under these settings radimt "
+            f"computes families={list(HONOUR_SETTINGS)}"
+        )
+    values = sitk.GetArrayViewFromImage(image).astype(np.float64)
+    roi = sitk.GetArrayViewFromImage(mask) > 0
+    kept = intensity_mask(values, roi, settings)
+    levels = discretise(values, kept, settings)
+    kept_mask = sitk.GetImageFromArray(kept.astype(np.uint8))
+    kept_mask.CopyInformation(mask)
+
+    base = extract_features(
+        image, mask, preset="ibsi", feature_classes=["shape", "firstorder"], **pyradiomics_settings
+    )
+    raw = base if np.array_equal(kept, roi) else extract_features(
+        image, kept_mask, preset="ibsi", feature_classes=["firstorder"], **pyradiomics_settings
+    )
+    # IBSI defines the intensity histogram family on the discretised grey levels, not on the
+    # raw intensities: first-order statistics of the level image (pyradiomics' firstorder
+    # values are of the image it is given; its own binning only counts the histogram, whose
+    # counts do not depend on where its bins start).
     level_image = sitk.GetImageFromArray(levels.astype(np.float64))
     level_image.CopyInformation(image)
     discretised = extract_features(
-        level_image, mask, preset="ibsi", feature_classes=["firstorder"], **settings
+        level_image, kept_mask, preset="ibsi", feature_classes=["firstorder"], **pyradiomics_settings
     )
+    sources = {"morphology": base, "statistics": raw, "intensity_histogram": discretised}
     out: dict[tuple[str, str, str], float] = {}
     rows = mapping()
-    texture = dict(_texture_runs(image, mask, **settings))
+    pyradiomics_texture = wanted & {"glcm", "glrlm", "glszm", "ngtdm"}
+    texture = dict(_texture_runs(image, mask, **pyradiomics_settings)) if pyradiomics_texture else {}
     for m in rows:
         key = f"original_{m['pyradiomics_class']}_{m['pyradiomics_feature']}"
         family = m["ibsi_family"]
         transform = (lambda v: v - 3.0) if m["transform"] == "minus3" else (lambda v: v)
-        if m["pyradiomics_class"] in ("shape", "firstorder") and family in (
-            "morphology",
-            "statistics",
-            "intensity_histogram",
-        ):
-            source = discretised if family == "intensity_histogram" else base
-            if key in source:
-                out[(family, m["ibsi_feature"], "")] = transform(source[key])
+        if m["pyradiomics_class"] in ("shape", "firstorder") and family in sources:
+            if key in sources[family]:
+                out[(family, m["ibsi_feature"], "")] = transform(sources[family][key])
+            continue
+        if family == "ngldm":  # radimt's own NGLDM below, on the levels of the whole ROI
             continue
         for aggregation, row in texture.items():
             if key not in row:
                 continue
-            if m["pyradiomics_class"] in ("glszm", "gldm", "ngtdm") or family == "ngldm":
+            if m["pyradiomics_class"] in ("glszm", "gldm", "ngtdm"):
                 for ibsi_name, run in DIRECTIONLESS.items():
                     if run == aggregation:
                         out[(family, m["ibsi_feature"], ibsi_name)] = transform(row[key])
             else:
                 out[(family, m["ibsi_feature"], aggregation)] = transform(row[key])
     out.update(_corrected_axes(base, mask))
-    out.update(_extra_features(image, mask, base))
-    for matrix_key, value in texture_matrix_features(image, mask).items():
-        out.setdefault(matrix_key, value)  # pyradiomics' value where it has one
-    return out
+    out.update(_extra_features(image, roi, kept, levels, base))
+    out.update(_matrix_families(levels, kept, roi))
+    return {key: value for key, value in out.items() if key[0] in wanted}
 
 
 AXES = {
@@ -179,11 +240,11 @@ def _corrected_axes(base: dict[str, float], mask: sitk.Image) -> dict[tuple[str,
     }
 
 
-def _voxel_coordinates(mask: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
-    arr = sitk.GetArrayViewFromImage(mask) > 0
-    index = np.argwhere(arr)[:, ::-1].astype(float)
-    direction = np.asarray(mask.GetDirection()).reshape(3, 3)
-    return arr, (index * mask.GetSpacing()) @ direction.T + np.asarray(mask.GetOrigin())
+def _voxel_coordinates(grid: sitk.Image, inside: np.ndarray) -> np.ndarray:
+    """Physical positions (mm) of the voxels of ``inside`` (an array on ``grid``), in array order."""
+    index = np.argwhere(inside)[:, ::-1].astype(float)
+    direction = np.asarray(grid.GetDirection()).reshape(3, 3)
+    return (index * grid.GetSpacing()) @ direction.T + np.asarray(grid.GetOrigin())
 
 
 def _dispersion(values: np.ndarray) -> tuple[float, float, float]:
@@ -197,23 +258,25 @@ def _dispersion(values: np.ndarray) -> tuple[float, float, float]:
 
 
 def _extra_features(
-    image: sitk.Image, mask: sitk.Image, base: dict[str, float]
+    image: sitk.Image, roi: np.ndarray, kept: np.ndarray, levels: np.ndarray, base: dict[str, float]
 ) -> dict[tuple[str, str, str], float]:
+    """The IBSI features pyradiomics lacks: ``roi`` is the morphological mask, ``kept`` the
+    intensity mask, ``levels`` its discretised grey levels."""
     stats: dict[str, float] = {}
     hist: dict[str, float] = {}
     ivh: dict[str, float] = {}
     morph: dict[str, float] = {}
-    arr, points = _voxel_coordinates(mask)
+    points = _voxel_coordinates(image, roi)
     values_all = sitk.GetArrayViewFromImage(image).astype(np.float64)
-    values = values_all[arr]
+    values = values_all[kept]
     mad, cov, qcod = _dispersion(values)
     stats["Intensity-based median absolute deviation"] = mad
     stats["Intensity-based coefficient of variation"] = cov
     stats["Intensity-based quartile coefficient of dispersion"] = qcod
-    # Intensity histogram on discretised values (bin width 1 from the ROI minimum).
-    levels = np.floor(values - values.min()).astype(int) + 1
-    mad, cov, qcod = _dispersion(levels.astype(float))
-    counts = np.bincount(levels)[1:]
+    # Intensity histogram of the grey levels 1 .. the highest.
+    grey_levels = levels[kept]
+    mad, cov, qcod = _dispersion(grey_levels.astype(float))
+    counts = np.bincount(grey_levels)[1:]
     grey = np.arange(1, len(counts) + 1)
     gradient = np.gradient(counts.astype(float)) if len(counts) > 1 else np.zeros(1)
     hist["Intensity histogram mode"] = float(grey[np.argmax(counts)])
@@ -224,6 +287,7 @@ def _extra_features(
     hist["Maximum histogram gradient intensity"] = float(grey[np.argmax(gradient)])
     hist["Minimum histogram gradient"] = float(gradient.min())
     hist["Minimum histogram gradient intensity"] = float(grey[np.argmin(gradient)])
+    levels = grey_levels  # below: the intensity-volume histogram (phantom configuration)
     # Intensity-volume histogram on the discretised grey levels (every level from min to max).
     g_min, g_max = int(levels.min()), int(levels.max())
     span = max(g_max - g_min, 1)
@@ -241,18 +305,24 @@ def _extra_features(
     ivh["Intensity at 10% volume"], ivh["Intensity at 90% volume"] = i10, i90
     ivh["Volume fraction difference between intensity fractions"] = v10 - v90
     ivh["Intensity fraction difference between volume fractions"] = i10 - i90
-    # Local and global intensity peaks: mean intensity in a 1 cm³ sphere around each ROI voxel.
-    peaks = _sphere_means(values_all, arr, image.GetSpacing()[::-1])
+    # Local and global intensity peaks: mean intensity (every image voxel, in the ROI or not)
+    # in a 1 cm³ sphere around each voxel of the intensity mask.
+    peaks = _sphere_means(values_all, kept, image.GetSpacing()[::-1])
     local = {
         "Local intensity peak": float(peaks[values == values.max()].max()),
         "Global intensity peak": float(peaks.max()),
     }
     # Morphology from the surface mesh (vertices at inside/outside voxel midpoints).
     volume, area = base["original_shape_MeshVolume"], base["original_shape_SurfaceArea"]
+    mask = sitk.GetImageFromArray(roi.astype(np.uint8))
+    mask.CopyInformation(image)
     vertices = boundary_face_points(mask)
     extent = vertices.max(axis=0) - vertices.min(axis=0)
     hull = ConvexHull(vertices)
-    weighted = (points * values[:, None]).sum(axis=0) / values.sum()
+    # Centre of mass: geometric over the morphological mask, intensity-weighted over the
+    # intensity mask.
+    kept_points = _voxel_coordinates(image, kept)
+    weighted = (kept_points * values[:, None]).sum(axis=0) / values.sum()
     morph["Asphericity"] = float((area**3 / (36 * math.pi * volume**2)) ** (1 / 3) - 1)
     morph["Centre of mass shift"] = float(np.linalg.norm(points.mean(axis=0) - weighted))
     morph["Integrated intensity"] = float(values.mean() * volume)
@@ -262,7 +332,7 @@ def _extra_features(
     morph["Volume density (convex hull)"] = float(volume / hull.volume)
     morph["Area density (convex hull)"] = float(area / hull.area)
     morph["Moran’s I index"], morph["Geary’s C measure"] = _autocorrelation_on_grid(
-        arr, values_all, image.GetSpacing()[::-1]
+        kept, values_all, image.GetSpacing()[::-1]
     )
     a, b, c = 2 * np.sqrt(np.sort(np.linalg.eigvalsh(np.cov(points.T, ddof=1)))[::-1])
     morph["Volume density (approximate enclosing ellipsoid)"] = float(volume / (4 * math.pi * a * b * c / 3))
@@ -399,12 +469,11 @@ def _autocorrelation_on_grid(
 
 
 def _levels(image: sitk.Image, mask: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
-    """Discretised grey levels (bin width 1 from the ROI minimum; 0 outside) and the ROI."""
+    """Grey levels in the phantom's configuration (bin size 1 from the ROI minimum; 0 outside)
+    and the ROI."""
     values = sitk.GetArrayViewFromImage(image).astype(np.float64)
     roi = sitk.GetArrayViewFromImage(mask) > 0
-    levels = np.zeros(values.shape, int)
-    levels[roi] = np.floor(values[roi] - values[roi].min()).astype(int) + 1
-    return levels, roi
+    return discretise(values, roi, IBSISettings()), roi
 
 
 def _ngldm(levels: np.ndarray, roi: np.ndarray, in_plane: bool) -> np.ndarray:
@@ -426,8 +495,11 @@ def _ngldm(levels: np.ndarray, roi: np.ndarray, in_plane: bool) -> np.ndarray:
     return matrix
 
 
-def _zones(levels: np.ndarray, roi: np.ndarray, in_plane: bool) -> np.ndarray:
-    """GLDZM x[i, d]: zones (connected voxels of one level) of level i at distance d to the edge."""
+def _zones(
+    levels: np.ndarray, roi: np.ndarray, in_plane: bool, outline: np.ndarray | None = None
+) -> np.ndarray:
+    """GLDZM x[i, d]: zones (connected voxels of one level in ``roi``) of level i at distance d
+    to the edge of ``outline`` (the morphological mask; ``roi`` when not given)."""
     from scipy import ndimage
 
     if in_plane:
@@ -438,7 +510,7 @@ def _zones(levels: np.ndarray, roi: np.ndarray, in_plane: bool) -> np.ndarray:
     else:
         structure = np.ones((3, 3, 3), bool)
         taxicab = ndimage.generate_binary_structure(3, 1)
-    distance = _edge_distance(roi, taxicab)
+    distance = _edge_distance(roi if outline is None else outline, taxicab)
     rows = []
     for level in np.unique(levels[roi]):
         labels, n = ndimage.label(roi & (levels == level), structure=structure)
@@ -539,21 +611,40 @@ def _matrix_features(matrix: np.ndarray, n_voxels: int, kind: str) -> dict[str, 
     return {name: float(v) for name, v in zip(names, values, strict=True) if name is not None}
 
 
-def texture_matrix_features(image: sitk.Image, mask: sitk.Image) -> dict[tuple[str, str, str], float]:
-    """NGLDM and GLDZM features in the 3D, 2.5D (slices merged) and 2D (slice mean) aggregations."""
-    levels, roi = _levels(image, mask)
+def texture_matrix_features(
+    image: sitk.Image, mask: sitk.Image, settings: IBSISettings | None = None
+) -> dict[tuple[str, str, str], float]:
+    """NGLDM and GLDZM features in the 3D, 2.5D (slices merged) and 2D (slice mean) aggregations,
+    under ``settings`` (the phantom's configuration by default)."""
+    settings = settings if settings is not None else IBSISettings()
+    values = sitk.GetArrayViewFromImage(image).astype(np.float64)
+    roi = sitk.GetArrayViewFromImage(mask) > 0
+    kept = intensity_mask(values, roi, settings)
+    return _matrix_families(discretise(values, kept, settings), kept, roi)
+
+
+def _matrix_families(
+    levels: np.ndarray, kept: np.ndarray, roi: np.ndarray
+) -> dict[tuple[str, str, str], float]:
+    """NGLDM and GLDZM of grey ``levels`` binned once over the intensity mask ``kept`` (also for
+    the per-slice aggregations); GLDZM distances run to the edge of the morphological ``roi``."""
     out: dict[tuple[str, str, str], float] = {}
-    for family, build in (("ngldm", _ngldm), ("gldzm", _zones)):
-        n = int(roi.sum())
-        out.update(
-            {(family, k, "3D"): v for k, v in _matrix_features(build(levels, roi, False), n, family).items()}
-        )
-        matrices = {k: build(levels[k : k + 1], roi[k : k + 1], True) for k in _slices(roi)}
+    n = int(kept.sum())
+    for family in ("ngldm", "gldzm"):
+
+        def build(k: slice, in_plane: bool, family: str = family) -> np.ndarray:
+            if family == "ngldm":
+                return _ngldm(levels[k], kept[k], in_plane)
+            return _zones(levels[k], kept[k], in_plane, outline=roi[k])
+
+        volume = _matrix_features(build(slice(None), False), n, family)
+        out.update({(family, k, "3D"): v for k, v in volume.items()})
+        matrices = {k: build(slice(k, k + 1), True) for k in _slices(kept)}
         # Slices reach different zone distances (GLDZM) on a real ROI: merge on the widest.
         width = max([27, *(m.shape[1] for m in matrices.values())])
         merged = np.sum([_pad_to(m, levels, width) for m in matrices.values()], axis=0)
         out.update({(family, k, "2.5D"): v for k, v in _matrix_features(merged, n, family).items()})
-        per_slice = [_matrix_features(m, int(roi[k].sum()), family) for k, m in matrices.items()]
+        per_slice = [_matrix_features(m, int(kept[k].sum()), family) for k, m in matrices.items()]
         for name in per_slice[0]:
             out[(family, name, "2D")] = float(np.mean([f[name] for f in per_slice]))
     return out

@@ -185,15 +185,29 @@ def test_ibsi_morans_i_and_gearys_c_are_exact_in_blocks_and_defined_on_large_roi
 
 
 @pytest.mark.parametrize("setting", [{"binWidth": 25}, {"resegmentRange": [-50, 300]}, {"binCount": 32}])
-def test_ibsi_features_refuse_settings_their_added_families_do_not_honour(lesion, setting):
+def test_ibsi_features_take_ibsi_settings_not_pyradiomics_ones(lesion, setting):
     from radimt.features import FeatureError
     from radimt.ibsi import ibsi_features
 
     image, mask = lesion[0], lesion[1]
-    with pytest.raises(
-        FeatureError, match=r"IBSI digital phantom configuration only .*" + next(iter(setting))
-    ):
+    with pytest.raises(FeatureError, match=r"settings=IBSISettings\(bin_width=.*" + next(iter(setting))):
         ibsi_features(image, mask, **setting)
+
+
+def test_ibsi_families_that_cannot_honour_settings_refuse_them_by_name(lesion):
+    from radimt.features import FeatureError
+    from radimt.ibsi import HONOUR_SETTINGS, ibsi_features
+    from radimt.ibsi_processing import IBSISettings
+
+    image, mask = lesion[0], lesion[1]
+    settings = IBSISettings(bin_count=16, outlier_sigma=3.0)
+    blocked = r"\['glcm', 'glrlm', 'glszm', 'intensity_volume_histogram', 'ngtdm'\]"
+    with pytest.raises(FeatureError, match=blocked):
+        ibsi_features(image, mask, settings)
+    with pytest.raises(FeatureError, match="unknown IBSI families"):
+        ibsi_features(image, mask, families=["glrm"])
+    features = ibsi_features(image, mask, settings, families=HONOUR_SETTINGS)
+    assert {family for family, _, _ in features} == set(HONOUR_SETTINGS)
 
 
 def test_ibsi_intensity_histogram_family_is_computed_on_the_discretised_levels():

@@ -1,0 +1,84 @@
+"""IBSI features on a CT-like lesion of about 125,000 voxels (issue #17 asks for under 30 s).
+
+The lesion is the one of tests/test_ibsi_real_roi.py scaled up (an ellipsoid of soft tissue
+with air pockets and calcifications, 0.8 x 0.8 x 2 mm voxels). Rows: radimt.ibsi_features for
+the families that honour IBSI settings, under the four benchmark-like settings the tests
+verify, and then every family in the digital phantom's configuration (bin size 1 HU from the
+ROI minimum: pyradiomics' GLCM over ~2,300 grey levels is the cost there). Median of
+``--runs`` runs each.
+
+Run: ``python benchmarks/bench_ibsi.py [--runs 3] [--skip-phantom-configuration]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from radimt.ibsi import HONOUR_SETTINGS, ibsi_features  # noqa: E402
+from radimt.ibsi_processing import IBSISettings  # noqa: E402
+from tests.test_ibsi_real_roi import CONFIGURATIONS  # noqa: E402
+
+
+def lesion(seed: int = 17) -> tuple[sitk.Image, sitk.Image]:
+    rng = np.random.default_rng(seed)
+    shape = (30, 120, 120)
+    zz, yy, xx = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
+    r = np.sqrt(((zz - 14.5) / 13.5) ** 2 + ((yy - 59.5) / 48.5) ** 2 + ((xx - 60.0) / 47.0) ** 2)
+    roi = r <= 1.0
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, shape), (1.0, 2.0, 2.0))
+    values = 40 + 25 * texture / texture.std() + 60 * np.clip(r - 0.75, 0, None) / 0.25 * roi
+    values[~roi] = rng.normal(-80, 20, shape)[~roi]
+    blobs = ndimage.gaussian_filter(rng.normal(size=shape), 1.5)
+    pockets = roi & (blobs > 2.2 * blobs.std())
+    values[pockets] = rng.uniform(-950, -600, shape)[pockets]
+    calcium = roi & (rng.random(shape) < 0.004)
+    values[calcium] = rng.uniform(500, 1400, shape)[calcium]
+    image = sitk.GetImageFromArray(np.round(values))
+    image.SetSpacing((0.8, 0.8, 2.0))
+    mask = sitk.GetImageFromArray(roi.astype(np.uint8))
+    mask.CopyInformation(image)
+    return image, mask
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--skip-phantom-configuration", action="store_true")
+    args = parser.parse_args()
+    image, mask = lesion()
+    voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
+    runs: list[tuple[str, str, IBSISettings, tuple[str, ...]]] = [
+        (name, "settings-honouring families", IBSISettings(**keywords), HONOUR_SETTINGS)
+        for name, keywords in CONFIGURATIONS
+    ]
+    if not args.skip_phantom_configuration:
+        runs.append(("bin size 1 from the ROI minimum", "all 11 families", IBSISettings(), tuple()))
+    rows = []
+    for name, families, settings, chosen in runs:
+        times, count = [], 0
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            features = ibsi_features(image, mask, settings, families=chosen or None)
+            times.append(time.perf_counter() - start)
+            count = len(features)
+        rows.append((name, families, count, statistics.median(times)))
+        print(f"{name}: {rows[-1][3]:.1f} s", flush=True)
+    print(f"\nradimt.ibsi_features on a {voxels:,}-voxel CT-like ROI, median of {args.runs} runs")
+    print(f"{'settings':<36} {'families':<29} {'values':>6} {'seconds':>8}")
+    for name, families, count, seconds in rows:
+        print(f"{name:<36} {families:<29} {count:>6} {seconds:>8.1f}")
+    print("target: under 30 s")
+
+
+if __name__ == "__main__":
+    main()

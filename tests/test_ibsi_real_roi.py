@@ -1,0 +1,230 @@
+"""IBSI settings honoured on a CT-like lesion the digital phantom cannot speak for: ≥ 50k voxels,
+heterogeneous, with air and bone outliers so that re-segmentation matters. radimt.ibsi against
+the plain reference in tests/ibsi_reference.py for the IBSI benchmark's settings (fixed bin
+size 25 HU and fixed bin number 32; range re-segmentation and 3 SD outlier filtering) and for
+the 3D, 2.5D and 2D aggregations (grey levels binned once over the whole ROI)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from tests import ibsi_reference as ref
+
+#: IBSI-1 benchmark-like settings: (name, IBSISettings keywords).
+CONFIGURATIONS = [
+    ("FBS 25, range [-500, 400]", {"bin_width": 25.0, "resegment_range": (-500.0, 400.0)}),
+    ("FBN 32, range [-500, 400]", {"bin_count": 32, "resegment_range": (-500.0, 400.0)}),
+    (
+        "FBS 25, range [-1000, 400] + 3 SD",
+        {"bin_width": 25.0, "resegment_range": (-1000.0, 400.0), "outlier_sigma": 3.0},
+    ),
+    ("FBN 32, 3 SD", {"bin_count": 32, "outlier_sigma": 3.0}),
+]
+SPACING = (2.0, 0.8, 0.8)  # (z, y, x) mm
+
+
+@pytest.fixture(scope="module")
+def ct_lesion():
+    """A 64k-voxel ellipsoidal soft-tissue lesion (HU ~ 40 ± 25, smooth texture, enhancing rim)
+    with air pockets (-950 to -600 HU) and calcifications (500 to 1,400 HU)."""
+    rng = np.random.default_rng(17)
+    shape = (24, 90, 90)
+    zz, yy, xx = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
+    r = np.sqrt(((zz - 11.5) / 10.5) ** 2 + ((yy - 44.5) / 38.0) ** 2 + ((xx - 45.0) / 36.0) ** 2)
+    roi = r <= 1.0
+    from scipy import ndimage
+
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, shape), (1.0, 2.0, 2.0))
+    values = 40 + 25 * texture / texture.std() + 60 * np.clip(r - 0.75, 0, None) / 0.25 * roi
+    values[~roi] = rng.normal(-80, 20, shape)[~roi]  # fat around it
+    blobs = ndimage.gaussian_filter(rng.normal(size=shape), 1.5)
+    pockets = roi & (blobs > 2.2 * blobs.std())
+    values[pockets] = rng.uniform(-950, -600, shape)[pockets]
+    calcium = roi & (rng.random(shape) < 0.004)
+    values[calcium] = rng.uniform(500, 1400, shape)[calcium]
+    values = np.round(values)  # HU are whole numbers
+    image = sitk.GetImageFromArray(values)
+    image.SetSpacing(SPACING[::-1])
+    mask = sitk.GetImageFromArray(roi.astype(np.uint8))
+    mask.CopyInformation(image)
+    assert roi.sum() >= 50_000 and pockets.sum() > 500 and calcium.sum() > 100
+    return image, mask, values, roi
+
+
+def _reference_masks(values, roi, settings):
+    low, high = settings.get("resegment_range", (None, None))
+    keep = ref.resegment(values, roi, low, high, settings.get("outlier_sigma"))
+    levels = ref.discretise(values, keep, settings.get("bin_width"), settings.get("bin_count"), low)
+    return keep, levels
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "keywords"), CONFIGURATIONS, ids=[c[0] for c in CONFIGURATIONS])
+def test_ibsi_families_honour_the_settings_on_a_ct_lesion(ct_lesion, name, keywords):
+    from radimt.ibsi import HONOUR_SETTINGS, PEAK_RADIUS_MM, ibsi_features
+    from radimt.ibsi_processing import IBSISettings
+
+    image, mask, values, roi = ct_lesion
+    keep, levels = _reference_masks(values, roi, keywords)
+    assert 0 < keep.sum() < roi.sum()  # re-segmentation removed the outliers, not the lesion
+    features = ibsi_features(image, mask, IBSISettings(**keywords), families=HONOUR_SETTINGS)
+
+    def check(family, feature, expected, aggregation="", rel=1e-9):
+        assert features[(family, feature, aggregation)] == pytest.approx(expected, rel=rel, abs=1e-12), (
+            f"{name}: {family} / {feature} / {aggregation}"
+        )
+
+    # Statistics on the intensity mask's raw HU.
+    kept_values = values[keep]
+    check("statistics", "Mean intensity", kept_values.mean())
+    check("statistics", "Minimum intensity", kept_values.min())
+    check("statistics", "Maximum intensity", kept_values.max())
+    check("statistics", "Intensity variance", kept_values.var())
+    median = np.median(kept_values)
+    check("statistics", "Intensity-based median absolute deviation", np.mean(np.abs(kept_values - median)))
+    # Intensity histogram on the grey levels binned from the re-segmentation bound.
+    grey = levels[keep]
+    check("intensity_histogram", "Mean discretised intensity", grey.mean())
+    check("intensity_histogram", "Discretised intensity variance", grey.var())
+    check("intensity_histogram", "Minimum discretised intensity", grey.min())
+    check("intensity_histogram", "Maximum discretised intensity", grey.max())
+    counts = np.bincount(grey)[1:]
+    p = counts[counts > 0] / grey.size
+    check("intensity_histogram", "Discretised intensity entropy", -(p * np.log2(p)).sum())
+    check("intensity_histogram", "Discretised intensity uniformity", (p**2).sum())
+    for feature, expected in ref.histogram_features(grey.tolist()).items():
+        check("intensity_histogram", feature, expected)
+    # Local intensity: sphere means of the whole image around intensity-mask voxels.
+    means = ref.sphere_means(values, keep, SPACING, PEAK_RADIUS_MM)
+    check("local_intensity", "Global intensity peak", means.max())
+    check("local_intensity", "Local intensity peak", means[kept_values == kept_values.max()].max())
+    # Morphology: volume from the morphological mask, intensity from the intensity mask.
+    index = np.argwhere(roi) * SPACING
+    weighted = (np.argwhere(keep) * SPACING * kept_values[:, None]).sum(axis=0) / kept_values.sum()
+    check("morphology", "Centre of mass shift", np.linalg.norm(index.mean(axis=0) - weighted), rel=1e-7)
+    volume = features[("morphology", "Volume (mesh)", "")]
+    check("morphology", "Integrated intensity", kept_values.mean() * volume)
+    voxel_volume = roi.sum() * math.prod(SPACING)
+    assert features[("morphology", "Volume (voxel counting)", "")] == pytest.approx(voxel_volume)
+    # NGLDM and GLDZM: 3D, slices merged (2.5D) and slice mean (2D), levels binned once.
+    slices = [k for k in range(roi.shape[0]) if keep[k].any()]
+    for family, build in (
+        ("ngldm", lambda sl, flat: ref.ngldm(levels[sl], keep[sl], flat)),
+        ("gldzm", lambda sl, flat: ref.gldzm(levels[sl], keep[sl], roi[sl], flat)),
+    ):
+        names = [n for (f, n, a) in features if f == family and a == "3D"]
+        expected_3d = ref.matrix_features(build(slice(None), False), int(keep.sum()))
+        per_slice = {k: build(slice(k, k + 1), True) for k in slices}
+        width = max(m.shape[1] for m in per_slice.values())
+        rows = max(m.shape[0] for m in per_slice.values())
+        merged = sum(
+            np.pad(m, ((0, rows - m.shape[0]), (0, width - m.shape[1]))) for m in per_slice.values()
+        )
+        expected_25d = ref.matrix_features(merged, int(keep.sum()))
+        expected_2d = np.mean(
+            [ref.matrix_features(m, int(keep[k].sum())) for k, m in per_slice.items()], axis=0
+        )
+        order = _feature_order(family)
+        for feature in names:
+            k = order.index(feature)
+            check(family, feature, expected_3d[k], "3D")
+            check(family, feature, expected_25d[k], "2.5D")
+            check(family, feature, expected_2d[k], "2D")
+
+
+def _feature_order(family):
+    """radimt's feature names in the reference's order (ibsi_reference.matrix_features)."""
+    if family == "ngldm":
+        return [
+            "Low dependence emphasis",
+            "High dependence emphasis",
+            "Low grey level count emphasis",
+            "High grey level count emphasis",
+            "Low dependence low grey level emphasis",
+            "Low dependence high grey level emphasis",
+            "High dependence low grey level emphasis",
+            "High dependence high grey level emphasis",
+            "Grey level non-uniformity",
+            "Normalised grey level non-uniformity",
+            "Dependence count non-uniformity",
+            "Normalised dependence count non-uniformity",
+            "Dependence count percentage",
+            "Grey level variance",
+            "Dependence count variance",
+            "Dependence count entropy",
+            "Dependence count energy",
+        ]
+    return [
+        "Small distance emphasis",
+        "Large distance emphasis",
+        "Low grey level zone emphasis",
+        "High grey level zone emphasis",
+        "Small distance low grey level emphasis",
+        "Small distance high grey level emphasis",
+        "Large distance low grey level emphasis",
+        "Large distance high grey level emphasis",
+        "Grey level non-uniformity",
+        "Normalised grey level non-uniformity",
+        "Zone distance non-uniformity",
+        "Normalised zone distance non-uniformity",
+        "Zone percentage",
+        "Grey level variance",
+        "Zone distance variance",
+        "Zone distance entropy",
+        "Zone distance energy",
+    ]
+
+
+def test_discretisation_and_resegmentation_follow_the_definitions():
+    """Fixed bin size starts at the re-segmentation bound (not at floor(min / w) as pyradiomics
+    bins): an ROI whose lowest value is 37 HU above the bound starts at level 2 with w = 25;
+    fixed bin number puts the maximum in the last bin; 3 SD filtering follows the range."""
+    from radimt.ibsi_processing import IBSISettings, discretise, intensity_mask
+
+    values = np.array([[[-463.0, -100.0, 0.0, 24.9, 25.0, 399.0, 400.0, 401.0, -2000.0, 3000.0]]])
+    roi = np.ones(values.shape, bool)
+    fbs = IBSISettings(bin_width=25, resegment_range=(-500, 400))
+    keep = intensity_mask(values, roi, fbs)
+    assert keep.ravel().tolist() == [True] * 7 + [False] * 3
+    levels = discretise(values, keep, fbs)
+    assert levels.ravel().tolist() == [2, 17, 21, 21, 22, 36, 37, 0, 0, 0]
+    np.testing.assert_array_equal(levels, ref.discretise(values, keep, 25, None, -500))
+    fbn = discretise(values, keep, IBSISettings(bin_count=32))
+    assert fbn.max() == 32 and fbn[keep].min() == 1
+    np.testing.assert_array_equal(fbn, ref.discretise(values, keep, None, 32))
+    settings = IBSISettings(bin_count=32, resegment_range=(-1000, None), outlier_sigma=1.0)
+    outliers = intensity_mask(values, roi, settings)
+    np.testing.assert_array_equal(outliers, ref.resegment(values, roi, -1000, None, 1.0))
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        ({"bin_width": 25, "bin_count": 32}, "not both"),
+        ({"bin_width": 0}, "bin_width must be a positive number"),
+        ({"bin_count": 2.5}, "bin_count must be a positive whole number"),
+        ({"resegment_range": (400, -500)}, "is empty"),
+        ({"outlier_sigma": -3}, "outlier_sigma must be positive"),
+    ],
+)
+def test_ibsi_settings_refuse_what_has_no_meaning(keywords, message):
+    from radimt.errors import FeatureError
+    from radimt.ibsi_processing import IBSISettings
+
+    with pytest.raises(FeatureError, match=message):
+        IBSISettings(**keywords)
+
+
+def test_resegmentation_that_leaves_nothing_is_an_error_naming_the_settings():
+    from radimt.errors import FeatureError
+    from radimt.ibsi_processing import IBSISettings, intensity_mask
+
+    values = np.full((1, 3, 3), 1200.0)  # MR-like units
+    settings = IBSISettings(bin_width=25, resegment_range=(-500, 400))
+    message = r"\(FBS 25, re-segmentation \[-500, 400\]\) leaves no voxel of the 9-voxel"
+    with pytest.raises(FeatureError, match=message):
+        intensity_mask(values, np.ones(values.shape, bool), settings)
