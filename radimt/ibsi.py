@@ -1,40 +1,33 @@
-"""IBSI-1 features: pyradiomics' values under IBSI names and aggregations, its two known
-deviations corrected, and IBSI features pyradiomics does not compute.
+"""IBSI-1 features of an image and its ROI, as the IBSI reference manual defines them
+(Zwanenburg et al. 2020), under IBSI's re-segmentation and discretisation settings.
 
-:func:`ibsi_features` returns ``{(ibsi_code, aggregation): value}`` for an image and mask, in
-the configuration of the IBSI digital phantom (``preset="ibsi"``: no resampling, bin width 1,
-no voxel shift). Aggregations follow the IBSI reference manual:
+:func:`ibsi_features` returns ``{(family, feature, aggregation): value}``:
 
-- ``"3D, averaged"`` / ``"3D, merged"``: pyradiomics with ``weightingNorm`` None /
-  ``"no_weighting"``; ``"3D"`` for the families without directions;
-- ``"2.5D, direction-merged"`` / ``"2.5D, merged"`` / ``"2.5D"``: ``force2D`` (matrices merged over
-  slices), directions averaged or merged;
-- ``"2D, averaged"`` / ``"2D, slice-merged"`` / ``"2D"``: every slice on its own, features
-  averaged over slices.
+- morphology and intensity statistics: pyradiomics' shape and first-order values under IBSI
+  names, with its known deviations corrected (principal axis lengths with the N−1 covariance;
+  excess kurtosis = kurtosis − 3), and the morphology pyradiomics lacks (asphericity,
+  centre-of-mass shift, integrated intensity, bounding box, convex hull and ellipsoid densities
+  — mesh vertices on the midpoints between inside and outside voxel centres —, Moran's I and
+  Geary's C as convolutions with the 1/distance kernel over the ROI's box);
+- statistics extras (median absolute deviation, coefficient of variation, quartile coefficient
+  of dispersion) and the intensity histogram family on the discretised grey levels (with the
+  mode and the largest and smallest histogram gradients);
+- local and global intensity peaks: mean intensity in a 1 cm³ sphere (radius 6.2 mm);
+- GLCM, GLRLM, GLSZM, NGTDM (:mod:`radimt.ibsi_texture`), NGLDM and GLDZM from radimt's own
+  matrices of the grey levels binned once over the whole ROI, in every aggregation (2D per
+  slice, 2.5D merged over slices, 3D; averaged or merged over directions);
+- the intensity-volume histogram (V10, V90, I10, I90 and differences), in the digital
+  phantom's configuration only for now.
 
-Corrections and additions (definitions from the IBSI reference manual, Zwanenburg et al. 2020):
-
-- principal axis lengths use the N−1 (sample) covariance, as IBSI; pyradiomics uses N;
-- excess kurtosis = kurtosis − 3;
-- statistics: median absolute deviation (mean |x − median|), coefficient of variation
-  (population SD / mean), quartile coefficient of dispersion; the same on the discretised
-  intensities, plus the histogram mode and maximum/minimum histogram gradient and where they lie;
-- intensity-volume histogram on the discretised grey levels: V10, V90, I10, I90 and differences;
-- local and global intensity peaks: mean intensity in a 1 cm³ sphere (radius 6.2 mm) around
-  the hottest ROI voxel, and the highest such mean over all ROI voxels;
-- morphology: asphericity, centre-of-mass shift, integrated intensity, volume and area
-  densities of the axis-aligned bounding box and the convex hull of the surface mesh (the mesh
-  vertices of marching cubes lie on the midpoints between inside and outside voxel centres),
-  Moran's I and Geary's C (inverse-distance weights over all voxel pairs, summed as
-  convolutions over the ROI's box).
+Re-segmentation and discretisation follow :mod:`radimt.ibsi_processing`: morphology uses the
+ROI as delineated, every intensity family its re-segmented intensity mask.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 
@@ -45,21 +38,8 @@ from scipy.spatial import ConvexHull
 from radimt.features import FeatureError, extract_features, load_params
 from radimt.grids import nonzero_box
 from radimt.ibsi_processing import IBSISettings, discretise, intensity_mask
+from radimt.ibsi_texture import texture_features
 from radimt.measure import boundary_face_points
-
-TEXTURE_CLASSES = ["glcm", "glrlm", "glszm", "gldm", "ngtdm"]
-_3D = {"force2D": False}
-_25D = {"force2D": True, "force2Ddimension": 0}
-AGGREGATIONS: dict[str, dict[str, Any]] = {
-    "3D, averaged": {**_3D, "weightingNorm": None},
-    "3D, merged": {**_3D, "weightingNorm": "no_weighting"},
-    "2.5D, direction-merged": {**_25D, "weightingNorm": None},
-    "2.5D, merged": {**_25D, "weightingNorm": "no_weighting"},
-}
-PER_SLICE = {"2D, averaged": None, "2D, slice-merged": "no_weighting"}
-#: IBSI aggregation names for families without directions, and which run gives them.
-DIRECTIONLESS = {"3D": "3D, averaged", "2.5D": "2.5D, direction-merged", "2D": "2D, averaged"}
-
 
 _UNSET = object()
 
@@ -68,32 +48,6 @@ def mapping() -> list[dict[str, str]]:
     """The pyradiomics-to-IBSI feature mapping shipped with radimt."""
     text = resources.files("radimt").joinpath("data/pyradiomics_to_ibsi_mapping.csv").read_text()
     return [row for row in csv.DictReader(text.splitlines()) if row["ibsi_code"]]
-
-
-def _texture_runs(image: sitk.Image, mask: sitk.Image, **settings) -> Iterator[tuple[str, dict[str, float]]]:
-    for name, extra in AGGREGATIONS.items():
-        row = extract_features(
-            image, mask, preset="ibsi", feature_classes=TEXTURE_CLASSES, **{**settings, **extra}
-        )
-        yield name, row
-    arr = sitk.GetArrayViewFromImage(mask) > 0
-    slices = [k for k in range(arr.shape[0]) if arr[k].any()]
-    for name, weighting in PER_SLICE.items():
-        sums: dict[str, float] = defaultdict(float)
-        for k in slices:
-            sub_image = image[:, :, k : k + 1]
-            sub_mask = mask[:, :, k : k + 1]
-            row = extract_features(
-                sub_image,
-                sub_mask,
-                preset="ibsi",
-                feature_classes=TEXTURE_CLASSES,
-                crop=False,
-                **{**settings, **_25D, "weightingNorm": weighting},
-            )
-            for key, value in row.items():
-                sums[key] += value
-        yield name, {key: value / len(slices) for key, value in sums.items()}
 
 
 #: IBSI-1 feature families, as the reference tables name them.
@@ -111,11 +65,9 @@ FAMILIES = (
     "ngldm",
 )
 #: Families computed under any IBSISettings (re-segmentation and discretisation honoured).
-HONOUR_SETTINGS = ("morphology", "local_intensity", "statistics", "intensity_histogram", "gldzm", "ngldm")
-#: Families through pyradiomics' texture classes, whose binning cannot start at the
-#: re-segmentation bound nor bin once for all slices, and the intensity-volume histogram: the
-#: digital phantom's configuration only, for now.
-PHANTOM_ONLY = ("intensity_volume_histogram", "glcm", "glrlm", "glszm", "ngtdm")
+HONOUR_SETTINGS = tuple(f for f in FAMILIES if f != "intensity_volume_histogram")
+#: Families computed in the digital phantom's configuration only, for now.
+PHANTOM_ONLY = ("intensity_volume_histogram",)
 
 
 def ibsi_features(
@@ -166,9 +118,8 @@ def ibsi_features(
     if blocked and not settings.is_phantom_configuration:
         raise FeatureError(
             f"IBSI families {blocked} are computed in the digital phantom's configuration only (bin size 1 "
-            f"from the ROI minimum, no re-segmentation), not under {settings.describe()}: pyradiomics' "
-            "texture classes bin from their own origin and slice by slice. Under these settings radimt "
-            f"computes families={list(HONOUR_SETTINGS)}"
+            f"from the ROI minimum, no re-segmentation), not under {settings.describe()}. Under these "
+            f"settings radimt computes families={list(HONOUR_SETTINGS)}"
         )
     values = sitk.GetArrayViewFromImage(image).astype(np.float64)
     roi = sitk.GetArrayViewFromImage(mask) > 0
@@ -194,31 +145,17 @@ def ibsi_features(
     )
     sources = {"morphology": base, "statistics": raw, "intensity_histogram": discretised}
     out: dict[tuple[str, str, str], float] = {}
-    rows = mapping()
-    pyradiomics_texture = wanted & {"glcm", "glrlm", "glszm", "ngtdm"}
-    texture = dict(_texture_runs(image, mask, **pyradiomics_settings)) if pyradiomics_texture else {}
-    for m in rows:
+    for m in mapping():
         key = f"original_{m['pyradiomics_class']}_{m['pyradiomics_feature']}"
         family = m["ibsi_family"]
-        transform = (lambda v: v - 3.0) if m["transform"] == "minus3" else (lambda v: v)
-        if m["pyradiomics_class"] in ("shape", "firstorder") and family in sources:
-            if key in sources[family]:
-                out[(family, m["ibsi_feature"], "")] = transform(sources[family][key])
-            continue
-        if family == "ngldm":  # radimt's own NGLDM below, on the levels of the whole ROI
-            continue
-        for aggregation, row in texture.items():
-            if key not in row:
-                continue
-            if m["pyradiomics_class"] in ("glszm", "gldm", "ngtdm"):
-                for ibsi_name, run in DIRECTIONLESS.items():
-                    if run == aggregation:
-                        out[(family, m["ibsi_feature"], ibsi_name)] = transform(row[key])
-            else:
-                out[(family, m["ibsi_feature"], aggregation)] = transform(row[key])
+        if m["pyradiomics_class"] in ("shape", "firstorder") and key in sources.get(family, {}):
+            value = sources[family][key]
+            out[(family, m["ibsi_feature"], "")] = value - 3.0 if m["transform"] == "minus3" else value
     out.update(_corrected_axes(base, mask))
     out.update(_extra_features(image, roi, kept, levels, base))
     out.update(_matrix_families(levels, kept, roi))
+    if wanted & {"glcm", "glrlm", "glszm", "ngtdm"}:
+        out.update(texture_features(levels))
     return {key: value for key, value in out.items() if key[0] in wanted}
 
 

@@ -131,6 +131,78 @@ def gldzm(levels, keep, outline, in_plane):
     return matrix
 
 
+def glcm(levels, keep, direction):
+    """Symmetric co-occurrence counts of (voxel, voxel + direction), both in the mask."""
+    voxels = _voxels(levels, keep)
+    matrix = np.zeros((max(voxels.values()), max(voxels.values())))
+    for index, level in voxels.items():
+        other = voxels.get(_step(index, direction))
+        if other is not None:
+            matrix[level - 1, other - 1] += 1
+            matrix[other - 1, level - 1] += 1
+    return matrix
+
+
+def glrlm(levels, keep, direction):
+    """Runs along ``direction``: from each voxel whose predecessor is not of its level (or
+    not in the mask), walk forward while the level stays."""
+    voxels = _voxels(levels, keep)
+    back = (-direction[0], -direction[1], -direction[2])
+    runs = []
+    for index, level in voxels.items():
+        if voxels.get(_step(index, back)) == level:
+            continue
+        length, position = 1, _step(index, direction)
+        while voxels.get(position) == level:
+            length, position = length + 1, _step(position, direction)
+        runs.append((level, length))
+    matrix = np.zeros((max(voxels.values()), max(n for _, n in runs)))
+    for level, length in runs:
+        matrix[level - 1, length - 1] += 1
+    return matrix
+
+
+def glszm(levels, keep, in_plane):
+    """Zones (26-, in plane 8-connected voxels of one level): x[i, size]."""
+    offsets = _offsets(in_plane, faces_only=False)
+    voxels = _voxels(levels, keep)
+    seen = set()
+    zones = []
+    for start, level in voxels.items():
+        if start in seen:
+            continue
+        seen.add(start)
+        size, queue = 0, deque([start])
+        while queue:
+            index = queue.popleft()
+            size += 1
+            for d in offsets:
+                other = _step(index, d)
+                if other not in seen and voxels.get(other) == level:
+                    seen.add(other)
+                    queue.append(other)
+        zones.append((level, size))
+    matrix = np.zeros((max(voxels.values()), max(n for _, n in zones)))
+    for level, size in zones:
+        matrix[level - 1, size - 1] += 1
+    return matrix
+
+
+def ngtdm(levels, keep, in_plane):
+    """s_i = sum over voxels of level i with a neighbour in the mask of |i - mean neighbour
+    level| (Chebyshev 1, in plane for 2D); n_i = how many such voxels."""
+    offsets = _offsets(in_plane, faces_only=False)
+    voxels = _voxels(levels, keep)
+    top = max(voxels.values())
+    s, n = np.zeros(top), np.zeros(top)
+    for index, level in voxels.items():
+        around = [voxels[o] for o in (_step(index, d) for d in offsets) if o in voxels]
+        if around:
+            s[level - 1] += abs(level - sum(around) / len(around))
+            n[level - 1] += 1
+    return s, n
+
+
 def matrix_features(matrix, n_voxels):
     """The features IBSI shares between NGLDM (j = dependence count + 1) and GLDZM (j =
     distance), each a sum over the matrix's cells, in NGLDM's naming order."""

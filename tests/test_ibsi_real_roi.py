@@ -228,3 +228,60 @@ def test_resegmentation_that_leaves_nothing_is_an_error_naming_the_settings():
     message = r"\(FBS 25, re-segmentation \[-500, 400\]\) leaves no voxel of the 9-voxel"
     with pytest.raises(FeatureError, match=message):
         intensity_mask(values, np.ones(values.shape, bool), settings)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "keywords"), CONFIGURATIONS[2:], ids=[c[0] for c in CONFIGURATIONS[2:]])
+def test_texture_matrices_on_a_ct_lesion_equal_the_voxel_loop_definitions(ct_lesion, name, keywords):
+    """GLCM, GLRLM (13 directions in 3D; 4 in every slice), GLSZM and NGTDM (3D and every slice)
+    of the grey levels binned once over the ROI equal the plain loops' matrices; ibsi_features'
+    3D values are the (phantom-verified) formulas of those matrices. The formulas and the
+    aggregation rules are checked against IBSI's consensus values on the digital phantom."""
+    from radimt import ibsi_texture as tex
+    from radimt.ibsi import ibsi_features
+    from radimt.ibsi_processing import IBSISettings
+
+    image, mask, values, roi = ct_lesion
+    keep, levels = _reference_masks(values, roi, keywords)
+    n_levels = int(levels.max())
+    slices = [k for k in range(roi.shape[0]) if keep[k].any()]
+
+    def padded(matrix, like):
+        return np.pad(matrix, [(0, a - b) for a, b in zip(like.shape, matrix.shape, strict=True)])
+
+    merged = {"glcm": 0.0, "glrlm": None}
+    for d in tex.DIRECTIONS:
+        ours = tex.glcm_matrix(levels, d, n_levels)
+        np.testing.assert_array_equal(ours, padded(ref.glcm(levels, keep, d), ours), err_msg=f"GLCM {d}")
+        merged["glcm"] = merged["glcm"] + ours
+        runs = tex.glrlm_matrix(levels, d, n_levels)
+        np.testing.assert_array_equal(runs, padded(ref.glrlm(levels, keep, d), runs), err_msg=f"GLRLM {d}")
+    for k in slices:
+        one = slice(k, k + 1)
+        for d in tex.IN_PLANE:
+            ours = tex.glcm_matrix(levels[one], d, n_levels)
+            np.testing.assert_array_equal(ours, padded(ref.glcm(levels[one], keep[one], d), ours))
+            runs = tex.glrlm_matrix(levels[one], d, n_levels)
+            np.testing.assert_array_equal(runs, padded(ref.glrlm(levels[one], keep[one], d), runs))
+        zones = tex.glszm_matrix(levels[one], n_levels, True)
+        np.testing.assert_array_equal(zones, padded(ref.glszm(levels[one], keep[one], True), zones))
+        s, n = tex.ngtdm_sums(levels[one], n_levels, True)
+        s_ref, n_ref = ref.ngtdm(levels[one], keep[one], True)
+        np.testing.assert_allclose(s, np.pad(s_ref, (0, n_levels - len(s_ref))), rtol=1e-12)
+        np.testing.assert_array_equal(n, np.pad(n_ref, (0, n_levels - len(n_ref))))
+    zones_3d = ref.glszm(levels, keep, False)
+    np.testing.assert_array_equal(tex.glszm_matrix(levels, n_levels, False), zones_3d)
+    s_ref, n_ref = ref.ngtdm(levels, keep, False)
+    np.testing.assert_allclose(tex.ngtdm_sums(levels, n_levels, False)[0], s_ref, rtol=1e-12)
+
+    features = ibsi_features(image, mask, IBSISettings(**keywords), families=["glcm", "glszm", "ngtdm"])
+    expected = {
+        ("glcm", "3D, merged"): tex.glcm_features(merged["glcm"]),
+        ("glszm", "3D"): tex.size_features(zones_3d, float(keep.sum()), tex.ZONE_NAMES),
+        ("ngtdm", "3D"): tex.ngtdm_features(s_ref, n_ref),
+    }
+    for (family, aggregation), values_ in expected.items():
+        for feature, value in values_.items():
+            assert features[(family, feature, aggregation)] == pytest.approx(value, rel=1e-9), (
+                f"{name}: {family} / {feature} / {aggregation}"
+            )
