@@ -2,28 +2,34 @@
 labels are random? (Issue #16 asks for at least 19 of 20 data sets.)
 
 Data sets: 40 patients x 3 near-duplicate lesions, 12 noise features, random patient labels
-(1/3 IMT), as in tests/test_classifier_statistics.py. Each runs ``evaluate``'s nested
-cross-validation (its defaults but the permutation test) once; from the same out-of-fold
-probabilities four intervals are formed:
+(1/3 IMT), as in tests/test_classifier_statistics.py; data set k uses seed 100 + k. Each runs
+``evaluate``'s nested cross-validation (its defaults but the permutation test) once; from the
+same out-of-fold probabilities these intervals are formed:
 
-- ``bootstrap, headline``: radimt's reported CI, a patient-cluster bootstrap of the headline
-  (mean over repeats of each repeat's pooled out-of-fold AUC);
+- ``radimt: repeats' intervals``: radimt's reported CI (``classify.repeat_interval``), each
+  repeat's patient-bootstrap percentile interval of its AUC, averaged over repeats;
+- ``bootstrap of the mean``: radimt's interval before, a patient bootstrap of the headline (the
+  mean over repeats of each repeat's out-of-fold AUC);
 - ``bootstrap, fold mean``: the same bootstrap of the mean of the per-fold AUCs (folds fixed);
 - ``corrected t, fold mean``: Nadeau & Bengio's corrected resampled t interval on the per-fold
   AUCs (variance x (1/(repeats x folds) + n_test/n_train)), as Bouckaert & Frank use it for
   repeated k-fold CV;
-- ``corrected t, headline``: the same half-width around the headline.
+- ``corrected t, headline``: the same half-width around the headline;
+- with ``--permutations N``: the bootstrap of the mean widened to headline ± t SD of the
+  permutation null (N runs of the whole procedure per data set: slow).
 
 Prints, per interval, how many data sets it covers 0.5 in and its mean width, and the mean and
 SD of the headline across data sets (the spread any honest interval must reflect).
 
-Run: ``python benchmarks/bench_ci_coverage.py [--datasets 20] [--repeats 10] [--calibration none]``
-(about 20 s a data set on 2 cores).
+Run: ``python benchmarks/bench_ci_coverage.py [--datasets 20] [--first 0] [--repeats 10]
+[--calibration none] [--permutations 20] [--quick] [--save results.json]`` (about 8 s a data
+set on 2 cores with ``--quick``, 20 s without).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -40,18 +46,29 @@ from radimt.classify import (  # noqa: E402
     _check_sizes,
     _cross_validate,
     _cv,
+    _permutation_test,
     load_table,
+    repeat_interval,
 )
 from tests.test_classifier_statistics import _clustered  # noqa: E402
 
 #: Calibration of the evaluated procedure (``--calibration``): radimt's default Platt, or none.
 CALIBRATION = "platt"
-INTERVALS = ("bootstrap, headline", "bootstrap, fold mean", "corrected t, fold mean", "corrected t, headline")
+INTERVALS = (
+    "radimt: repeats' intervals",
+    "bootstrap of the mean",
+    "bootstrap, fold mean",
+    "corrected t, fold mean",
+    "corrected t, headline",
+    "bootstrap or +-t SD(null)",
+)
 
 
-def intervals(seed: int, repeats: int) -> tuple[float, dict[str, tuple[float, float]]]:
-    """The headline AUC of one random-label data set and its four intervals."""
-    config = ModelConfig(repeats=repeats, n_permutations=0, calibration=CALIBRATION)
+def intervals(
+    seed: int, repeats: int, permutations: int, quick: bool = False
+) -> tuple[float, dict[str, tuple[float, float]], list[float]]:
+    """The headline AUC of one random-label data set, its intervals, and the permutation null."""
+    config = ModelConfig(repeats=repeats, n_permutations=0, calibration=CALIBRATION, n_jobs=2)
     data = load_table(_clustered(100 + seed), config)
     inner, _ = _check_sizes(data, config)
     config = replace(config, inner_splits=inner)
@@ -83,34 +100,52 @@ def intervals(seed: int, repeats: int) -> tuple[float, dict[str, tuple[float, fl
     k = len(fold_auc)
     half = stats.t.ppf(0.975, k - 1) * np.sqrt((1 / k + np.mean(test_share)) * np.nanvar(fold_auc, ddof=1))
     centre = float(np.nanmean(fold_auc))
-    return headline, {
-        INTERVALS[0]: _bootstrap_ci(pooled, y, groups, config),
-        INTERVALS[1]: _bootstrap_ci(fold_mean, y, groups, replace(config, n_bootstrap=400)),
-        INTERVALS[2]: (centre - half, centre + half),
-        INTERVALS[3]: (headline - half, headline + half),
+    found = {
+        INTERVALS[0]: repeat_interval(y, per_repeat, groups, config, True),
+        INTERVALS[1]: _bootstrap_ci(pooled, y, groups, config),
+        INTERVALS[3]: (centre - half, centre + half),
+        INTERVALS[4]: (headline - half, headline + half),
     }
+    if not quick:  # the slow one: every fold's AUC in every resample
+        found[INTERVALS[2]] = _bootstrap_ci(fold_mean, y, groups, replace(config, n_bootstrap=400))
+    null: list[float] = []
+    if permutations:
+        _, values = _permutation_test(None, data, replace(config, n_permutations=permutations), headline)
+        null = values.tolist()
+        sd = float(np.std(values, ddof=1))
+        widen = stats.t.ppf(0.975, len(values) - 1) * sd
+        low, high = found[INTERVALS[1]]
+        found[INTERVALS[5]] = (min(low, headline - widen), max(high, headline + widen))
+    return headline, found, null
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=int, default=20)
+    parser.add_argument("--first", type=int, default=0, help="index of the first data set")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--calibration", default="platt", choices=("platt", "none"))
+    parser.add_argument("--permutations", type=int, default=0, help="permutation runs per data set")
+    parser.add_argument("--quick", action="store_true", help="leave out the bootstrap of the fold mean")
+    parser.add_argument("--save", help="write every data set's headline, intervals and null here (JSON)")
     args = parser.parse_args()
     global CALIBRATION
     CALIBRATION = args.calibration
-    headlines, found = [], []
-    for seed in range(args.datasets):
-        headline, cis = intervals(seed, args.repeats)
+    headlines, found, records = [], [], []
+    for seed in range(args.first, args.first + args.datasets):
+        headline, cis, null = intervals(seed, args.repeats, args.permutations, args.quick)
         headlines.append(headline)
         found.append(cis)
+        records.append({"seed": seed, "headline": headline, "intervals": cis, "null": null})
         print(f"data set {seed + 1:2d}: headline {headline:.3f}", flush=True)
+        if args.save:
+            Path(args.save).write_text(json.dumps(records, indent=1))
     print(
         f"\n{args.datasets} random-label data sets, 40 patients x 3 lesions, {args.repeats} repeats, "
         f"calibration {args.calibration}"
     )
     print(f"{'interval':<26} {'covers 0.5':>11} {'mean width':>11}")
-    for name in INTERVALS:
+    for name in [n for n in INTERVALS if n in found[0]]:
         covered = sum(ci[name][0] <= 0.5 <= ci[name][1] for ci in found)
         width = np.mean([ci[name][1] - ci[name][0] for ci in found])
         print(f"{name:<26} {covered:>5} / {args.datasets:<3} {width:>11.3f}")

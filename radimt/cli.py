@@ -226,7 +226,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     m = result["metrics"]
     unit = "patient" if result["grouped"] else "lesion"
     ci = (
-        f"; 95% CI {m['roc_auc_ci_low']:.2f}-{m['roc_auc_ci_high']:.2f} by {unit} bootstrap"
+        f"; 95% CI {m['roc_auc_ci_low']:.2f}-{m['roc_auc_ci_high']:.2f} by {unit} bootstrap of each repeat"
         if "roc_auc_ci_low" in m
         else ""
     )

@@ -178,7 +178,9 @@ def _sections(result: dict[str, Any]) -> list[_Section]:
                 if config.get("calibration", "platt") == "platt"
                 else "; outputs are uncalibrated scores"
             )
-            + f". 95% CIs by bootstrap of {unit} ({config['n_bootstrap']} resamples). The permutation test "
+            + f". 95% CIs by bootstrap of {unit} ({config['n_bootstrap']} resamples); the headline ROC AUC's "
+            "is each repeat's bootstrap interval averaged over repeats (the repeats test the same "
+            f"{unit}, so their mean is not bootstrapped as if it were more precise). The permutation test "
             f"reruns this whole procedure {config['n_permutations']} times on labels shuffled between "
             f"{unit}. Threshold metrics, PR AUC, Brier score and calibration use the probabilities "
             "averaged over repeats.",
