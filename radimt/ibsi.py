@@ -37,7 +37,7 @@ from scipy.spatial import ConvexHull
 
 from radimt.features import FeatureError, extract_features, load_params
 from radimt.grids import nonzero_box
-from radimt.ibsi_processing import IBSISettings, discretise, intensity_mask
+from radimt.ibsi_processing import IBSISettings, discretise, intensity_mask, interpolate
 from radimt.ibsi_texture import texture_features
 from radimt.measure import boundary_face_points
 
@@ -83,7 +83,8 @@ def ibsi_features(
     Parameters
     ----------
     image, mask
-        The image and the morphological mask (the ROI as delineated), on one grid.
+        The image and the morphological mask (the ROI as delineated), on one grid
+        (interpolated first when ``settings.spacing`` says so).
     settings
         Re-segmentation and discretisation (:class:`radimt.ibsi_processing.IBSISettings`); the
         digital phantom's configuration (bin size 1 from the ROI minimum) by default.
@@ -121,6 +122,7 @@ def ibsi_features(
             f"from the ROI minimum, no re-segmentation), not under {settings.describe()}. Under these "
             f"settings radimt computes families={list(HONOUR_SETTINGS)}"
         )
+    image, mask = interpolate(image, mask, settings)
     values = sitk.GetArrayViewFromImage(image).astype(np.float64)
     roi = sitk.GetArrayViewFromImage(mask) > 0
     kept = intensity_mask(values, roi, settings)
