@@ -100,6 +100,35 @@ def load_params(preset: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
+def _refuse_what_ibsi_defines_otherwise(params: dict[str, Any]) -> None:
+    """Under ``preset="ibsi"``, refuse the pyradiomics settings whose results IBSI defines
+    differently, each with where IBSI's definition is computed instead.
+
+    pyradiomics bins from w⌊min / w⌋ (IBSI: from the ROI minimum or the re-segmentation bound),
+    resamples onto its own grid (IBSI: centre-aligned), and scales the LoG response by σ²
+    (IBSI-2: not). Bin width 1 on whole-number intensities, fixed bin number, wavelets and the
+    aggregation settings agree with IBSI and are kept.
+    """
+    setting, problems = params["setting"], []
+    if setting.get("binWidth", 25) != 1 and setting.get("binCount") is None:
+        problems.append(
+            f"binWidth {setting.get('binWidth', 25)} (pyradiomics bins from w*floor(min/w); give "
+            "IBSISettings(bin_width=...))"
+        )
+    if setting.get("resegmentRange") is not None:
+        problems.append("resegmentRange (give IBSISettings(resegment_range=..., outlier_sigma=...))")
+    if setting.get("resampledPixelSpacing"):
+        problems.append("resampledPixelSpacing (its grid is not IBSI's; give IBSISettings(spacing=...))")
+    if "LoG" in params["imageType"]:
+        problems.append("LoG (pyradiomics scales the response by sigma^2; IBSI-2 does not)")
+    if problems:
+        raise FeatureError(
+            "preset 'ibsi' follows IBSI, where pyradiomics differs on: " + "; ".join(problems)
+            + ". Compute IBSI features with radimt.ibsi.ibsi_features(image, mask, IBSISettings(...)), "
+            "or pyradiomics' own with a pyradiomics-compatible preset (mr, adc, ct, mg, us) or YAML"
+        )
+
+
 def _check_inputs(image: sitk.Image, mask: sitk.Image, what: str) -> np.ndarray:
     """Check the mask fits the image and holds enough voxels; return their (z, y, x) indices."""
     if not same_grid(image, mask):
@@ -254,7 +283,10 @@ def extract_features(
     image, mask
         The image and a mask on its grid (non-zero = lesion).
     preset
-        ``mr``, ``adc``, ``ct``, ``mg``, ``us``, ``ibsi``, or a pyradiomics YAML path.
+        ``mr``, ``adc``, ``ct``, ``mg``, ``us``, or a pyradiomics YAML path: pyradiomics'
+        definitions. ``ibsi``: the IBSI digital phantom's configuration, where pyradiomics agrees
+        with IBSI; settings for which it does not are refused (see
+        :func:`radimt.ibsi.ibsi_features` for IBSI's definitions under any settings).
     image_types
         Replace the preset's image types, e.g. ``["Original", "LoG", "Wavelet"]`` or
         ``{"LoG": {"sigma": [1.0]}}``.
@@ -287,6 +319,8 @@ def extract_features(
             params["featureClass"] = {k: (list(v) if v else None) for k, v in feature_classes.items()}
         else:
             params["featureClass"] = {name: params["featureClass"].get(name) for name in feature_classes}
+    if os.fspath(preset) == "ibsi":
+        _refuse_what_ibsi_defines_otherwise(params)
     voxels = _check_inputs(image, mask, what)
     work_image, work_mask = image, mask
     setting = params["setting"]

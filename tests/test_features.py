@@ -57,8 +57,9 @@ def test_cropped_equals_uncropped_with_resampling_normalisation_and_log(lesion, 
 def test_cropped_equals_uncropped_for_log_on_the_original_grid(lesion):
     image, mask = lesion
     types = {"Original": {}, "LoG": {"sigma": [1.0, 2.0, 3.0]}}
-    cropped = extract_features(image, mask, preset="ibsi", image_types=types, binWidth=25)
-    whole = extract_features(image, mask, preset="ibsi", image_types=types, binWidth=25, crop=False)
+    plain = {"resampledPixelSpacing": None}  # the ct preset without its resampling
+    cropped = extract_features(image, mask, preset="ct", image_types=types, **plain)
+    whole = extract_features(image, mask, preset="ct", image_types=types, crop=False, **plain)
     for key, value in whole.items():
         assert cropped[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
     assert cropped.provenance["crop_size"] != list(image.GetSize())
@@ -192,6 +193,25 @@ def test_ibsi_features_take_ibsi_settings_not_pyradiomics_ones(lesion, setting):
     image, mask = lesion[0], lesion[1]
     with pytest.raises(FeatureError, match=r"settings=IBSISettings\(bin_width=.*" + next(iter(setting))):
         ibsi_features(image, mask, **setting)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"binWidth": 25}, "binWidth 25"),
+        ({"resegmentRange": [-500, 400]}, "resegmentRange"),
+        ({"resampledPixelSpacing": [1, 1, 1]}, "resampledPixelSpacing"),
+        ({"image_types": ["Original", "LoG"]}, "LoG"),
+    ],
+)
+def test_the_ibsi_preset_refuses_what_pyradiomics_computes_otherwise(lesion, change, named):
+    from radimt.features import FeatureError
+
+    image, mask = lesion
+    message = rf"preset 'ibsi' follows IBSI, where pyradiomics differs on: {named}"
+    with pytest.raises(FeatureError, match=message):
+        extract_features(image, mask, preset="ibsi", **change)
+    assert extract_features(image, mask, preset="ibsi", binCount=32, image_types=["Original", "Wavelet"])
 
 
 def test_ibsi_families_that_cannot_honour_settings_refuse_them_by_name(lesion):
