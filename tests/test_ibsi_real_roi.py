@@ -24,8 +24,7 @@ CONFIGURATIONS = [
     ),
     ("FBN 32, 3 SD", {"bin_count": 32, "outlier_sigma": 3.0}),
 ]
-#: The IBSI-1 CT configurations B to D in full (E interpolates tricubically: not offered):
-#: interpolation first, then the settings above.
+#: The IBSI-1 CT configurations B to E in full: interpolation first, then the settings above.
 INTERPOLATED = [
     (
         "B: 2 x 2 mm in plane, FBN 32, range [-500, 400]",
@@ -48,6 +47,17 @@ INTERPOLATED = [
     (
         "D: 2 mm, FBN 32, 3 SD",
         {"spacing": (2.0, 2.0, 2.0), "round_intensities": True, "bin_count": 32, "outlier_sigma": 3.0},
+    ),
+    (
+        "E: 2 mm cubic, FBN 32, range [-1000, 400] + 3 SD",
+        {
+            "spacing": (2.0, 2.0, 2.0),
+            "interpolation": "cubic",
+            "round_intensities": True,
+            "bin_count": 32,
+            "resegment_range": (-1000.0, 400.0),
+            "outlier_sigma": 3.0,
+        },
     ),
 ]
 SPACING = (2.0, 0.8, 0.8)  # (z, y, x) mm
@@ -399,3 +409,27 @@ def test_ibsi_features_interpolate_first_when_asked(ct_lesion):
     kept = intensity_mask(new_values, sitk.GetArrayViewFromImage(new_mask) > 0, settings)
     assert features[("statistics", "Mean intensity", "")] == pytest.approx(new_values[kept].mean(), rel=1e-12)
     assert new_image.GetSpacing() == (1.0, 1.0, 1.0)
+
+
+def test_cubic_interpolation_is_scipys_cubic_spline():
+    """IBSI's tricubic spline: SimpleITK's B-spline resampling equals scipy's
+    map_coordinates(order=3, mode="mirror") at every point of the new grid."""
+    from scipy import ndimage
+
+    from radimt.ibsi_processing import IBSISettings, interpolate
+
+    rng = np.random.default_rng(3)
+    values = ndimage.gaussian_filter(rng.normal(40, 30, (14, 18, 20)), 1)
+    image = sitk.GetImageFromArray(values)
+    image.SetSpacing((0.8, 0.9, 2.5))
+    image.SetOrigin((-12.0, 30.5, 7.25))
+    mask = sitk.GetImageFromArray((values > 40).astype(np.uint8))
+    mask.CopyInformation(image)
+    new_image, _ = interpolate(image, mask, IBSISettings(spacing=(2.0, 2.0, 2.0), interpolation="cubic"))
+    points = [
+        image.TransformPhysicalPointToContinuousIndex(new_image.TransformIndexToPhysicalPoint(index))
+        for index in np.ndindex(*new_image.GetSize())
+    ]
+    expected = ndimage.map_coordinates(values, np.array(points)[:, ::-1].T, order=3, mode="mirror")
+    ours = [sitk.GetArrayViewFromImage(new_image)[index[::-1]] for index in np.ndindex(*new_image.GetSize())]
+    np.testing.assert_allclose(ours, expected, atol=1e-8)
