@@ -20,33 +20,17 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from radimt.ibsi import HONOUR_SETTINGS, ibsi_features  # noqa: E402
 from radimt.ibsi_processing import IBSISettings  # noqa: E402
-from tests.test_ibsi_real_roi import CONFIGURATIONS  # noqa: E402
+from tests.test_ibsi_real_roi import CONFIGURATIONS, ct_like_lesion  # noqa: E402
 
 
-def lesion(seed: int = 17) -> tuple[sitk.Image, sitk.Image]:
-    rng = np.random.default_rng(seed)
-    shape = (30, 120, 120)
-    zz, yy, xx = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
-    r = np.sqrt(((zz - 14.5) / 13.5) ** 2 + ((yy - 59.5) / 48.5) ** 2 + ((xx - 60.0) / 47.0) ** 2)
-    roi = r <= 1.0
-    texture = ndimage.gaussian_filter(rng.normal(0, 1, shape), (1.0, 2.0, 2.0))
-    values = 40 + 25 * texture / texture.std() + 60 * np.clip(r - 0.75, 0, None) / 0.25 * roi
-    values[~roi] = rng.normal(-80, 20, shape)[~roi]
-    blobs = ndimage.gaussian_filter(rng.normal(size=shape), 1.5)
-    pockets = roi & (blobs > 2.2 * blobs.std())
-    values[pockets] = rng.uniform(-950, -600, shape)[pockets]
-    calcium = roi & (rng.random(shape) < 0.004)
-    values[calcium] = rng.uniform(500, 1400, shape)[calcium]
-    image = sitk.GetImageFromArray(np.round(values))
-    image.SetSpacing((0.8, 0.8, 2.0))
-    mask = sitk.GetImageFromArray(roi.astype(np.uint8))
-    mask.CopyInformation(image)
+def lesion() -> tuple[sitk.Image, sitk.Image]:
+    """The test's CT-like lesion, larger: about 129,000 voxels."""
+    image, mask, _, _ = ct_like_lesion(shape=(30, 120, 120), semi_axes=(13.5, 48.5, 47.0))
     return image, mask
 
 

@@ -38,7 +38,7 @@ from scipy.spatial import ConvexHull
 from radimt.features import FeatureError, extract_features, load_params
 from radimt.grids import nonzero_box
 from radimt.ibsi_processing import IBSISettings, discretise, intensity_mask, interpolate
-from radimt.ibsi_texture import texture_features
+from radimt.ibsi_texture import DEPENDENCE_NAMES, DISTANCE_NAMES, size_features, texture_features
 from radimt.measure import boundary_face_points
 
 _UNSET = object()
@@ -483,76 +483,13 @@ def _edge_distance(roi: np.ndarray, connectivity: np.ndarray) -> np.ndarray:
 
 
 def _matrix_features(matrix: np.ndarray, n_voxels: int, kind: str) -> dict[str, float]:
-    """IBSI features of a grey level (rows) x count/distance (columns) matrix."""
-    total = matrix.sum()
-    p = matrix / total
-    i = np.arange(1, matrix.shape[0] + 1)[:, None].astype(float)
-    j = np.arange(1, matrix.shape[1] + 1)[None, :].astype(float)
-    pi, pj = p.sum(axis=1), p.sum(axis=0)
-    mu_i = float((i[:, 0] * pi).sum())
-    mu_j = float((j[0] * pj).sum())
-    nz = p[p > 0]
-    names: tuple[str | None, ...]
+    """IBSI features of an NGLDM (grey level x dependence count + 1) or GLDZM (grey level x
+    distance) matrix: the 16 features IBSI shares with GLRLM and GLSZM, and NGLDM's energy."""
     if kind == "ngldm":
-        names = (
-            "Low dependence emphasis",
-            "High dependence emphasis",
-            "Low grey level count emphasis",
-            "High grey level count emphasis",
-            "Low dependence low grey level emphasis",
-            "Low dependence high grey level emphasis",
-            "High dependence low grey level emphasis",
-            "High dependence high grey level emphasis",
-            "Grey level non-uniformity",
-            "Normalised grey level non-uniformity",
-            "Dependence count non-uniformity",
-            "Normalised dependence count non-uniformity",
-            "Dependence count percentage",
-            "Grey level variance",
-            "Dependence count variance",
-            "Dependence count entropy",
-            "Dependence count energy",
-        )
-    else:
-        names = (
-            "Small distance emphasis",
-            "Large distance emphasis",
-            "Low grey level zone emphasis",
-            "High grey level zone emphasis",
-            "Small distance low grey level emphasis",
-            "Small distance high grey level emphasis",
-            "Large distance low grey level emphasis",
-            "Large distance high grey level emphasis",
-            "Grey level non-uniformity",
-            "Normalised grey level non-uniformity",
-            "Zone distance non-uniformity",
-            "Normalised zone distance non-uniformity",
-            "Zone percentage",
-            "Grey level variance",
-            "Zone distance variance",
-            "Zone distance entropy",
-            None,
-        )
-    values = [
-        (p / j**2).sum(),
-        (p * j**2).sum(),
-        (p / i**2).sum(),
-        (p * i**2).sum(),
-        (p / (i**2 * j**2)).sum(),
-        (p * i**2 / j**2).sum(),
-        (p * j**2 / i**2).sum(),
-        (p * i**2 * j**2).sum(),
-        (matrix.sum(axis=1) ** 2).sum() / total,
-        (pi**2).sum(),
-        (matrix.sum(axis=0) ** 2).sum() / total,
-        (pj**2).sum(),
-        total / n_voxels,
-        float(((i[:, 0] - mu_i) ** 2 * pi).sum()),
-        float(((j[0] - mu_j) ** 2 * pj).sum()),
-        float(-(nz * np.log2(nz)).sum()),
-        float((p**2).sum()),
-    ]
-    return {name: float(v) for name, v in zip(names, values, strict=True) if name is not None}
+        out = size_features(matrix, n_voxels, DEPENDENCE_NAMES)
+        out["Dependence count energy"] = float(((matrix / matrix.sum()) ** 2).sum())
+        return out
+    return size_features(matrix, n_voxels, DISTANCE_NAMES)
 
 
 def texture_matrix_features(

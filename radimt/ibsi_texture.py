@@ -170,7 +170,8 @@ def glszm_matrix(levels: np.ndarray, n_levels: int, in_plane: bool) -> np.ndarra
     return matrix
 
 
-#: Names of the features GLRLM and GLSZM share with radimt.ibsi's NGLDM/GLDZM formulas.
+#: Names of the 16 features IBSI defines alike on the grey level x size matrices of GLRLM (run
+#: lengths), GLSZM (zone sizes), NGLDM (dependence counts + 1) and GLDZM (zone distances).
 RUN_NAMES = (
     "Short runs emphasis",
     "Long runs emphasis",
@@ -206,6 +207,44 @@ ZONE_NAMES = (
     "Grey level variance",
     "Zone size variance",
     "Zone size entropy",
+)
+
+
+DEPENDENCE_NAMES = (
+    "Low dependence emphasis",
+    "High dependence emphasis",
+    "Low grey level count emphasis",
+    "High grey level count emphasis",
+    "Low dependence low grey level emphasis",
+    "Low dependence high grey level emphasis",
+    "High dependence low grey level emphasis",
+    "High dependence high grey level emphasis",
+    "Grey level non-uniformity",
+    "Normalised grey level non-uniformity",
+    "Dependence count non-uniformity",
+    "Normalised dependence count non-uniformity",
+    "Dependence count percentage",
+    "Grey level variance",
+    "Dependence count variance",
+    "Dependence count entropy",
+)
+DISTANCE_NAMES = (
+    "Small distance emphasis",
+    "Large distance emphasis",
+    "Low grey level zone emphasis",
+    "High grey level zone emphasis",
+    "Small distance low grey level emphasis",
+    "Small distance high grey level emphasis",
+    "Large distance low grey level emphasis",
+    "Large distance high grey level emphasis",
+    "Grey level non-uniformity",
+    "Normalised grey level non-uniformity",
+    "Zone distance non-uniformity",
+    "Normalised zone distance non-uniformity",
+    "Zone percentage",
+    "Grey level variance",
+    "Zone distance variance",
+    "Zone distance entropy",
 )
 
 

@@ -103,32 +103,42 @@ def edge_distance(outline, in_plane):
     return distance
 
 
-def gldzm(levels, keep, outline, in_plane):
-    """x[i, d]: zones (26-, in plane 8-connected voxels of one level in the intensity mask) of
-    level i whose nearest voxel lies d steps from the morphological mask's edge."""
-    distance = edge_distance(outline, in_plane)
+def _zones(levels, keep, in_plane):
+    """Zones (26-, in plane 8-connected voxels of one level in the mask), each as
+    (level, list of its voxels), by flood fill."""
     offsets = _offsets(in_plane, faces_only=False)
     voxels = _voxels(levels, keep)
     seen = set()
-    zones = []
     for start, level in voxels.items():
         if start in seen:
             continue
         seen.add(start)
-        nearest, queue = distance[start], deque([start])
+        members, queue = [], deque([start])
         while queue:
             index = queue.popleft()
-            nearest = min(nearest, distance[index])
+            members.append(index)
             for d in offsets:
                 other = _step(index, d)
                 if other not in seen and voxels.get(other) == level:
                     seen.add(other)
                     queue.append(other)
-        zones.append((level, nearest))
-    matrix = np.zeros((max(voxels.values()), max(d for _, d in zones)))
-    for level, d in zones:
-        matrix[level - 1, d - 1] += 1
+        yield level, members
+
+
+def _count_matrix(pairs, rows):
+    """x[i, j] from (grey level i, count j) pairs."""
+    matrix = np.zeros((rows, max(j for _, j in pairs)))
+    for i, j in pairs:
+        matrix[i - 1, j - 1] += 1
     return matrix
+
+
+def gldzm(levels, keep, outline, in_plane):
+    """x[i, d]: zones of level i whose nearest voxel lies d steps from the morphological mask's
+    edge."""
+    distance = edge_distance(outline, in_plane)
+    pairs = [(level, min(distance[v] for v in members)) for level, members in _zones(levels, keep, in_plane)]
+    return _count_matrix(pairs, int(levels[keep].max()))
 
 
 def glcm(levels, keep, direction):
@@ -163,29 +173,9 @@ def glrlm(levels, keep, direction):
 
 
 def glszm(levels, keep, in_plane):
-    """Zones (26-, in plane 8-connected voxels of one level): x[i, size]."""
-    offsets = _offsets(in_plane, faces_only=False)
-    voxels = _voxels(levels, keep)
-    seen = set()
-    zones = []
-    for start, level in voxels.items():
-        if start in seen:
-            continue
-        seen.add(start)
-        size, queue = 0, deque([start])
-        while queue:
-            index = queue.popleft()
-            size += 1
-            for d in offsets:
-                other = _step(index, d)
-                if other not in seen and voxels.get(other) == level:
-                    seen.add(other)
-                    queue.append(other)
-        zones.append((level, size))
-    matrix = np.zeros((max(voxels.values()), max(n for _, n in zones)))
-    for level, size in zones:
-        matrix[level - 1, size - 1] += 1
-    return matrix
+    """x[i, size]: zones of level i of that many voxels."""
+    pairs = [(level, len(members)) for level, members in _zones(levels, keep, in_plane)]
+    return _count_matrix(pairs, int(levels[keep].max()))
 
 
 def ngtdm(levels, keep, in_plane):
