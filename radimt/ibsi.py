@@ -1,5 +1,5 @@
 """IBSI-1 features of an image and its ROI, as the IBSI reference manual defines them
-(Zwanenburg et al. 2020), under IBSI's re-segmentation and discretisation settings.
+(Zwanenburg et al. 2020), under IBSI's interpolation, re-segmentation and discretisation settings.
 
 :func:`ibsi_features` returns ``{(family, feature, aggregation): value}``:
 
