@@ -16,8 +16,9 @@
 - GLCM, GLRLM, GLSZM, NGTDM (:mod:`radimt.ibsi_texture`), NGLDM and GLDZM from radimt's own
   matrices of the grey levels binned once over the whole ROI, in every aggregation (2D per
   slice, 2.5D merged over slices, 3D; averaged or merged over directions);
-- the intensity-volume histogram (V10, V90, I10, I90 and differences), in the digital
-  phantom's configuration only for now.
+- the intensity-volume histogram (V10, V90, I10, I90 and differences) with its own
+  discretisation (``ivh_bin_width`` / ``ivh_bin_count``; by default none for whole-number
+  intensities, 1,000 bins otherwise).
 
 Re-segmentation and discretisation follow :mod:`radimt.ibsi_processing`: morphology uses the
 ROI as delineated, every intensity family its re-segmented intensity mask.
@@ -64,10 +65,8 @@ FAMILIES = (
     "ngtdm",
     "ngldm",
 )
-#: Families computed under any IBSISettings (re-segmentation and discretisation honoured).
-HONOUR_SETTINGS = tuple(f for f in FAMILIES if f != "intensity_volume_histogram")
-#: Families computed in the digital phantom's configuration only, for now.
-PHANTOM_ONLY = ("intensity_volume_histogram",)
+#: Families computed under any IBSISettings (all of them).
+HONOUR_SETTINGS = FAMILIES
 
 
 def ibsi_features(
@@ -97,9 +96,8 @@ def ibsi_features(
     Raises
     ------
     FeatureError
-        A family of ``PHANTOM_ONLY`` requested under settings other than the phantom's (name
-        the families of ``HONOUR_SETTINGS`` with ``families=``), a pyradiomics setting that
-        changes the computation, or a re-segmentation that leaves no voxel.
+        An unknown family, a pyradiomics setting that changes the computation, or a
+        re-segmentation that leaves no voxel.
     """
     settings = settings if settings is not None else IBSISettings()
     wanted = set(FAMILIES if families is None else families)
@@ -114,13 +112,6 @@ def ibsi_features(
             f"resegment_range=..., outlier_sigma=...), not as pyradiomics settings {sorted(changed)}. "
             "For pyradiomics features under pyradiomics' settings use "
             "radimt.extract_features(image, mask, preset='ibsi', ...)"
-        )
-    blocked = sorted(wanted & set(PHANTOM_ONLY))
-    if blocked and not settings.is_phantom_configuration:
-        raise FeatureError(
-            f"IBSI families {blocked} are computed in the digital phantom's configuration only (bin size 1 "
-            f"from the ROI minimum, no re-segmentation), not under {settings.describe()}. Under these "
-            f"settings radimt computes families={list(HONOUR_SETTINGS)}"
         )
     image, mask = interpolate(image, mask, settings)
     values = sitk.GetArrayViewFromImage(image).astype(np.float64)
@@ -154,7 +145,7 @@ def ibsi_features(
             value = sources[family][key]
             out[(family, m["ibsi_feature"], "")] = value - 3.0 if m["transform"] == "minus3" else value
     out.update(_corrected_axes(base, mask))
-    out.update(_extra_features(image, roi, kept, levels, base))
+    out.update(_extra_features(image, roi, kept, levels, base, settings))
     out.update(_matrix_families(levels, kept, roi))
     if wanted & {"glcm", "glrlm", "glszm", "ngtdm"}:
         out.update(texture_features(levels))
@@ -197,7 +188,12 @@ def _dispersion(values: np.ndarray) -> tuple[float, float, float]:
 
 
 def _extra_features(
-    image: sitk.Image, roi: np.ndarray, kept: np.ndarray, levels: np.ndarray, base: dict[str, float]
+    image: sitk.Image,
+    roi: np.ndarray,
+    kept: np.ndarray,
+    levels: np.ndarray,
+    base: dict[str, float],
+    settings: IBSISettings,
 ) -> dict[tuple[str, str, str], float]:
     """The IBSI features pyradiomics lacks: ``roi`` is the morphological mask, ``kept`` the
     intensity mask, ``levels`` its discretised grey levels."""
@@ -226,24 +222,7 @@ def _extra_features(
     hist["Maximum histogram gradient intensity"] = float(grey[np.argmax(gradient)])
     hist["Minimum histogram gradient"] = float(gradient.min())
     hist["Minimum histogram gradient intensity"] = float(grey[np.argmin(gradient)])
-    levels = grey_levels  # below: the intensity-volume histogram (phantom configuration)
-    # Intensity-volume histogram on the discretised grey levels (every level from min to max).
-    g_min, g_max = int(levels.min()), int(levels.max())
-    span = max(g_max - g_min, 1)
-    offset = values.min() - 1
-
-    def volume_at(fraction: float) -> float:
-        return float(np.mean(levels >= g_min + fraction * span))
-
-    def intensity_at(fraction: float) -> float:
-        level = next((g for g in range(g_min, g_max + 2) if np.mean(levels >= g) <= fraction), g_max + 1)
-        return float(level + offset)
-
-    v10, v90, i10, i90 = volume_at(0.10), volume_at(0.90), intensity_at(0.10), intensity_at(0.90)
-    ivh["Volume fraction at 10% intensity"], ivh["Volume fraction at 90% intensity"] = v10, v90
-    ivh["Intensity at 10% volume"], ivh["Intensity at 90% volume"] = i10, i90
-    ivh["Volume fraction difference between intensity fractions"] = v10 - v90
-    ivh["Intensity fraction difference between volume fractions"] = i10 - i90
+    ivh.update(intensity_volume_histogram(values, settings))
     # Local and global intensity peaks: mean intensity (every image voxel, in the ROI or not)
     # in a 1 cm³ sphere around each voxel of the intensity mask.
     peaks = _sphere_means(values_all, kept, image.GetSpacing()[::-1])
@@ -286,6 +265,73 @@ def _extra_features(
     ):
         out.update({(family, name, ""): value for name, value in features.items()})
     return out
+
+
+#: IVH bins for intensities that are not whole numbers when IBSISettings names none.
+CONTINUOUS_IVH_BINS = 1000
+
+
+def intensity_volume_histogram(values: np.ndarray, settings: IBSISettings) -> dict[str, float]:
+    """V10, V90, I10, I90 and their differences from the intensities of the intensity mask.
+
+    The histogram runs over every level of its range — the re-segmentation range where one is
+    set, else the ROI's extremes: whole-number intensities themselves, or the bins of
+    ``settings.ivh_bin_width`` (read as their centres) or ``ivh_bin_count`` (read as 1..N).
+    ν(g) is the fraction of voxels at level g or above, γ(g) the level's fraction of the range;
+    V_x is the largest ν with γ ≥ x and I_x the lowest level with ν ≤ x (the level after the
+    range when none is).
+
+    Raises
+    ------
+    FeatureError
+        Intensities that are not whole numbers and no IVH discretisation given.
+    """
+    low_bound, high_bound = settings.resegment_range or (None, None)
+    low = float(values.min()) if low_bound is None else float(low_bound)
+    high = float(values.max()) if high_bound is None else float(high_bound)
+    whole_numbers = not np.any(np.mod(values, 1) != 0)
+    count = settings.ivh_bin_count
+    if count is None and settings.ivh_bin_width is None and not whole_numbers:
+        count = CONTINUOUS_IVH_BINS
+    if count is not None:
+        n = int(count)
+        top, bottom = float(values.max()), float(values.min())
+        scaled = np.floor(n * (values - bottom) / (top - bottom)) if top > bottom else np.zeros(values.shape)
+        bins = np.clip(scaled.astype(np.int64) + 1, 1, n)
+        grid = np.arange(1, n + 1, dtype=float)
+        after = n + 1.0
+    elif settings.ivh_bin_width is not None:
+        width = float(settings.ivh_bin_width)
+        n = int(math.ceil((high - low) / width)) + 1
+        bins = np.clip(np.floor((values - low) / width).astype(np.int64) + 1, 1, n)
+        grid = low + (np.arange(1, n + 1) - 0.5) * width
+        after = grid[-1] + width
+    else:
+        low, high = math.ceil(low), math.floor(high)
+        n = int(high - low) + 1
+        bins = (values - low).astype(np.int64) + 1
+        grid = np.arange(low, high + 1, dtype=float)
+        after = high + 1.0
+    counts = np.bincount(bins, minlength=n + 1)[1 : n + 1]
+    at_or_above = 1.0 - np.concatenate([[0], np.cumsum(counts)[:-1]]) / values.size
+    gamma = (grid - grid[0]) / (grid[-1] - grid[0]) if n > 1 else np.zeros(1)
+
+    def volume_at(fraction: float) -> float:
+        return float(at_or_above[gamma >= fraction].max())
+
+    def intensity_at(fraction: float) -> float:
+        below = grid[at_or_above <= fraction]
+        return float(below.min()) if below.size else float(after)
+
+    v10, v90, i10, i90 = volume_at(0.10), volume_at(0.90), intensity_at(0.10), intensity_at(0.90)
+    return {
+        "Volume fraction at 10% intensity": v10,
+        "Volume fraction at 90% intensity": v90,
+        "Intensity at 10% volume": i10,
+        "Intensity at 90% volume": i90,
+        "Volume fraction difference between intensity fractions": v10 - v90,
+        "Intensity fraction difference between volume fractions": i10 - i90,
+    }
 
 
 #: Radius (mm) of the 1 cm³ sphere of the intensity peaks.

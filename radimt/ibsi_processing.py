@@ -60,6 +60,12 @@ class IBSISettings:
     interpolation
         ``"linear"`` (trilinear, default) or ``"cubic"`` (cubic B-spline, IBSI's tricubic
         spline) for the image; the mask is always interpolated linearly and kept where ≥ 0.5.
+    ivh_bin_width, ivh_bin_count
+        The intensity-volume histogram's own discretisation (IBSI gives it one apart from the
+        texture families'): bins of this width from the lower re-segmentation bound (else the
+        ROI minimum), intensities read as bin centres; or this many bins between the ROI's
+        extremes. Neither: the intensities themselves when they are whole numbers (CT's HU),
+        else 1,000 bins (IBSI's choice for continuous intensities).
     """
 
     bin_width: float | None = None
@@ -69,6 +75,8 @@ class IBSISettings:
     spacing: tuple[float | None, float | None, float | None] | None = None
     round_intensities: bool = False
     interpolation: str = "linear"
+    ivh_bin_width: float | None = None
+    ivh_bin_count: int | None = None
 
     def __post_init__(self) -> None:
         if self.bin_width is not None and self.bin_count is not None:
@@ -86,6 +94,14 @@ class IBSISettings:
                 raise FeatureError(f"resegment_range {self.resegment_range} is empty: low exceeds high")
         if self.outlier_sigma is not None and not self.outlier_sigma > 0:
             raise FeatureError(f"outlier_sigma must be positive, not {self.outlier_sigma!r}")
+        if self.ivh_bin_width is not None and self.ivh_bin_count is not None:
+            raise FeatureError("give ivh_bin_width or ivh_bin_count for the IVH, not both")
+        ivh_width, ivh_count = self.ivh_bin_width, self.ivh_bin_count
+        if ivh_width is not None and not (math.isfinite(ivh_width) and ivh_width > 0):
+            raise FeatureError(f"ivh_bin_width must be a positive number, not {ivh_width!r}")
+        whole = ivh_count is None or (not isinstance(ivh_count, bool) and int(ivh_count) == ivh_count)
+        if not whole or (ivh_count is not None and ivh_count < 2):
+            raise FeatureError(f"ivh_bin_count must be a whole number of at least 2, not {ivh_count!r}")
         if self.interpolation not in INTERPOLATORS:
             raise FeatureError(f"interpolation {self.interpolation!r}: use one of {sorted(INTERPOLATORS)}")
         spacing = self.spacing

@@ -276,3 +276,49 @@ def sphere_means(values, keep, spacing, radius):
                 sums += padded[window]
                 counts += ones[window]
     return (sums / counts)[keep]
+
+
+def ivh(values, low=None, high=None, bin_width=None, bin_count=None):
+    """V10, V90, I10, I90 of the intensities ``values`` (a list): levels over the range (the
+    re-segmentation bounds ``low``/``high`` where given, else the extremes), each read as an
+    intensity (whole numbers), a bin centre (``bin_width``) or a bin number (``bin_count``);
+    ν = share of voxels at the level or above, γ = the level's share of the range."""
+    import bisect
+
+    lo = min(values) if low is None else low
+    hi = max(values) if high is None else high
+    if bin_count is not None:
+        bottom, top = min(values), max(values)
+        bins = [min(bin_count, math.floor(bin_count * (v - bottom) / (top - bottom)) + 1) for v in values]
+        level_values = list(range(1, bin_count + 1))
+        after = bin_count + 1
+    elif bin_width is not None:
+        n = math.ceil((hi - lo) / bin_width) + 1
+        bins = [math.floor((v - lo) / bin_width) + 1 for v in values]
+        level_values = [lo + (k - 0.5) * bin_width for k in range(1, n + 1)]
+        after = level_values[-1] + bin_width
+    else:
+        lo, hi = math.ceil(lo), math.floor(hi)
+        bins = [int(v - lo) + 1 for v in values]
+        level_values = list(range(lo, hi + 1))
+        after = hi + 1
+    ordered = sorted(bins)
+    first, last = level_values[0], level_values[-1]
+    rows = []
+    for k, value in enumerate(level_values, start=1):
+        at_or_above = (len(ordered) - bisect.bisect_left(ordered, k)) / len(ordered)
+        rows.append((value, (value - first) / (last - first), at_or_above))
+
+    def volume_at(x):
+        return max(nu for _, gamma, nu in rows if gamma >= x)
+
+    def intensity_at(x):
+        found = [value for value, _, nu in rows if nu <= x]
+        return min(found) if found else after
+
+    return {
+        "Volume fraction at 10% intensity": volume_at(0.10),
+        "Volume fraction at 90% intensity": volume_at(0.90),
+        "Intensity at 10% volume": intensity_at(0.10),
+        "Intensity at 90% volume": intensity_at(0.90),
+    }

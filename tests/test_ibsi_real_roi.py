@@ -42,11 +42,18 @@ INTERPOLATED = [
             "round_intensities": True,
             "bin_width": 25.0,
             "resegment_range": (-1000.0, 400.0),
+            "ivh_bin_width": 2.5,
         },
     ),
     (
         "D: 2 mm, FBN 32, 3 SD",
-        {"spacing": (2.0, 2.0, 2.0), "round_intensities": True, "bin_count": 32, "outlier_sigma": 3.0},
+        {
+            "spacing": (2.0, 2.0, 2.0),
+            "round_intensities": True,
+            "bin_count": 32,
+            "outlier_sigma": 3.0,
+            "ivh_bin_count": 1000,
+        },
     ),
     (
         "E: 2 mm cubic, FBN 32, range [-1000, 400] + 3 SD",
@@ -57,6 +64,7 @@ INTERPOLATED = [
             "bin_count": 32,
             "resegment_range": (-1000.0, 400.0),
             "outlier_sigma": 3.0,
+            "ivh_bin_count": 1000,
         },
     ),
 ]
@@ -152,6 +160,13 @@ def test_ibsi_families_honour_the_settings_on_a_ct_lesion(ct_lesion, name, keywo
     check("intensity_histogram", "Discretised intensity uniformity", (p**2).sum())
     for feature, expected in ref.histogram_features(grey.tolist()).items():
         check("intensity_histogram", feature, expected)
+    # Intensity-volume histogram: its own discretisation, its range the re-segmentation range.
+    low, high = keywords.get("resegment_range", (None, None))
+    expected_ivh = ref.ivh(
+        kept_values.tolist(), low, high, keywords.get("ivh_bin_width"), keywords.get("ivh_bin_count")
+    )
+    for feature, expected in expected_ivh.items():
+        check("intensity_volume_histogram", feature, expected, rel=1e-12)
     # Local intensity: sphere means of the whole image around intensity-mask voxels.
     means = ref.sphere_means(values, keep, spacing, PEAK_RADIUS_MM)
     check("local_intensity", "Global intensity peak", means.max())
