@@ -159,20 +159,28 @@ def _ge_b0_files():
     return sorted(p for p in (REAL / "ge_dwi").iterdir() if p.name != "LICENSE")[:2]
 
 
-def test_ge_three_phase_gradient_echo_is_dce_not_dwi(tmp_path):
-    # The two b0 slices of the real GE file carry GE's b-value element 0\8\0\0 under
-    # GEMS_PARM_01, as every GE sequence does; as a 3D FGRE with three phases (no temporal tags,
-    # told apart by AcquisitionTime only) they are a DCE, never "DWI with b = 0".
+def _ge_dce_phases(folder, intercept_step=None):
+    """The real GE b0 slices rewritten as three phases of a 3D FGRE DCE (told apart by
+    AcquisitionTime, two minutes apart; with ``intercept_step``, RescaleIntercept 0, step, 2 step)."""
     files = _ge_b0_files()
 
-    def fgre(ds, k, phase):
+    def phase_of(ds, k, phase):
         ds.ScanningSequence, ds.SequenceVariant, ds.EchoTime = "GR", "SS\\SP", 2.1
         ds.SeriesDescription = "Ax VIBRANT MPh"
         ds.AcquisitionTime = f"09{phase * 2:02d}00.000"
         ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.{phase}"
+        if intercept_step is not None:
+            ds.RescaleSlope, ds.RescaleIntercept = 1, intercept_step * phase
 
     for phase in range(3):
-        _edited_copies(files, tmp_path / f"p{phase}", lambda ds, k, p=phase: fgre(ds, k, p))
+        _edited_copies(files, folder / f"p{phase}", lambda ds, k, p=phase: phase_of(ds, k, p))
+
+
+def test_ge_three_phase_gradient_echo_is_dce_not_dwi(tmp_path):
+    # The two b0 slices of the real GE file carry GE's b-value element 0\8\0\0 under
+    # GEMS_PARM_01, as every GE sequence does; as a 3D FGRE with three phases (no temporal tags,
+    # told apart by AcquisitionTime only) they are a DCE, never "DWI with b = 0".
+    _ge_dce_phases(tmp_path)
     study = radimt.load_study(tmp_path)
     assert {s.role for s in study.series} == {"dce"}, [(s.key, s.role, s.note) for s in study.series]
     assert study.dwi is None
@@ -183,17 +191,7 @@ def test_dce_subtraction_on_real_ge_headers_equals_the_float_difference(tmp_path
     """The subtraction is made in one float32 buffer from the phases' stored arrays: on real GE
     slices (their own dtype, rescale and geometry; phases told apart by RescaleIntercept) it
     equals the plain float difference voxel for voxel and keeps the DCE's geometry and frame."""
-    files = _ge_b0_files()
-
-    def phase_of(ds, k, phase):
-        ds.ScanningSequence, ds.SequenceVariant, ds.EchoTime = "GR", "SS\\SP", 2.1
-        ds.SeriesDescription = "Ax VIBRANT MPh"
-        ds.AcquisitionTime = f"09{phase * 2:02d}00.000"
-        ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.{phase}"
-        ds.RescaleSlope, ds.RescaleIntercept = 1, 37 * phase
-
-    for phase in range(3):
-        _edited_copies(files, tmp_path / f"p{phase}", lambda ds, k, p=phase: phase_of(ds, k, p))
+    _ge_dce_phases(tmp_path, intercept_step=37)
     dce = radimt.load_study(tmp_path).dce
     sub = radimt.subtraction(dce, 2)
     expected = sitk.Cast(dce.phases[2], sitk.sitkFloat32) - sitk.Cast(dce.phases[0], sitk.sitkFloat32)
