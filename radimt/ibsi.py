@@ -65,8 +65,6 @@ FAMILIES = (
     "ngtdm",
     "ngldm",
 )
-#: Families computed under any IBSISettings (all of them).
-HONOUR_SETTINGS = FAMILIES
 
 
 def ibsi_features(

@@ -110,11 +110,6 @@ class IBSISettings:
         ):
             raise FeatureError(f"spacing must be three positive mm values (None keeps one), not {spacing!r}")
 
-    @property
-    def is_phantom_configuration(self) -> bool:
-        """Bin size 1 from the ROI minimum without re-segmentation (the digital phantom's)."""
-        return self == IBSISettings()
-
     def describe(self) -> str:
         """One line for reports: ``FBS 25, re-segmentation [-500, 400], outliers 3 SD``."""
         parts = [f"FBS {self.bin_width:g}" if self.bin_count is None else f"FBN {self.bin_count}"]
