@@ -206,7 +206,7 @@ def decoded_dce_mb() -> float:
 def profile_one(manifest: Path, pipeline: Path) -> list[tuple[str, float]]:
     """One study through radimt's stages in this process: where a lesion's time goes."""
     from radimt.dicom.study import load_study
-    from radimt.lesion import lesion_features
+    from radimt.analysis import lesion_features
     from radimt.pipeline.config import load_config
     from radimt.segment import segment_from_seed, subtraction
 
@@ -221,11 +221,11 @@ def profile_one(manifest: Path, pipeline: Path) -> list[tuple[str, float]]:
     _ = study.dce, study.adc, study.t2
     stages.append(("read DCE, ADC, T2 volumes", time.perf_counter() - start))
     start = time.perf_counter()
-    sub = subtraction(study.dce, config.dce_phase)
+    sub = subtraction(study.dce, config.analysis.dce_phase)
     mask = segment_from_seed(sub, tuple(float(row[f"seed_{a}"]) for a in "xyz"))
     stages.append(("subtraction + segmentation", time.perf_counter() - start))
     start = time.perf_counter()
-    lesion_features(study, {"dce": mask}, config.features())
+    lesion_features(study, {"dce": mask}, config.analysis)
     stages.append(("kinetics, ADC, domain and radiomic features", time.perf_counter() - start))
     return stages
 

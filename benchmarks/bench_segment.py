@@ -17,7 +17,7 @@ import SimpleITK as sitk
 from timing import median_time
 
 from radimt.measure import dice
-from radimt.segment import _delineate, _noise_sigma, _options, _prepare, seed_index, segment_from_seed
+from radimt.segment import _delineate, _noise_sigma, _prepare, seed_index, segment_from_seed, segment_options
 from radimt.synth.phantom import Lesion, lesion_fraction
 from radimt.synth.writer import Grid
 
@@ -42,7 +42,7 @@ def volume_with_lesion() -> tuple[sitk.Image, Lesion]:
 
 
 def full_volume(image: sitk.Image, lesion: Lesion) -> sitk.Image:
-    opts = _options("mr", {})
+    opts = segment_options("mr", {})
     index = seed_index(image, lesion.centre)
     prepared = _prepare(image, opts)
     noise = _noise_sigma(sitk.GetArrayViewFromImage(image))

@@ -9,26 +9,35 @@ The public API is a set of plain functions::
     curve = radimt.kinetic_curve(study.dce, mask)        # curve.curve_type, curve.to_dict()
     radimt.adc_stats(study.adc, adc_mask)
     row = radimt.lesion_features(study, {"dce": mask})   # one flat row for a features CSV
+    result = radimt.analyse_lesion(study, radimt.LesionInput(seed=seed_lps))  # all of it at once
+
+Every public name has an example that runs, built on :func:`radimt.synth.example_study`.
 """
 
-from radimt import io
+from radimt import io, synth
 from radimt._version import __version__
-from radimt.analysis import LesionInput, LesionResult, analyse_lesion
+from radimt.analysis import (
+    AnalysisConfig,
+    FeatureConfig,  # noqa: F401 - deprecated name of AnalysisConfig, kept for one release
+    LesionInput,
+    LesionResult,
+    ModalitySeed,
+    analyse_lesion,
+    lesion_features,
+)
 from radimt.dicom import DCE, DWI, PlanarImage, SeriesInfo, Study, load_study, scan
 from radimt.diffusion import adc_map, adc_stats, study_adc
 from radimt.errors import RadimtError
 from radimt.features import extract_features
 from radimt.kinetics import KineticCurve, KineticMaps, KineticOptions, kinetic_curve, kinetic_maps
-from radimt.lesion import FeatureConfig, lesion_features
 from radimt.measure import longest_diameter_mm, mask_volume_mm3
-from radimt.pipeline.manifest import ModalitySeed
 from radimt.robustness import robustness
 from radimt.segment import SegmentOptions, resample_mask, segment_from_seed, subtraction
 
 __all__ = [
+    "AnalysisConfig",
     "DCE",
     "DWI",
-    "FeatureConfig",
     "KineticCurve",
     "KineticMaps",
     "KineticOptions",
@@ -58,4 +67,5 @@ __all__ = [
     "segment_from_seed",
     "study_adc",
     "subtraction",
+    "synth",
 ]

@@ -1,125 +1,195 @@
 """Analyse one lesion: its reference image, its mask and its row of numbers.
 
-This is the one path from a lesion's input (a seed, or a mask) to its results. ``radimt batch``
-maps each manifest row to a :class:`LesionInput` and calls :func:`analyse_lesion`; ``radimt
-segment`` calls :func:`delineate`; a notebook may call either::
+This is the one path from a lesion's input (a seed, or a mask) to its results:
 
-    study = radimt.load_study("study/")
-    result = analyse_lesion(study, LesionInput(seed=(-108.0, 0.0, -10.0)))
-    result.row["kinetic_curve_type"], result.mask
+1. :func:`reference_image`: the image the lesion is delineated on (for breast MRI the DCE
+   early subtraction);
+2. :func:`lesion_mask`: the mask on it, read from a file or grown from the seed;
+3. :func:`lesion_features`: the mask carried to the study's other 3D roles, and one flat row
+   of numbers (size, kinetics, ADC, domain and radiomic features);
+4. :func:`analyse_modality`: the same lesion on the study's other modalities (ultrasound, a
+   mammographic view, CT), each from its own seed.
 
-Writing files (masks, DICOM SEG, figures, tables) is left to the caller.
+:func:`analyse_lesion` runs them in that order for one lesion; :func:`analyse_image_file` is
+the route of a pyradiomics batch row (an image file and a mask file, no study). ``radimt
+batch`` maps each manifest row to one of the two (:mod:`radimt.pipeline.worker`); ``radimt
+segment`` calls :func:`delineate`; a notebook may call any of them. What is computed is set by
+one :class:`AnalysisConfig`. Writing files (masks, DICOM SEG, figures, tables) is left to the
+caller: nothing here imports the pipeline.
 """
 
 from __future__ import annotations
 
+import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import SimpleITK as sitk
 
+from radimt.dicom.geometry import order_slices
 from radimt.dicom.scan import SeriesInfo
 from radimt.dicom.study import Study
 from radimt.dicom.volume import read_planar, read_volume
-from radimt.domain import margin_sharpness
-from radimt.errors import RadimtError, SeedError
-from radimt.kinetics import KineticCurve
-from radimt.lesion import lesion_features, role_image
-from radimt.pipeline.config import PipelineConfig
-from radimt.pipeline.manifest import ModalitySeed
+from radimt.diffusion import adc_stats, study_adc
+from radimt.domain import kinetic_heterogeneity, margin_sharpness, rim_core
+from radimt.errors import OptionError, RadimtError, SeedError
+from radimt.features import FeatureRow, extract_features, load_params, pyradiomics_case
+from radimt.io.masks import read_dicom_seg, read_mask
+from radimt.kinetics import KineticCurve, kinetic_curve, kinetic_maps, kinetic_options
+from radimt.measure import longest_diameter_mm, size_columns
+from radimt.options import check_fields
 from radimt.progress import StageClock
-from radimt.roles import REFERENCE_ORDER, Role, role
-from radimt.segment import segment_from_seed
+from radimt.roles import (
+    DEFAULT_FEATURE_ROLES,
+    DEFAULT_PRESETS,
+    REFERENCE_ORDER,
+    ROLES,
+    Role,
+    role,
+)
+from radimt.segment import PRESETS as SEGMENTATION_PRESETS
+from radimt.segment import resample_mask, segment_from_seed, segment_options, subtraction
+
+# -- what to compute -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Reference:
-    """The image a lesion is delineated on.
+class AnalysisConfig:
+    """What :func:`analyse_lesion` does with one lesion; every value is checked when it is made.
 
     Attributes
     ----------
-    image
-        The image (for the DCE: the subtraction of the chosen phase minus the first).
-    series
-        The series the image stands for (for the subtraction: the post-contrast phase's), or
-        ``None`` for an image radimt computed without one (an ADC fitted from the DWI).
-    role
-        The role of the image, which sets the segmentation preset.
-    label
-        What to call it in messages and figures (``"DCE early subtraction"``, ``"series 5"``).
-    """
-
-    image: sitk.Image
-    series: SeriesInfo | None
-    role: str
-    label: str
-
-
-def reference_image(
-    study: Study,
-    role_name: str | None = None,
-    *,
-    series: str | None = None,
-    dce_phase: int = 1,
-    point: tuple[float, float] | None = None,
-) -> Reference:
-    """The image to delineate a lesion on.
-
-    Parameters
-    ----------
-    study
-        The loaded study.
-    role_name
-        The role to use (``"dce"`` means the DCE subtraction at ``dce_phase``). ``None``: the
-        first the study has in :data:`radimt.roles.REFERENCE_ORDER`.
-    series
-        A series key (``"5"``, ``"5.2"``) whose image to use instead, e.g. the series a seed was
-        picked on. A phase of the DCE with ``role_name="dce"`` still gives the subtraction.
+    reference
+        Role of the image the lesion is delineated on (``dce``: the subtraction at
+        ``dce_phase``); a seed's ``series`` may name another image.
     dce_phase
-        Post-contrast phase of the subtraction.
-    point
-        For a 2D series: a pixel (column, row), e.g. the seed, that picks the ultrasound region
-        whose calibration applies.
+        Post-contrast phase whose subtraction image represents the DCE (1 = early).
+    segmentation
+        Options of :func:`radimt.segment_from_seed` (``tolerance``, ...), and ``modality`` to
+        use another preset than the reference role's.
+    roles
+        Roles whose radiomic features go into the row (those the study has).
+    presets
+        Feature preset (or pyradiomics YAML) per role; roles not named keep their default.
+    image_types
+        Image types for every role (``None``: each preset's own).
+    kinetics
+        Options of :func:`radimt.kinetic_curve` (thresholds, ``n_baseline``, ...).
+    rim_mm
+        Thickness of the rim for rim-versus-core features.
 
     Raises
     ------
-    RoleError, RadimtError
-        The role is unknown, or the study has no image for it (or no image at all).
+    OptionError, RoleError
+        A value of the wrong type or out of range, an unknown role, option or preset.
+
+    Examples
+    --------
+    >>> config = AnalysisConfig(roles=("dce", "adc"), segmentation={"tolerance": 0.6})
+    >>> config.roles, config.reference
+    ((<Role.DCE: 'dce'>, <Role.ADC: 'adc'>), <Role.DCE: 'dce'>)
+    >>> AnalysisConfig(segmentation={"tolerance": 7})
+    Traceback (most recent call last):
+    ...
+    radimt.errors.OptionError: SegmentOptions: tolerance: 7 is out of range (expected from 0.0 to 1.0)
     """
-    if series is not None:
-        chosen = study.find(series)
-        if role_name == Role.DCE and chosen.role == Role.DCE and study.dce is not None:
-            return _dce_reference(study, dce_phase)
-        image = read_planar(chosen, point=point).image if chosen.is_planar else read_volume(chosen)
-        # a series without a known role is taken as the reference role (an MR volume if none)
-        kind = chosen.role if chosen.role in REFERENCE_ORDER else (role_name or Role.T1)
-        return Reference(image, chosen, str(kind), f"series {chosen.key}")
-    if role_name is None:
-        role_name = next((r for r in REFERENCE_ORDER if r in study.roles), None)
-        if role_name is None:
-            raise RadimtError(f"{study.path}: no series to delineate a lesion on (roles found: none)")
-    kind = role(role_name)
-    if kind == Role.DCE:
-        if study.dce is None:
-            raise RadimtError(f"{study.path}: no DCE series for the reference role dce")
-        return _dce_reference(study, dce_phase)
-    found = role_image(study, kind, dce_phase)
-    if found is None:
-        raise RadimtError(f"{study.path}: no {kind} series for the reference role {kind}")
-    image = found
-    if kind.planar:
-        planar = getattr(study, kind)[0]
-        return Reference(planar.image, planar.series, kind, f"{kind.upper()} {planar.series.key}")
-    if kind == Role.DWI:
-        return Reference(image, study.dwi.series[-1], kind, "DWI (highest b-value)")  # type: ignore[union-attr]
-    return Reference(image, study.chosen_series(kind), kind, kind.upper())
+
+    reference: Role = Role.DCE
+    dce_phase: int = 1
+    segmentation: Mapping[str, Any] = field(default_factory=dict)
+    roles: tuple[Role, ...] = DEFAULT_FEATURE_ROLES
+    presets: Mapping[Role, str] = field(default_factory=lambda: dict(DEFAULT_PRESETS))
+    image_types: tuple[str, ...] | None = None
+    kinetics: Mapping[str, Any] = field(default_factory=dict)
+    rim_mm: float = 2.0
+
+    def __post_init__(self) -> None:
+        # Roles are normalised once, here: the rest of radimt sees Role members only.
+        set_ = object.__setattr__
+        set_(self, "reference", role(self.reference))
+        set_(self, "roles", tuple(role(r) for r in self.roles))
+        presets = dict(DEFAULT_PRESETS)
+        presets.update({role(r): str(p) for r, p in self.presets.items()})
+        set_(self, "presets", presets)
+        if self.image_types is not None:
+            set_(self, "image_types", tuple(self.image_types))
+        set_(self, "segmentation", dict(self.segmentation))
+        set_(self, "kinetics", dict(self.kinetics))
+        check_fields(self, {"dce_phase": (1, None), "rim_mm": (0.0, 1e3)})
+        options = dict(self.segmentation)
+        modality = options.pop("modality", None)
+        if modality is not None and modality not in SEGMENTATION_PRESETS:
+            known = sorted(SEGMENTATION_PRESETS)
+            raise OptionError("AnalysisConfig", "segmentation", f"unknown modality {modality!r}; use {known}")
+        segment_options(modality or self.reference.segmentation_preset, options)  # checks every value
+        kinetic_options(**self.kinetics)
 
 
-def _dce_reference(study: Study, dce_phase: int) -> Reference:
-    image = role_image(study, Role.DCE, dce_phase)
-    label = "DCE early subtraction" if dce_phase == 1 else f"DCE subtraction (phase {dce_phase})"
-    return Reference(image, study.dce.series[dce_phase], Role.DCE, label)  # type: ignore[union-attr, arg-type]
+class FeatureConfig(AnalysisConfig):
+    """Deprecated: the name of :class:`AnalysisConfig` before radimt 0.2 (it warns, then is one)."""
+
+    def __post_init__(self) -> None:
+        warnings.warn(
+            "radimt.FeatureConfig is now radimt.AnalysisConfig (same fields); FeatureConfig will be "
+            "removed in the next release",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        super().__post_init__()
+
+
+#: What a modality key may be (said in errors).
+MODALITY_KEYS = f"use a role ({', '.join(ROLES)}) or mg_<view> (mg_cc, mg_mlo)"
+
+
+@dataclass(frozen=True)
+class ModalitySeed:
+    """Where the lesion is on one more modality of the study.
+
+    A manifest gives it as ``<key>_seed_x/_y[/_z]`` in mm (LPS for a 3D series, in its own frame
+    of reference; millimetres from the top-left pixel for a 2D image) or ``<key>_seed_i/_j[/_k]``
+    as a voxel/pixel index, with an optional ``<key>_series``.
+
+    Attributes
+    ----------
+    key
+        ``us``, ``ct``, ``mg_cc``...: a role, or ``mg_<view>`` for one mammographic view; the
+        prefix of the modality's columns in the row.
+    seed
+        The point: mm, or an index with ``seed_is_index``.
+    seed_is_index
+        The seed is a voxel/pixel index (x/column first).
+    series
+        The series the seed is on, when the study has several of that modality.
+
+    Examples
+    --------
+    >>> seed = ModalitySeed("mg_cc", (120.0, 80.0), seed_is_index=True)
+    >>> seed.role, seed.view
+    (<Role.MG: 'mg'>, 'CC')
+    """
+
+    key: str
+    seed: tuple[float, ...]
+    seed_is_index: bool = False
+    series: str | None = None
+
+    def __post_init__(self) -> None:
+        kind, _, view = self.key.partition("_")
+        if kind not in ROLES or (view and kind != Role.MG):
+            raise SeedError(f"{self.key!r} is not a modality; {MODALITY_KEYS}")
+        object.__setattr__(self, "seed", tuple(float(v) for v in self.seed))
+
+    @property
+    def role(self) -> Role:
+        return Role(self.key.split("_")[0])
+
+    @property
+    def view(self) -> str | None:
+        """The mammographic view (``CC``, ``MLO``) of an ``mg_<view>`` key."""
+        return self.key.split("_")[1].upper() if "_" in self.key else None
 
 
 @dataclass(frozen=True)
@@ -137,6 +207,15 @@ class LesionInput:
         the lesion is delineated on unless it is a DCE phase and the reference role is ``dce``.
     mask
         A mask instead of a seed: a SimpleITK image, or a file (NIfTI/NRRD/... or DICOM SEG).
+
+    Examples
+    --------
+    >>> LesionInput(seed=(-108.0, 0.0, -10.0)).seed_is_index
+    False
+    >>> LesionInput()
+    Traceback (most recent call last):
+    ...
+    radimt.errors.SeedError: a lesion is given by a seed or by a mask (exactly one of them)
     """
 
     seed: tuple[float, ...] | None = None
@@ -147,6 +226,314 @@ class LesionInput:
     def __post_init__(self) -> None:
         if (self.seed is None) == (self.mask is None):
             raise SeedError("a lesion is given by a seed or by a mask (exactly one of them)")
+
+
+# -- 1. the reference image ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The image a lesion is delineated on.
+
+    Attributes
+    ----------
+    image
+        The image (for the DCE: the subtraction of the chosen phase minus the first).
+    series
+        The series the image stands for (for the subtraction: the post-contrast phase's), or
+        ``None`` for an image radimt computed without one (an ADC fitted from the DWI) or read
+        from a file.
+    role
+        The role of the image, which sets the segmentation preset (``None``: an image file of
+        unknown kind, :func:`analyse_image_file`).
+    label
+        What to call it in messages and figures (``"DCE early subtraction"``, ``"series 5"``).
+    """
+
+    image: sitk.Image
+    series: SeriesInfo | None
+    role: Role | None
+    label: str
+
+
+def reference_image(
+    study: Study,
+    reference_role: Role | str | None = None,
+    *,
+    series: str | None = None,
+    dce_phase: int = 1,
+    point: tuple[float, float] | None = None,
+) -> Reference:
+    """The image to delineate a lesion on.
+
+    Parameters
+    ----------
+    study
+        The loaded study.
+    reference_role
+        The role to use (``"dce"`` means the DCE subtraction at ``dce_phase``). ``None``: the
+        first the study has in :data:`radimt.roles.REFERENCE_ORDER`.
+    series
+        A series key (``"5"``, ``"5.2"``) whose image to use instead, e.g. the series a seed was
+        picked on. A phase of the DCE with ``reference_role="dce"`` still gives the subtraction.
+    dce_phase
+        Post-contrast phase of the subtraction.
+    point
+        For a 2D series: a pixel (column, row), e.g. the seed, that picks the ultrasound region
+        whose calibration applies.
+
+    Raises
+    ------
+    RoleError, RadimtError
+        The role is unknown, or the study has no image for it (or no image at all).
+    """
+    wanted = role(reference_role) if reference_role is not None else None
+    if series is not None:
+        chosen = study.find(series)
+        if wanted == Role.DCE and chosen.role == Role.DCE and study.dce is not None:
+            return _dce_reference(study, dce_phase)
+        image = read_planar(chosen, point=point).image if chosen.is_planar else read_volume(chosen)
+        # a series without a known role is taken as the reference role (an MR volume if none)
+        kind = role(chosen.role) if chosen.role in REFERENCE_ORDER else (wanted or Role.T1)
+        return Reference(image, chosen, kind, f"series {chosen.key}")
+    if wanted is None:
+        first = next((r for r in REFERENCE_ORDER if r in study.roles), None)
+        if first is None:
+            raise RadimtError(f"{study.path}: no series to delineate a lesion on (roles found: none)")
+        wanted = role(first)
+    if wanted == Role.DCE:
+        if study.dce is None:
+            raise RadimtError(f"{study.path}: no DCE series for the reference role dce")
+        return _dce_reference(study, dce_phase)
+    found = role_image(study, wanted, dce_phase)
+    if found is None:
+        raise RadimtError(f"{study.path}: no {wanted} series for the reference role {wanted}")
+    if wanted.planar:
+        planar = getattr(study, wanted)[0]
+        return Reference(planar.image, planar.series, wanted, f"{wanted.upper()} {planar.series.key}")
+    if wanted == Role.DWI:
+        return Reference(found, study.dwi.series[-1], wanted, "DWI (highest b-value)")  # type: ignore[union-attr]
+    return Reference(found, study.chosen_series(wanted), wanted, wanted.upper())
+
+
+def _dce_reference(study: Study, dce_phase: int) -> Reference:
+    image = role_image(study, Role.DCE, dce_phase)
+    label = "DCE early subtraction" if dce_phase == 1 else f"DCE subtraction (phase {dce_phase})"
+    return Reference(image, study.dce.series[dce_phase], Role.DCE, label)  # type: ignore[union-attr, arg-type]
+
+
+def role_image(study: Study, role_name: Role | str, dce_phase: int = 1) -> sitk.Image | None:
+    """The image a role's features are computed on (DCE: the subtraction at ``dce_phase``;
+    DWI: the highest b-value; MG, US: the first image), ``None`` when the study has none."""
+    kind = role(role_name)
+    if kind == Role.DCE:
+        return subtraction(study.dce, dce_phase) if study.dce is not None else None
+    if kind == Role.ADC:
+        return study_adc(study)
+    if kind == Role.DWI:
+        return study.dwi.images[-1] if study.dwi is not None else None
+    if kind.planar:
+        images = getattr(study, kind)
+        return images[0].image if images else None
+    image: sitk.Image | None = getattr(study, kind)
+    return image
+
+
+# -- 2. the mask -----------------------------------------------------------------------------
+
+
+def delineate(
+    study: Study,
+    lesion: LesionInput,
+    *,
+    reference_role: Role | str | None = None,
+    dce_phase: int = 1,
+    segmentation: Mapping[str, Any] | None = None,
+) -> tuple[Reference, sitk.Image]:
+    """The lesion's reference image (:func:`reference_image`) and its mask (:func:`lesion_mask`)."""
+    reference = reference_image(
+        study, reference_role, series=lesion.series, dce_phase=dce_phase, point=_planar_point(study, lesion)
+    )
+    return reference, lesion_mask(study, lesion, reference, segmentation)
+
+
+def lesion_mask(
+    study: Study,
+    lesion: LesionInput,
+    reference: Reference,
+    segmentation: Mapping[str, Any] | None = None,
+) -> sitk.Image:
+    """The lesion's mask on the reference image: the given mask read onto its grid, or the region
+    grown from the seed (:func:`radimt.segment_from_seed` with the reference role's preset,
+    unless ``segmentation`` names a ``modality``; its other keys are segmentation options).
+
+    An index seed into another series than the reference's (a seed picked on a DCE phase, the
+    lesion delineated on the subtraction) is placed by that series' slice geometry.
+    """
+    if lesion.mask is not None:
+        if isinstance(lesion.mask, sitk.Image):
+            return lesion.mask
+        if lesion.mask.lower().endswith(".dcm"):
+            return read_dicom_seg(lesion.mask, reference.image)
+        return read_mask(lesion.mask, reference.image)
+    seed, is_index = tuple(float(v) for v in lesion.seed), lesion.seed_is_index  # type: ignore[union-attr]
+    if is_index and lesion.series is not None:
+        seed_series = study.find(lesion.series)
+        if not seed_series.is_planar and seed_series is not reference.series:
+            seed, is_index = _index_to_point(seed_series, seed), False
+    options = dict(segmentation or {})
+    kind = reference.role or Role.T1
+    modality = options.pop("modality", None) or kind.segmentation_preset
+    return segment_from_seed(reference.image, seed, seed_is_index=is_index, modality=modality, **options)
+
+
+def _index_to_point(series: SeriesInfo, index: tuple[float, ...]) -> tuple[float, ...]:
+    """A voxel index of a 3D series as an LPS point, from its slice geometry (no pixels read)."""
+    _, geometry = order_slices(series.frames, series.label)
+    grid = sitk.Image([1, 1, 1], sitk.sitkUInt8)  # carries the geometry only
+    grid.SetSpacing(geometry.spacing)
+    grid.SetOrigin(geometry.origin)
+    grid.SetDirection(geometry.direction)
+    return tuple(grid.TransformContinuousIndexToPhysicalPoint(index))
+
+
+def _planar_point(study: Study, lesion: LesionInput) -> tuple[float, float] | None:
+    if lesion.seed is None or not lesion.seed_is_index or lesion.series is None:
+        return None
+    return (float(lesion.seed[0]), float(lesion.seed[1])) if study.find(lesion.series).is_planar else None
+
+
+# -- 3. the row ------------------------------------------------------------------------------
+
+
+def carry_masks(
+    study: Study,
+    masks: Mapping[Role, sitk.Image] | Mapping[str, sitk.Image],
+    roles: Sequence[Role | str],
+    dce_phase: int = 1,
+) -> tuple[dict[Role, sitk.Image], dict[Role, str]]:
+    """Masks for ``roles``: those given, and 3D ones carried from a given 3D mask by physical
+    coordinates. Returns the masks and, per role left out, why."""
+    out = {role(r): m for r, m in masks.items()}
+    skipped: dict[Role, str] = {}
+    source = next((r for r in REFERENCE_ORDER if r in out and not role(r).planar), None)
+    for kind in map(role, roles):
+        if kind in out:
+            continue
+        image = role_image(study, kind, dce_phase)
+        if image is None:
+            skipped[kind] = "the study has no such series"
+        elif source is None or kind.planar:
+            skipped[kind] = "no mask given for it and none to carry over"
+        else:
+            try:
+                out[kind] = resample_mask(out[role(source)], image)
+            except RadimtError as exc:
+                skipped[kind] = str(exc)
+    return out, skipped
+
+
+def lesion_features(
+    study: Study,
+    masks: Mapping[Role, sitk.Image] | Mapping[str, sitk.Image] | sitk.Image,
+    config: AnalysisConfig | None = None,
+    images: Mapping[Role, sitk.Image] | Mapping[str, sitk.Image] | None = None,
+    carry: bool = True,
+) -> FeatureRow:
+    """One flat, CSV-ready row for a lesion.
+
+    Parameters
+    ----------
+    study
+        The loaded study.
+    masks
+        ``{role: mask}`` on each role's image grid (``dce`` masks on the DCE grid), or a single
+        mask on the DCE grid. 3D roles without a mask get one carried over by physical
+        coordinates from a given 3D mask.
+    config
+        What to compute (:class:`AnalysisConfig`; its ``roles``, ``presets``, ``image_types``,
+        ``kinetics``, ``dce_phase`` and ``rim_mm``).
+    images
+        Images to use for some roles instead of the study's default (e.g. the mammographic view
+        a lesion was segmented on).
+    carry
+        Carry a 3D mask to the study's other 3D roles (``False``: only the masks given count).
+
+    Returns
+    -------
+    FeatureRow
+        ``lesion_*`` size columns, ``kinetic_*``, ``adc_*``, domain features
+        (``dce_rim_*``, ``ct_rim_*``, ``*_margin_sharpness``, ``kinetic_pe_sd`` ...), and
+        ``<role>_<image type>_<family>_<feature>`` radiomic features; ``.provenance`` holds the
+        per-role diagnostics and the roles left out with why; ``.kinetic_curve`` the
+        :class:`radimt.KineticCurve` behind the ``kinetic_*`` columns (``None`` without DCE).
+
+    Examples
+    --------
+    >>> study, truth = radimt.synth.example_study(folder)
+    >>> mask = radimt.segment_from_seed(radimt.subtraction(study.dce), truth["seed_lps"])
+    >>> row = radimt.lesion_features(study, mask, radimt.AnalysisConfig(roles=("dce",)))
+    >>> row["kinetic_curve_type"], round(row["lesion_volume_cm3"], 1)
+    ('III', 1.7)
+    """
+    config = config or AnalysisConfig()
+    if isinstance(masks, sitk.Image):
+        masks = {Role.DCE: masks}
+    given = {role(r): m for r, m in masks.items()}
+    always = [r for r in map(role, REFERENCE_ORDER) if r.domain_features]
+    wanted = list(dict.fromkeys([*config.roles, *always])) if carry else list(given)
+    carried, skipped = carry_masks(study, given, wanted, config.dce_phase)
+    row = FeatureRow()
+    row.provenance = {"skipped_roles": skipped, "roles": {}}
+    reference = next((r for r in map(role, REFERENCE_ORDER) if r in carried), None)
+    if reference is None:
+        raise RadimtError(f"{study.path}: no mask for any role of this study")
+    ref_mask = carried[reference]
+    row["lesion_reference_role"] = reference.value
+    row.update(size_columns(ref_mask))  # volume for 3D, area, perimeter, circularity for 2D
+    row["lesion_longest_diameter_mm"] = longest_diameter_mm(ref_mask)
+
+    if Role.DCE in carried and study.dce is not None:
+        curve = kinetic_curve(study.dce, carried[Role.DCE], **config.kinetics)
+        row.kinetic_curve = curve
+        row.update(curve.to_dict())
+        maps = kinetic_maps(study.dce, carried[Role.DCE], **config.kinetics)
+        heterogeneity = kinetic_heterogeneity(maps.peak_enhancement, maps.ser, carried[Role.DCE])
+        row.update({f"kinetic_{k}": v for k, v in heterogeneity.items()})
+        rim = rim_core(maps.initial_enhancement, carried[Role.DCE], config.rim_mm)
+        row.update({f"dce_{k}": v for k, v in rim.items()})
+        sub = subtraction(study.dce, config.dce_phase)
+        row["dce_margin_sharpness"] = margin_sharpness(sub, carried[Role.DCE])
+    # Each role's image is read (or fitted) only when it has a mask: a lesion measured on US or MG
+    # alone does not load the DCE phases, fit the ADC or read the CT.
+    adc = study_adc(study) if Role.ADC in carried else None
+    if adc is not None:
+        row.update(adc_stats(adc, carried[Role.ADC]))
+    if Role.CT in carried and study.ct is not None:
+        row.update({f"ct_{k}": v for k, v in rim_core(study.ct, carried[Role.CT], config.rim_mm).items()})
+        row["ct_margin_sharpness"] = margin_sharpness(study.ct, carried[Role.CT])
+
+    own_images = {role(r): image for r, image in (images or {}).items()}
+    for kind in config.roles:
+        if kind not in carried:
+            continue
+        image = own_images.get(kind) or role_image(study, kind, config.dce_phase)
+        if image is None:  # carry_masks gives masks only to roles the study has
+            continue
+        features = extract_features(
+            image,
+            carried[kind],
+            preset=config.presets.get(kind, kind.feature_preset),
+            image_types=config.image_types,
+            what=f"{study.path}: {kind}",
+        )
+        for key in sorted(features):
+            row[f"{kind}_{key}"] = features[key]
+        row.provenance["roles"][kind] = features.provenance
+    return row
+
+
+# -- one lesion, start to end ----------------------------------------------------------------
 
 
 @dataclass
@@ -171,6 +558,12 @@ class LesionResult:
     modalities
         The lesion on the study's other modalities it was given seeds for: key (``us``,
         ``mg_cc``, ``ct``) -> (image, mask); their numbers are in ``row`` under the key's prefix.
+
+    Examples
+    --------
+    >>> result = radimt.analyse_lesion(study, radimt.LesionInput(seed=truth["seed_lps"]))
+    >>> [row["curve"] for row in result.curve_rows()][:2]
+    ['mean', 'mean']
     """
 
     reference: Reference
@@ -205,70 +598,10 @@ class LesionResult:
         return rows
 
 
-def delineate(
-    study: Study,
-    lesion: LesionInput,
-    *,
-    reference_role: str | None = None,
-    dce_phase: int = 1,
-    segmentation: Mapping[str, Any] | None = None,
-) -> tuple[Reference, sitk.Image]:
-    """The lesion's reference image (:func:`reference_image`) and its mask (:func:`lesion_mask`)."""
-    reference = reference_image(
-        study, reference_role, series=lesion.series, dce_phase=dce_phase, point=_planar_point(study, lesion)
-    )
-    return reference, lesion_mask(study, lesion, reference, segmentation)
-
-
-def lesion_mask(
-    study: Study,
-    lesion: LesionInput,
-    reference: Reference,
-    segmentation: Mapping[str, Any] | None = None,
-) -> sitk.Image:
-    """The lesion's mask on the reference image: the given mask read onto its grid, or the region
-    grown from the seed (:func:`radimt.segment_from_seed` with the reference role's preset,
-    unless ``segmentation`` names a ``modality``; its other keys are segmentation options).
-
-    An index seed into another series than the reference's (a seed picked on a DCE phase, the
-    lesion delineated on the subtraction) is placed by that series' slice geometry.
-    """
-    if lesion.mask is not None:
-        return _read_mask(lesion.mask, reference.image)
-    seed, is_index = tuple(float(v) for v in lesion.seed), lesion.seed_is_index  # type: ignore[union-attr]
-    if is_index and lesion.series is not None:
-        seed_series = study.find(lesion.series)
-        if not seed_series.is_planar and seed_series is not reference.series:
-            seed, is_index = _index_to_point(seed_series, seed), False
-    options = dict(segmentation or {})
-    modality = options.pop("modality", None) or role(reference.role).segmentation_preset
-    return segment_from_seed(reference.image, seed, seed_is_index=is_index, modality=modality, **options)
-
-
-def _read_mask(mask: sitk.Image | str, image: sitk.Image) -> sitk.Image:
-    from radimt.io import read_dicom_seg, read_mask
-
-    if isinstance(mask, sitk.Image):
-        return mask
-    return read_dicom_seg(mask, image) if mask.lower().endswith(".dcm") else read_mask(mask, image)
-
-
-def _index_to_point(series: SeriesInfo, index: tuple[float, ...]) -> tuple[float, ...]:
-    """A voxel index of a 3D series as an LPS point, from its slice geometry (no pixels read)."""
-    from radimt.dicom.geometry import order_slices
-
-    _, geometry = order_slices(series.frames, series.label)
-    grid = sitk.Image([1, 1, 1], sitk.sitkUInt8)  # carries the geometry only
-    grid.SetSpacing(geometry.spacing)
-    grid.SetOrigin(geometry.origin)
-    grid.SetDirection(geometry.direction)
-    return tuple(grid.TransformContinuousIndexToPhysicalPoint(index))
-
-
 def analyse_lesion(
     study: Study,
     lesion: LesionInput,
-    config: PipelineConfig | None = None,
+    config: AnalysisConfig | None = None,
     *,
     others: Sequence[ModalitySeed] = (),
     clock: StageClock | None = None,
@@ -282,8 +615,8 @@ def analyse_lesion(
     lesion
         Its seed or mask (:class:`LesionInput`).
     config
-        The pipeline (reference role, segmentation options, features); the defaults of
-        :class:`radimt.pipeline.config.PipelineConfig` when ``None``.
+        Reference role, segmentation options and features (:class:`AnalysisConfig`; its
+        defaults when ``None``).
     others
         Seeds of the same lesion on the study's other modalities (ultrasound, a mammographic
         view, CT in its own frame of reference...): each is delineated on its own image with its
@@ -302,8 +635,17 @@ def analyse_lesion(
     SeedError, SegmentationError, RadimtError
         The seed is outside the image or the region cannot be delineated, the mask does not
         fit the reference image, or the study lacks the reference role.
+
+    Examples
+    --------
+    >>> study, truth = radimt.synth.example_study(folder)
+    >>> result = radimt.analyse_lesion(study, radimt.LesionInput(seed=truth["seed_lps"]))
+    >>> result.reference.label, result.row["kinetic_curve_type"]
+    ('DCE early subtraction', 'III')
+    >>> abs(result.row["lesion_longest_diameter_mm"] - truth["diameter_mm"]) < 2.5
+    True
     """
-    config = config or PipelineConfig()
+    config = config or AnalysisConfig()
     clock = clock or StageClock()
     with clock.stage("reference image"):  # reads its volume(s); a DCE subtraction is made here
         reference = reference_image(
@@ -315,13 +657,10 @@ def analyse_lesion(
         )
     with clock.stage("segmentation"):
         mask = lesion_mask(study, lesion, reference, config.segmentation)
-    planar = role(reference.role).planar
+    kind = reference.role or Role.T1
     with clock.stage("features"):  # reads the other roles' volumes on first use
         features = lesion_features(
-            study,
-            {reference.role: mask},
-            config.features(),
-            images={reference.role: reference.image} if planar else None,
+            study, {kind: mask}, config, images={kind: reference.image} if kind.planar else None
         )
     row, provenance = dict(features), features.provenance
     modalities = {}
@@ -332,9 +671,9 @@ def analyse_lesion(
             row.update(numbers)
             provenance["skipped_roles"].pop(other.role, None)
             provenance.setdefault("modalities", {})[other.key] = image.label
-    seen = {reference.role, *(o.role for o in others), *provenance["roles"]}
-    for separate in ("ct", "mg", "us"):  # modalities a mask is not carried to from MRI
-        if separate in study.roles and separate not in seen:
+    seen = {kind, *(o.role for o in others), *provenance["roles"]}
+    for separate in map(role, study.roles):
+        if separate.own_session and separate not in seen:
             provenance["skipped_roles"].setdefault(
                 separate, f"no seed for this modality in the lesion's row (give {separate}_seed_...)"
             )
@@ -350,14 +689,15 @@ def analyse_lesion(
 
 
 def analyse_modality(
-    study: Study, seed: ModalitySeed, config: PipelineConfig
+    study: Study, seed: ModalitySeed, config: AnalysisConfig | None = None
 ) -> tuple[Reference, sitk.Image, dict[str, Any]]:
     """The lesion on one more modality: its image, its mask and its ``<key>_`` columns.
 
-    Delineated from the seed with the role's own segmentation preset (the pipeline's
+    Delineated from the seed with the role's own segmentation preset (the configuration's
     segmentation options are tuned to its reference image, not to this one); a mammographic
     view key (``mg_cc``) picks that view's image.
     """
+    config = config or AnalysisConfig()
     series = seed.series
     if series is None and seed.view is not None:
         views = [p for p in (study.mg or []) if (p.view or "").upper() == seed.view]
@@ -374,8 +714,8 @@ def analyse_modality(
     where = f" (series {image.series.key})" if image.series is not None else ""
     image = replace(image, label=seed.key.upper().replace("_", " ") + where)  # "MG CC (series 30)"
     mask = lesion_mask(study, lesion, image)
-    role_config = replace(config.features(), roles=(seed.role,))
-    images = {seed.role: image.image} if role(seed.role).planar else None
+    role_config = replace(config, roles=(seed.role,))
+    images = {seed.role: image.image} if seed.role.planar else None
     features = lesion_features(study, {seed.role: mask}, role_config, images=images, carry=False)
     numbers: dict[str, Any] = {}
     for name, value in features.items():
@@ -390,7 +730,81 @@ def analyse_modality(
     return image, mask, numbers
 
 
-def _planar_point(study: Study, lesion: LesionInput) -> tuple[float, float] | None:
-    if lesion.seed is None or not lesion.seed_is_index or lesion.series is None:
-        return None
-    return (float(lesion.seed[0]), float(lesion.seed[1])) if study.find(lesion.series).is_planar else None
+def analyse_image_file(
+    image_path: str,
+    mask_path: str,
+    params: str | Mapping[str, Any],
+    *,
+    label: int | None = None,
+    label_channel: int | None = None,
+    what: str = "case",
+    feature_prefix: str = "image_",
+    diagnostics: bool = True,
+) -> LesionResult:
+    """One row of a pyradiomics batch (an image file and a mask file), as pyradiomics' own batch
+    computes it (:func:`radimt.features.pyradiomics_case`: whole image, nothing cropped), plus
+    radimt's size measures.
+
+    Parameters
+    ----------
+    image_path, mask_path
+        The image and its mask (any format SimpleITK reads).
+    params
+        A pyradiomics parameter file (used unchanged) or mapping.
+    label, label_channel
+        The mask value to measure (``None``: the parameters' ``label`` setting, else 1) and the
+        component of a vector mask.
+    what
+        How to name the case in error messages.
+    feature_prefix
+        Put before every feature name (``image_original_firstorder_Mean``; ``""`` keeps
+        pyradiomics' names).
+    diagnostics
+        Add pyradiomics' ``diagnostics_*`` entries to the row (they are in the provenance
+        either way).
+
+    Returns
+    -------
+    LesionResult
+        ``reference`` is the image (no series, no role); ``provenance`` names the route, the
+        parameters, the label and pyradiomics' diagnostics.
+    """
+    features, found = pyradiomics_case(
+        image_path, mask_path, params, label=label, label_channel=label_channel, what=what
+    )
+    image = sitk.ReadImage(image_path)
+    settings = _settings(params)
+    label = label if label is not None else int(settings.get("label", 1))
+    mask = read_mask(mask_path, image, label=label, label_channel=label_channel)
+    row: dict[str, Any] = {**size_columns(mask), "lesion_longest_diameter_mm": longest_diameter_mm(mask)}
+    row.update({f"{feature_prefix}{k}": v for k, v in features.items()})
+    text = {k: _diagnostic_text(v) for k, v in found.items()}
+    if diagnostics:
+        row.update({f"diagnostics_{k}": v for k, v in text.items()})
+    provenance = {
+        "route": "pyradiomics batch row (whole image, as pyradiomics computes it)",
+        "params": params if isinstance(params, str) else _plain_json(params),
+        "label": label,
+        "label_channel": label_channel,
+        "pyradiomics": text,
+    }
+    reference = Reference(image, None, None, f"{what} label {label}")
+    return LesionResult(reference=reference, mask=mask, row=row, provenance=provenance)
+
+
+def _settings(params: str | Mapping[str, Any]) -> Mapping[str, Any]:
+    setting: Mapping[str, Any] = (load_params(params) if isinstance(params, str) else params)["setting"]
+    return setting
+
+
+def _diagnostic_text(value: Any) -> Any:
+    """A diagnostic as pyradiomics' batch writes it: numbers stay numbers, the rest is str()."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    return str(value)
+
+
+def _plain_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))

@@ -5,8 +5,6 @@ ADC values are in 10⁻³ mm²/s throughout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
@@ -15,14 +13,6 @@ from radimt.dicom.roles import B0_MAX
 from radimt.dicom.study import DWI, Study
 from radimt.errors import DiffusionError
 from radimt.grids import copy_reference_metadata, lesion_box, mask_on
-
-
-@dataclass(frozen=True)
-class AdcFit:
-    """What :func:`adc_map` used: b-values (s/mm²) and the signal floor below which ADC is 0."""
-
-    b_values: tuple[float, ...]
-    signal_floor: float
 
 
 def adc_map(

@@ -78,6 +78,23 @@ class ConfigError(RadimtError):
     """A pipeline configuration is invalid."""
 
 
+class OptionError(RadimtError, ValueError):
+    """An option (of segmentation, kinetics, an analysis) has the wrong type or is out of range.
+
+    Attributes
+    ----------
+    owner, option, problem
+        The options class, the option's name, and what is wrong with its value.
+    """
+
+    def __init__(self, owner: str, option: str, problem: str) -> None:
+        super().__init__(f"{owner}: {option}: {problem}")
+        self.owner, self.option, self.problem = owner, option, problem
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:  # survives pickling to a worker
+        return type(self), (self.owner, self.option, self.problem)
+
+
 class FeatureError(RadimtError):
     """Features could not be computed (bad parameters, or pyradiomics refused the ROI)."""
 

@@ -42,12 +42,12 @@ from scipy import ndimage
 from radimt.dicom.study import DCE
 from radimt.errors import TimingError
 from radimt.grids import copy_reference_metadata, mask_on
+from radimt.options import Range, check_fields, unknown_names
 
 INITIAL_CLASSES = ("slow", "medium", "fast")
 DELAYED_CLASSES = ("persistent", "plateau", "washout")
 KUHL = {"persistent": "I", "plateau": "II", "washout": "III"}
 SUSPICION = {"persistent": 0, "plateau": 1, "washout": 2}
-_EDGE = 1e-9  # percentages this close to a threshold count as on it
 _MAP_NAMES = ("peak_enhancement", "initial_enhancement", "ser", "curve_type", "initial_phase")
 _MAP_CHUNK = 1 << 20  # voxels analysed at once by kinetic_maps
 
@@ -70,13 +70,24 @@ class KineticOptions:
     ftv_pe_threshold: float = 70.0
     ftv_background: float = 0.2
 
+    def __post_init__(self) -> None:
+        check_fields(self, KINETIC_RANGES)
+
+
+#: Allowed ranges of the numeric :class:`KineticOptions`, (low, high) inclusive.
+KINETIC_RANGES: dict[str, Range] = {
+    "n_baseline": (1, None),
+    "initial_window_s": (1e-3, None),
+    "min_neighbourhood": (0, 26),
+    "ftv_background": (0.0, 1.0),
+}
 
 def kinetic_options(**overrides) -> KineticOptions:
     """:class:`KineticOptions` with ``overrides``; an unknown name is an error."""
-    known = {f.name for f in fields(KineticOptions)}
-    unknown = set(overrides) - known
+    unknown = unknown_names(overrides, KineticOptions)
     if unknown:
-        raise TypeError(f"unknown kinetic option(s) {sorted(unknown)}; options are {sorted(known)}")
+        known = sorted(f.name for f in fields(KineticOptions))
+        raise TypeError(f"unknown kinetic option(s) {unknown}; options are {known}")
     return replace(KineticOptions(), **overrides)
 
 

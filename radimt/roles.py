@@ -24,6 +24,20 @@ class Role(str, Enum):
         Default ``modality`` preset of :func:`radimt.segment_from_seed` for an image of this role.
     feature_preset
         Default radiomic feature preset (``pipelines/params/<name>.yaml``).
+    own_session
+        Acquired apart from the breast MRI (CT, mammography, ultrasound): a mask drawn on the
+        MRI is not carried to it (2D, or another frame of reference), so a lesion is measured on
+        it only from a seed of its own.
+    domain_features
+        The role has radimt's own lesion measures beside its radiomic features (DCE kinetics,
+        ADC statistics, CT rim and core), so a lesion's mask is carried to it whenever it can be.
+
+    Examples
+    --------
+    >>> Role("us").planar, Role.DCE.feature_preset, Role.ADC.segmentation_preset
+    (True, 'mr', 'adc')
+    >>> role("T2") == "t2"
+    True
     """
 
     DCE = "dce"
@@ -49,6 +63,14 @@ class Role(str, Enum):
     @property
     def feature_preset(self) -> str:
         return _FEATURE_PRESETS[self]
+
+    @property
+    def own_session(self) -> bool:
+        return self in (Role.CT, Role.MG, Role.US)
+
+    @property
+    def domain_features(self) -> bool:
+        return self in (Role.DCE, Role.ADC, Role.CT)
 
 
 _SEGMENTATION_PRESETS = {
@@ -81,11 +103,22 @@ VOLUME_ROLES: tuple[str, ...] = tuple(r.value for r in Role if not r.planar)
 #: MR volumes, diffusion, and the 2D modalities last.
 REFERENCE_ORDER: tuple[str, ...] = ("dce", "ct", "t1", "t2", "adc", "dwi", "mg", "us")
 #: Default radiomic feature preset per role.
-DEFAULT_PRESETS: dict[str, str] = {r.value: r.feature_preset for r in Role}
+DEFAULT_PRESETS: dict[Role, str] = {r: r.feature_preset for r in Role}
+#: Roles whose radiomic features a lesion's row has unless a pipeline names others: the DCE
+#: early subtraction, the ADC map and T2 (the breast MRI protocol's three lesion images).
+DEFAULT_FEATURE_ROLES: tuple[Role, ...] = (Role.DCE, Role.ADC, Role.T2)
 
 
-def role(name: str) -> Role:
-    """The :class:`Role` called ``name``, with a message listing the roles when there is none."""
+def role(name: str | Role) -> Role:
+    """The :class:`Role` called ``name`` (any case), with a message listing the roles when there is none.
+
+    Raises
+    ------
+    RoleError
+        ``name`` is not a role.
+    """
+    if isinstance(name, Role):
+        return name
     try:
         return Role(str(name).lower())
     except ValueError:

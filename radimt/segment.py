@@ -22,8 +22,9 @@ Dark lesions (hypoechoic on ultrasound, low ADC) are handled by the ``polarity``
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -36,6 +37,7 @@ from radimt.grids import (
     copy_reference_metadata,
     nonzero_box,
 )
+from radimt.options import Range, check_fields, unknown_names
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,22 @@ class SegmentOptions:
     fill_holes: bool = True
     opening_mm: float = 0.0
 
+    def __post_init__(self) -> None:
+        check_fields(self, SEGMENT_RANGES, {"polarity": POLARITIES})
+
+
+#: Allowed ranges of the numeric :class:`SegmentOptions`, (low, high) inclusive.
+SEGMENT_RANGES: dict[str, Range] = {
+    "tolerance": (0.0, 1.0),
+    "max_diameter_mm": (1e-3, None),
+    "smoothing_mm": (0.0, None),
+    "median_radius": (0, 20),
+    "seed_radius_mm": (1e-3, None),
+    "min_contrast": (0.0, None),
+    "opening_mm": (0.0, None),
+}
+#: What ``polarity`` may be.
+POLARITIES = ("bright", "dark", "auto")
 
 #: Defaults per modality (``modality=`` in :func:`segment_from_seed`).
 PRESETS: dict[str, SegmentOptions] = {
@@ -125,13 +143,20 @@ def subtraction(dce: DCE, phase: int = 1, baseline: int = 0) -> sitk.Image:
     return dce.derived[key]
 
 
-def _options(modality: str, overrides: dict) -> SegmentOptions:
+def segment_options(modality: str, overrides: Mapping[str, Any]) -> SegmentOptions:
+    """The :class:`SegmentOptions` of a modality preset with ``overrides``, each value checked.
+
+    Raises
+    ------
+    SegmentationError, TypeError, OptionError
+        An unknown preset, an unknown option, a value of the wrong type or out of range.
+    """
     if modality.lower() not in PRESETS:
         raise SegmentationError(f"unknown modality preset {modality!r}; use one of {sorted(PRESETS)}")
-    known = {f.name for f in fields(SegmentOptions)}
-    unknown = set(overrides) - known
+    unknown = unknown_names(overrides, SegmentOptions)
     if unknown:
-        raise TypeError(f"unknown segmentation option(s) {sorted(unknown)}; options are {sorted(known)}")
+        known = sorted(f.name for f in fields(SegmentOptions))
+        raise TypeError(f"unknown segmentation option(s) {unknown}; options are {known}")
     return replace(PRESETS[modality.lower()], **overrides)
 
 
@@ -346,7 +371,7 @@ def segment_from_seed(
         the region would fill the image), the lesion is no larger than the seed ball, or the
         region leaks beyond ``max_diameter_mm``.
     """
-    opts = _options(modality, options)
+    opts = segment_options(modality, options)
     check_frame_of_reference(image, frame_of_reference)
     index = seed_index(image, seed, seed_is_index)
     full = image

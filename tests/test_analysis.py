@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from radimt import config as config_module
+from radimt.pipeline import config as config_module
 from radimt.analysis import LesionInput, analyse_lesion, delineate, reference_image
 from radimt.cli import main
 from radimt.dicom import roles as dicom_roles
 from radimt.dicom.study import load_study
 from radimt.errors import RoleError, SeedError
-from radimt.lesion import role_image
+from radimt.analysis import role_image
 from radimt.pipeline.runner import run_batch
 from radimt.roles import DEFAULT_PRESETS, REFERENCE_ORDER, ROLES, Role, role
 from radimt.segment import PRESETS
@@ -95,7 +95,7 @@ def test_lesion_input_is_a_seed_or_a_mask():
 
 def test_batch_cli_and_api_give_the_same_lesion(study, tmp_path):
     config = config_module.load_config(PIPELINE)
-    result = analyse_lesion(study, LesionInput(seed=SEED), config)
+    result = analyse_lesion(study, LesionInput(seed=SEED), config.analysis)
     assert set(result.stage_seconds) == {"reference image", "segmentation", "features"}
 
     manifest = tmp_path / "manifest.csv"

@@ -15,6 +15,7 @@ import pytest
 
 from radimt.pipeline.config import load_config
 from radimt.pipeline.manifest import LesionTask, ManifestError, read_manifest
+from radimt.pipeline.record import LesionStatus
 from radimt.pipeline.runner import in_processes, record_lost, run_batch
 from radimt.synth.studies import write_published_case
 from tests.conftest import REPO, SAMPLE_DICOM
@@ -50,12 +51,12 @@ def test_a_file_that_cannot_be_read_fails_nothing_else(tmp_path):
     assert summary.done == 2, _rows(tmp_path / "out" / "errors.csv")
 
 
-def _die_for_b(group: list[LesionTask]) -> list[dict]:
+def _die_for_b(group: list[LesionTask]) -> list[LesionStatus]:
     """Stands for a study that kills its worker (the out-of-memory killer) every time."""
     if group[0].study_id == "b":
         os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(0.2)
-    return [{"study_id": group[0].study_id, "status": "done"}]
+    return [LesionStatus(group[0].study_id, "1", "done")]
 
 
 @pytest.mark.slow
@@ -64,10 +65,10 @@ def test_a_worker_that_dies_costs_only_its_study(tmp_path):
     groups = [[LesionTask(study_id=s, lesion_id="1", path=str(tmp_path))] for s in "abcd"]
     lost = lambda g: record_lost(g, config, str(tmp_path))  # noqa: E731
     results = list(in_processes(groups, _die_for_b, 2, lost))
-    by_study = {r[0]["study_id"]: r[0] for r in results}
+    by_study = {r[0].study_id: r[0] for r in results}
     assert set(by_study) == set("abcd")
-    assert {s for s, r in by_study.items() if r["status"] == "done"} == set("acd")
-    assert by_study["b"]["reason"].startswith("WorkerDied")
+    assert {s for s, r in by_study.items() if r.status == "done"} == set("acd")
+    assert by_study["b"].reason.startswith("WorkerDied")
     assert (tmp_path / "lesions" / "b" / "1" / "error.json").exists()
 
 

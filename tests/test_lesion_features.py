@@ -10,7 +10,7 @@ import SimpleITK as sitk
 
 import radimt
 from radimt.domain import kinetic_heterogeneity, margin_sharpness, rim_core
-from radimt.lesion import FeatureConfig, lesion_features
+from radimt.analysis import AnalysisConfig, lesion_features
 from radimt.synth.phantom import Lesion, lesion_fraction
 from radimt.synth.writer import Grid
 from tests.conftest import SAMPLE_DICOM
@@ -70,7 +70,7 @@ def test_one_row_for_the_published_case():
     dce_mask = radimt.segment_from_seed(radimt.subtraction(study.dce, 1), centre)
     ct_mask = radimt.segment_from_seed(study.ct, truth["ct"]["centre_lps"], modality="ct")
     row = lesion_features(
-        study, {"dce": dce_mask, "ct": ct_mask}, FeatureConfig(roles=("dce", "adc"), image_types=["Original"])
+        study, {"dce": dce_mask, "ct": ct_mask}, AnalysisConfig(roles=("dce", "adc"), image_types=["Original"])
     )
     assert abs(row["lesion_longest_diameter_mm"] - 12.0) <= 1.5
     assert row["kinetic_curve_type"] == "II" and row["kinetic_initial_phase"] == "medium"
@@ -81,7 +81,7 @@ def test_one_row_for_the_published_case():
     assert set(row.provenance["roles"]) == {"dce", "adc"}
     # Deterministic: the same inputs give the same row, in the same order.
     again = lesion_features(
-        study, {"dce": dce_mask, "ct": ct_mask}, FeatureConfig(roles=("dce", "adc"), image_types=["Original"])
+        study, {"dce": dce_mask, "ct": ct_mask}, AnalysisConfig(roles=("dce", "adc"), image_types=["Original"])
     )
     assert list(again.items()) == list(row.items())
 
@@ -90,7 +90,7 @@ def test_other_frame_of_reference_is_left_out_with_the_reason():
     study = radimt.load_study(SAMPLE_DICOM / "imt_case")
     truth = json.loads((SAMPLE_DICOM / "imt_case" / "truth.json").read_text())
     dce_mask = radimt.segment_from_seed(radimt.subtraction(study.dce, 1), truth["lesion"]["centre_lps"])
-    row = lesion_features(study, dce_mask, FeatureConfig(roles=("dce",), image_types=["Original"]))
+    row = lesion_features(study, dce_mask, AnalysisConfig(roles=("dce",), image_types=["Original"]))
     assert "frame of reference" in row.provenance["skipped_roles"]["ct"]
     assert not any(k.startswith("ct_") for k in row)
 
@@ -100,7 +100,7 @@ def test_feature_rows_give_byte_identical_csv(tmp_path):
 
     study = radimt.load_study(SAMPLE_DICOM / "carcinoma_washout")
     truth = json.loads((SAMPLE_DICOM / "carcinoma_washout" / "truth.json").read_text())
-    config = FeatureConfig(roles=("dce",), image_types=["Original"])
+    config = AnalysisConfig(roles=("dce",), image_types=["Original"])
     outputs = []
     for attempt in range(2):
         mask = radimt.segment_from_seed(radimt.subtraction(study.dce, 1), truth["lesion"]["centre_lps"])
@@ -175,5 +175,5 @@ def test_the_dce_subtraction_is_computed_once_per_study():
     first = radimt.subtraction(study.dce, 1)
     assert radimt.subtraction(study.dce, 1) is first and radimt.subtraction(study.dce, 2) is not first
     mask = radimt.segment_from_seed(first, (108.0, 0.0, -10.0))
-    lesion_features(study, {"dce": mask}, FeatureConfig(roles=("dce",)))
+    lesion_features(study, {"dce": mask}, AnalysisConfig(roles=("dce",)))
     assert [k for k in study.dce.derived] == [("subtraction", 1, 0), ("subtraction", 2, 0)]

@@ -93,8 +93,7 @@ def test_sample_dicom_is_what_radimt_synth_writes(tmp_path):
 def test_a_2d_lesion_has_an_area_perimeter_and_circularity_not_a_volume(case):
     """The case's 12 mm hypoechoic ultrasound lesion, delineated on the US frame: its row gives the
     area of a 12 mm disc (113 mm²), not a "volume" holding that area as before."""
-    from radimt.analysis import LesionInput, analyse_lesion
-    from radimt.pipeline.config import PipelineConfig
+    from radimt.analysis import AnalysisConfig, LesionInput, analyse_lesion
 
     study, truth = case
     row_px, col_px = truth["us"]["centre_rc"]
@@ -102,7 +101,7 @@ def test_a_2d_lesion_has_an_area_perimeter_and_circularity_not_a_volume(case):
     result = analyse_lesion(
         study,
         LesionInput(seed=(col_px, row_px), seed_is_index=True, series=us.key),
-        PipelineConfig(reference="us", roles=("us",), image_types=["Original"]),
+        AnalysisConfig(reference="us", roles=("us",), image_types=["Original"]),
     )
     row = result.row
     assert "lesion_volume_mm3" not in row and "lesion_volume_cm3" not in row
@@ -126,7 +125,7 @@ def every_modality(case):
     [task] = [t for t in read_manifest(SAMPLE_DICOM / "manifest.csv") if t.study_id == "imt_case"]
     assert {s.key for s in task.modality_seeds} == {"us", "mg_cc", "mg_mlo", "ct"}
     config = load_config(REPO / "pipelines" / "multimodal.yaml")
-    return analyse_lesion(study, LesionInput(seed=task.seed), config, others=task.modality_seeds)
+    return analyse_lesion(study, LesionInput(seed=task.seed), config.analysis, others=task.modality_seeds)
 
 
 def _inside_and_around(image: sitk.Image, mask: sitk.Image, ring_mm: float = 3.0) -> tuple[float, float]:

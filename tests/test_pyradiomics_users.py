@@ -172,7 +172,8 @@ def test_a_plain_pyradiomics_params_file_is_a_pipeline_for_studies_too(tmp_path)
     _label_map_case(tmp_path)
     config = load_config(tmp_path / "params.yaml")
     assert config.pyradiomics_params == str((tmp_path / "params.yaml").resolve())
-    assert set(config.presets.values()) == {config.pyradiomics_params} and config.image_types is None
+    assert set(config.analysis.presets.values()) == {config.pyradiomics_params}
+    assert config.analysis.image_types is None
     manifest = tmp_path / "m.csv"
     manifest.write_text(f"study_id,path,seed_x,seed_y,seed_z\nimt,{SAMPLE_DICOM / 'imt_case'},108,0,-10\n")
     ct_only = tmp_path / "ct.yaml"

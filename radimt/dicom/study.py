@@ -202,6 +202,11 @@ class Study:
         return f"Study({self.path!r}: {roles})"
 
     @property
+    def study_uid(self) -> str:
+        """The StudyInstanceUID of the study's series ('' when its headers have none)."""
+        return self.series[0].first.header.study_uid if self.series else ""
+
+    @property
     def roles(self) -> list[str]:
         """The roles present, in a fixed order."""
         present = {s.role for s in self.series}

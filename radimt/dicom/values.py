@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import struct
-from collections.abc import Sequence
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -229,10 +228,3 @@ def parse_dt(value: Any) -> float | None:
         if cut > 0:
             text = text[:cut]
     return parse_datetime(text[:8], text[8:] or "000000")
-
-
-def round_tuple(values: Sequence[float] | None, digits: int) -> tuple[float, ...] | None:
-    """A hashable rounded copy, used to compare geometry with a tolerance."""
-    if values is None:
-        return None
-    return tuple(round(float(v), digits) + 0.0 for v in values)

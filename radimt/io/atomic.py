@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,10 +40,3 @@ def atomic_path(path: str | os.PathLike[str]):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-def write_atomically(path: str | os.PathLike[str], writer: Callable[[str], None]) -> Path:
-    """Call ``writer(tmp_path)`` and move the result to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        writer(tmp)
-    return Path(path)

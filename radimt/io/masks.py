@@ -18,12 +18,12 @@ from radimt._version import __version__
 from radimt.dicom.geometry import VolumeGeometry, order_slices
 from radimt.dicom.header import Frame
 from radimt.dicom.scan import SeriesInfo
+from radimt.dicom.uids import derived_uid
 from radimt.errors import FrameOfReferenceError, MaskError
 from radimt.grids import FRAME_OF_REFERENCE_KEY, check_frame_of_reference, same_grid
 from radimt.io.atomic import atomic_path
 from radimt.io.deidentify import deidentify
 from radimt.segment import resample_mask
-from radimt.synth.writer import uid
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def write_dicom_seg(
     if reproducible:  # from the source series, the label and the mask: never one UID for two masks
         content = hashlib.sha256(np.packbits(array).tobytes()).hexdigest()[:16]
         series_uid, instance_uid, dimension_uid = (
-            uid(series.series_uid, "seg", label, content, *part)
+            derived_uid(series.series_uid, "seg", label, content, *part)
             for part in ((), ("instance",), ("dimensions",))
         )
     else:

@@ -24,11 +24,11 @@ from pydicom.sr.codedict import codes
 
 from radimt._version import __version__
 from radimt.dicom.scan import SeriesInfo
+from radimt.dicom.uids import derived_uid
 from radimt.errors import MaskError
 from radimt.io.atomic import atomic_path
 from radimt.io.deidentify import deidentify
 from radimt.io.masks import source_headers
-from radimt.synth.writer import uid
 
 #: radimt's private coding scheme (PS3.16: designators starting "99" are private).
 PRIVATE_SCHEME = "99RADIMT"
@@ -158,7 +158,7 @@ def write_measurement_report(
     role = str(row.get("lesion_reference_role") or "dce")
     sources = list(source_headers(series.frames).values())
     tracking = hd.sr.TrackingIdentifier(
-        uid=uid(seg.SOPInstanceUID, "tracking") if reproducible else hd.UID(), identifier=lesion
+        uid=derived_uid(seg.SOPInstanceUID, "tracking") if reproducible else hd.UID(), identifier=lesion
     )
     group = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=tracking,
@@ -176,7 +176,7 @@ def write_measurement_report(
     device = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=uid("radimt", "device"), name="radimt", model_name=f"radimt {__version__}"
+            uid=derived_uid("radimt", "device"), name="radimt", model_name=f"radimt {__version__}"
         ),
     )
     report = hd.sr.MeasurementReport(
@@ -185,7 +185,7 @@ def write_measurement_report(
         imaging_measurements=[group],
     )
     series_uid, instance_uid = (
-        (uid(seg.SOPInstanceUID, "sr", "series"), uid(seg.SOPInstanceUID, "sr", "instance"))
+        (derived_uid(seg.SOPInstanceUID, "sr", "series"), derived_uid(seg.SOPInstanceUID, "sr", "instance"))
         if reproducible
         else (hd.UID(), hd.UID())
     )

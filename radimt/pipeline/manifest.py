@@ -10,7 +10,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from radimt.analysis import MODALITY_KEYS, ModalitySeed
 from radimt.errors import ManifestError
+from radimt.roles import ROLES, Role
 
 RESERVED = {
     "study_id",
@@ -30,45 +32,11 @@ RESERVED = {
     "id",
     "study_uid",
 }
-PASSTHROUGH = ("group", "site", "scanner")
 
-#: A seed for one more modality of the lesion: ``<key>_seed_x/_y[/_z]`` in mm (LPS for a 3D
-#: series, in its own frame of reference; millimetres from the top-left pixel for a 2D image) or
-#: ``<key>_seed_i/_j[/_k]`` as a voxel/pixel index, with an optional ``<key>_series``. The key is a
-#: role (``us``, ``ct``, ``t2``, ...) or ``mg_<view>`` for one mammographic view (``mg_cc``).
+#: A seed for one more modality of the lesion (:class:`radimt.ModalitySeed`):
+#: ``<key>_seed_x/_y[/_z]`` in mm or ``<key>_seed_i/_j[/_k]`` as an index, with an optional
+#: ``<key>_series``. The key is a role (``us``, ``ct``, ``t2``, ...) or ``mg_<view>``.
 MODALITY_SEED_COLUMN = re.compile(r"^(?P<key>[a-z0-9]+(?:_[a-z]+)?)_seed_(?P<axis>[xyzijk])$")
-MODALITY_SEED_ROLES = ("dce", "dwi", "adc", "t1", "t2", "ct", "mg", "us")
-
-
-@dataclass(frozen=True)
-class ModalitySeed:
-    """Where the lesion is on one more modality of the study (see ``MODALITY_SEED_COLUMN``).
-
-    Attributes
-    ----------
-    key
-        ``us``, ``ct``, ``mg_cc``...: the modality and the prefix of its columns in the row.
-    seed
-        The point: mm, or an index with ``seed_is_index``.
-    seed_is_index
-        The seed is a voxel/pixel index (x/column first).
-    series
-        The series the seed is on, when the study has several of that modality.
-    """
-
-    key: str
-    seed: tuple[float, ...]
-    seed_is_index: bool = False
-    series: str | None = None
-
-    @property
-    def role(self) -> str:
-        return self.key.split("_")[0]
-
-    @property
-    def view(self) -> str | None:
-        """The mammographic view (``CC``, ``MLO``) of an ``mg_<view>`` key."""
-        return self.key.split("_")[1].upper() if "_" in self.key else None
 
 
 @dataclass(frozen=True)
@@ -239,12 +207,9 @@ def _modality_seeds(
         values = {a: row.get(f"{key}_seed_{a}", "") for a in "xyzijk"}
         if not any(values.values()):
             continue  # no seed on this modality for this lesion
-        role, _, view = key.partition("_")
-        if role not in MODALITY_SEED_ROLES or (view and role != "mg"):
-            problems.append(
-                f"line {line}: {key}_seed_*: {key!r} is not a modality; use a role "
-                f"({', '.join(MODALITY_SEED_ROLES)}) or mg_<view> (mg_cc, mg_mlo)"
-            )
+        kind, _, view = key.partition("_")
+        if kind not in ROLES or (view and kind != Role.MG):
+            problems.append(f"line {line}: {key}_seed_*: {key!r} is not a modality; {MODALITY_KEYS}")
             continue
         mm, index = "xyz", "ijk"
         axes = mm if values["x"] and values["y"] else index if values["i"] and values["j"] else None

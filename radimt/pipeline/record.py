@@ -74,7 +74,37 @@ class LesionRecord:
             return None
 
 
-def write_json(path: Path, payload: dict) -> None:
+@dataclass
+class LesionStatus:
+    """How one lesion of a batch ended, as a worker reports it to the runner.
+
+    Attributes
+    ----------
+    study_id, lesion_id
+        The lesion.
+    status
+        ``done`` or ``failed``.
+    reason
+        Why it failed (``''`` when done).
+    seconds
+        Wall seconds for the lesion.
+    study_seconds
+        Wall seconds for its whole study (shared by the study's lesions).
+    """
+
+    study_id: str
+    lesion_id: str
+    status: str
+    reason: str = ""
+    seconds: float = 0.0
+    study_seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON atomically (sorted keys, numpy values as plain numbers)."""
     with atomic_path(path) as tmp, open(tmp, "w") as fh:
         json.dump(payload, fh, indent=1, sort_keys=True, default=_jsonable)

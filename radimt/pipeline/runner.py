@@ -31,14 +31,10 @@ from radimt.io.atomic import atomic_path
 from radimt.io.tables import ID_COLUMNS, write_table
 from radimt.pipeline.config import PipelineConfig, load_config
 from radimt.pipeline.manifest import LesionTask, lesion_dir, read_manifest
-from radimt.pipeline.record import ERROR, LesionRecord, write_json
-from radimt.pipeline.worker import (
-    _finished,
-    _record_failure,
-    process_study,
-)
+from radimt.pipeline.record import ERROR, LesionRecord, LesionStatus, write_json
+from radimt.pipeline.report import write_report
+from radimt.pipeline.worker import is_finished, process_study, record_failure
 from radimt.progress import Progress
-from radimt.report.html import write_report
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +97,16 @@ def _group_by_study(tasks: Sequence[LesionTask]) -> list[list[LesionTask]]:
     return list(groups.values())
 
 
-def _execute(groups, config, out, *, workers, scheduler, seg, keep_phi) -> Iterable[list[dict]]:
+def _execute(
+    groups: list[list[LesionTask]],
+    config: PipelineConfig,
+    out: str,
+    *,
+    workers: int,
+    scheduler: str | None,
+    seg: bool,
+    keep_phi: bool,
+) -> Iterable[list[LesionStatus]]:
     """Run :func:`process_study` over the study groups; yield statuses as they arrive."""
     if scheduler:
         from distributed import Client, LocalCluster, as_completed
@@ -141,10 +146,10 @@ def _execute(groups, config, out, *, workers, scheduler, seg, keep_phi) -> Itera
 
 def in_processes(
     groups: Sequence[list[LesionTask]],
-    work: Callable[[list[LesionTask]], list[dict]],
+    work: Callable[[list[LesionTask]], list[LesionStatus]],
     workers: int,
-    on_lost: Callable[[list[LesionTask]], list[dict]],
-) -> Iterable[list[dict]]:
+    on_lost: Callable[[list[LesionTask]], list[LesionStatus]],
+) -> Iterable[list[LesionStatus]]:
     """Run ``work(group)`` in worker processes and yield each result as it arrives.
 
     A worker that dies (SIGKILL, the out-of-memory killer) breaks the whole pool, so every study
@@ -157,7 +162,7 @@ def in_processes(
     from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("spawn")  # no inherited threads or locks
-    lost = []
+    lost: list[list[LesionTask]] = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {pool.submit(work, g): g for g in groups}
         for future in as_completed(futures):
@@ -186,13 +191,13 @@ WORKER_DIED = (
 
 def record_lost(
     tasks: Sequence[LesionTask], config: PipelineConfig, out: str, reason: str = WORKER_DIED
-) -> list[dict]:
+) -> list[LesionStatus]:
     """Record every lesion of a study whose worker died as failed (an error.json each)."""
     statuses = []
     for task in tasks:
         folder = lesion_dir(Path(out), task)
         folder.mkdir(parents=True, exist_ok=True)
-        statuses.append({**_record_failure(folder, task, config, reason, 0.0), "study_seconds": 0.0})
+        statuses.append(record_failure(folder, task, config, reason, 0.0))
     return statuses
 
 
@@ -207,7 +212,7 @@ def run_batch(
     seg: bool = False,
     keep_phi: bool = False,
     table_format: str = "csv",
-    on_study: Callable[[list[dict]], None] | None = None,
+    on_study: Callable[[list[LesionStatus]], None] | None = None,
     show_progress: bool = True,
     diagnostics: bool | None = None,
     pyradiomics_names: bool | None = None,
@@ -252,22 +257,23 @@ def run_batch(
         config = replace(config, pyradiomics_names=pyradiomics_names)
     if table_format not in ("csv", "parquet"):
         raise RadimtError(f"unknown --format {table_format!r}: csv or parquet")
-    if config.pyradiomics_names and len(config.roles) > 1 and any(not t.image_path for t in tasks):
+    roles = config.analysis.roles
+    if config.pyradiomics_names and len(roles) > 1 and any(not t.image_path for t in tasks):
         raise RadimtError(
             f"--pyradiomics-names needs one role with radiomic features; the pipeline has "
-            f"{', '.join(config.roles)} (their columns would collide without the role prefix)"
+            f"{', '.join(roles)} (their columns would collide without the role prefix)"
         )
     out_path = prepare_out(Path(out))
     remove_partial_files(out_path)
-    pending = [t for t in tasks if force or not _finished(out_path, t, config)]
+    pending = [t for t in tasks if force or not is_finished(out_path, t, config)]
     groups = _group_by_study(pending)
     progress = Progress(len(groups), "study", stream=None if show_progress else io.StringIO())
     timings: dict[str, float] = {}
     for statuses in _execute(
         groups, config, str(out_path), workers=workers, scheduler=scheduler, seg=seg, keep_phi=keep_phi
     ):
-        progress.update(statuses[0]["study_id"], any(s["status"] == "failed" for s in statuses))
-        timings[statuses[0]["study_id"]] = statuses[0]["study_seconds"]
+        progress.update(statuses[0].study_id, any(s.failed for s in statuses))
+        timings[statuses[0].study_id] = statuses[0].study_seconds
         if on_study is not None:
             on_study(statuses)
     progress.close()
@@ -325,7 +331,17 @@ def _write_parquet(csv_path: Path, parquet_path: Path) -> None:
         frame.to_parquet(tmp, index=False)
 
 
-def _write_run_json(out, manifest, config, tasks, timings, start_wall, summary, workers, scheduler) -> None:
+def _write_run_json(
+    out: Path,
+    manifest: str | os.PathLike[str],
+    config: PipelineConfig,
+    tasks: Sequence[LesionTask],
+    timings: dict[str, float],
+    start_wall: _dt.datetime,
+    summary: BatchSummary,
+    workers: int,
+    scheduler: str | None,
+) -> None:
     import numpy
     import pydicom
     import radiomics

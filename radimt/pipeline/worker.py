@@ -22,20 +22,18 @@ import matplotlib.pyplot as plt
 import SimpleITK as sitk
 
 from radimt._version import __version__
-from radimt.analysis import LesionInput, LesionResult, analyse_lesion
-from radimt.dicom.study import load_study
+from radimt.analysis import LesionInput, LesionResult, analyse_image_file, analyse_lesion, role_image
+from radimt.dicom.study import Study, load_study
 from radimt.errors import RadimtError
-from radimt.features import load_params, pyradiomics_case
-from radimt.io import read_mask, write_dicom_seg, write_mask
+from radimt.io import write_dicom_seg, write_mask
 from radimt.io.atomic import atomic_path
 from radimt.io.sr import write_measurement_report
-from radimt.lesion import role_image
-from radimt.measure import longest_diameter_mm, size_columns
 from radimt.pipeline.config import PipelineConfig
 from radimt.pipeline.manifest import LesionTask, lesion_dir
-from radimt.pipeline.record import ERROR, RESULT, LesionRecord, write_json
+from radimt.pipeline.record import ERROR, RESULT, LesionRecord, LesionStatus, write_json
 from radimt.progress import StageClock
 from radimt.report.overlay import overlay_png
+from radimt.roles import Role
 from radimt.segment import resample_mask
 
 log = logging.getLogger(__name__)
@@ -47,7 +45,8 @@ def task_fingerprint(task: LesionTask, config: PipelineConfig) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _finished(out: Path, task: LesionTask, config: PipelineConfig) -> bool:
+def is_finished(out: Path, task: LesionTask, config: PipelineConfig) -> bool:
+    """Whether ``task`` has a result made from the same inputs (a rerun skips it)."""
     record = LesionRecord.read(lesion_dir(out, task))
     return record is not None and record.fingerprint == task_fingerprint(task, config)
 
@@ -83,11 +82,11 @@ def process_study(
     seg: bool = False,
     keep_phi: bool = False,
     threads: int | None = None,
-) -> list[dict[str, Any]]:
+) -> list[LesionStatus]:
     """Process every lesion of one study; each lesion's result or error is written to disk.
 
-    Returns a short status per lesion (``study_id``, ``lesion_id``, ``status``, ``reason``,
-    ``seconds``). Never raises for a bad study: the reason is recorded and the batch goes on.
+    Returns a :class:`LesionStatus` per lesion. Never raises for a bad study: the reason is
+    recorded and the batch goes on.
     ``threads`` caps SimpleITK's threads in this process (parallel workers use 1 each, so they
     do not fight over the cores).
     """
@@ -96,7 +95,7 @@ def process_study(
 
     out_path = Path(out)
     start = time.perf_counter()
-    statuses = []
+    statuses: list[LesionStatus] = []
     study = None
     study_error = None
     checksum = ""
@@ -127,10 +126,10 @@ def process_study(
             record.stage_seconds = {**study_clock.rounded(), **clock.rounded()}
             record.write(folder)
             (folder / ERROR).unlink(missing_ok=True)
-            statuses.append({**task.identity(), "status": "done", "reason": "", "seconds": record.seconds})
+            statuses.append(LesionStatus(task.study_id, task.lesion_id, "done", "", record.seconds))
         except Exception as exc:  # noqa: BLE001 - any failure is recorded, never fatal
             statuses.append(
-                _record_failure(
+                record_failure(
                     folder,
                     task,
                     config,
@@ -139,8 +138,8 @@ def process_study(
                     None if isinstance(exc, RadimtError) else traceback.format_exc(limit=6),
                 )
             )
-    for s in statuses:
-        s["study_seconds"] = round(time.perf_counter() - start, 3)
+    for status in statuses:
+        status.study_seconds = round(time.perf_counter() - start, 3)
     return statuses
 
 
@@ -152,14 +151,24 @@ def lesion_input(task: LesionTask) -> LesionInput:
 
 
 def _process_lesion(
-    task, study, config: PipelineConfig, folder: Path, *, seg: bool, keep_phi: bool, clock: StageClock
+    task: LesionTask,
+    study: Study | None,
+    config: PipelineConfig,
+    folder: Path,
+    *,
+    seg: bool,
+    keep_phi: bool,
+    clock: StageClock,
 ) -> LesionRecord:
-    """Analyse one lesion (:func:`radimt.analysis.analyse_lesion`) and write its files."""
+    """Analyse one lesion (:func:`radimt.analysis.analyse_lesion`, or
+    :func:`radimt.analysis.analyse_image_file` for a pyradiomics-style row) and write its files."""
     if task.image_path is not None:  # pyradiomics-style row: an image file and a mask file
         with clock.stage("features"):
-            return _pyradiomics_row(task, config, folder)
-
-    result = analyse_lesion(study, lesion_input(task), config, others=task.modality_seeds, clock=clock)
+            return _image_file_row(task, config, folder)
+    assert study is not None  # loaded for every row with a study folder
+    result = analyse_lesion(
+        study, lesion_input(task), config.analysis, others=task.modality_seeds, clock=clock
+    )
     with clock.stage("segmentation"):  # writing the mask (and its DICOM objects) belongs with making it
         write_mask(result.mask, folder / "mask.nii.gz")
         source = result.reference.series
@@ -184,17 +193,17 @@ def _process_lesion(
             )
     row = result.row
     if config.pyradiomics_names:
-        row = pyradiomics_names(row, config.roles[0])
+        row = pyradiomics_names(row, config.analysis.roles[0])
     with clock.stage("figures"):
         figures = _lesion_figures(study, config, folder, result)
-    if keep_phi and study is not None:
-        row["dicom_study_instance_uid"] = study.series[0].first.header.study_uid
+    if keep_phi:
+        row["dicom_study_instance_uid"] = study.study_uid
     return LesionRecord(row=row, curves=result.curve_rows(), figures=figures, provenance=result.provenance)
 
 
-def _lesion_figures(study, config: PipelineConfig, folder: Path, result: LesionResult) -> list[str]:
+def _lesion_figures(study: Study, config: PipelineConfig, folder: Path, result: LesionResult) -> list[str]:
     """Overlays on the reference image and the carried roles, and the time-intensity plot."""
-    reference = result.reference.role
+    reference = result.reference.role or Role.T1
     overlay_png(
         result.reference.image,
         result.mask,
@@ -202,9 +211,9 @@ def _lesion_figures(study, config: PipelineConfig, folder: Path, result: LesionR
         title=f"{reference.upper()}: {result.row['lesion_longest_diameter_mm']:.1f} mm",
     )
     figures = [f"overlay_{reference}.png"]
-    for role in config.roles:
-        if role == reference or role in ("mg", "us") or role in result.modalities:
-            continue  # a modality with its own seed gets its own overlay below
+    for role in config.analysis.roles:
+        if role == reference or role.planar or role in result.modalities:
+            continue  # a 2D modality has no carried mask; one with its own seed gets its own overlay
         carried = _carried_overlay(study, role, result.mask, config, folder)
         if carried:
             figures.append(carried)
@@ -227,46 +236,22 @@ def _lesion_figures(study, config: PipelineConfig, folder: Path, result: LesionR
 IMAGE_PREFIX = "image"
 
 
-def _pyradiomics_row(task: LesionTask, config: PipelineConfig, folder: Path) -> LesionRecord:
-    """A pyradiomics batch row computed as pyradiomics' own batch computes it (see
-    :func:`radimt.features.pyradiomics_case`), plus radimt's size measures and an overlay."""
+def _image_file_row(task: LesionTask, config: PipelineConfig, folder: Path) -> LesionRecord:
+    """A pyradiomics batch row (:func:`radimt.analysis.analyse_image_file`) and its overlay."""
     assert task.image_path is not None and task.mask_path is not None  # a pyradiomics-style row
-    params: str | dict[str, Any]
-    if config.pyradiomics_params:
-        params = config.pyradiomics_params
-    else:
-        params = load_params(config.presets.get(config.reference, "mr"))
-        if config.image_types is not None:
-            params["imageType"] = {n: params["imageType"].get(n) or {} for n in config.image_types}
-    features, diagnostics = pyradiomics_case(
+    result = analyse_image_file(
         task.image_path,
         task.mask_path,
-        params,
+        config.image_file_params(),
         label=task.mask_label,
         label_channel=task.label_channel,
         what=f"{task.study_id}/{task.lesion_id}",
+        feature_prefix="" if config.pyradiomics_names else f"{IMAGE_PREFIX}_",
+        diagnostics=config.diagnostics is not False,  # on by default in this route
     )
-    image = sitk.ReadImage(task.image_path)
-    settings = load_params(params)["setting"] if isinstance(params, str) else params["setting"]
-    label = task.mask_label if task.mask_label is not None else int(settings.get("label", 1))
-    mask = read_mask(task.mask_path, image, label=label, label_channel=task.label_channel)
-    row: dict[str, Any] = {
-        **size_columns(mask),
-        "lesion_longest_diameter_mm": longest_diameter_mm(mask),
-    }
-    prefix = "" if config.pyradiomics_names else f"{IMAGE_PREFIX}_"
-    row.update({f"{prefix}{k}": v for k, v in features.items()})
-    if config.diagnostics is not False:  # on by default in this route
-        row.update({f"diagnostics_{k}": _diagnostic_text(v) for k, v in diagnostics.items()})
-    overlay_png(image, mask, folder / "overlay_image.png", title=f"{task.study_id} label {label}")
-    provenance = {
-        "route": "pyradiomics batch row (whole image, as pyradiomics computes it)",
-        "params": params if isinstance(params, str) else _plain_json(params),
-        "label": label,
-        "label_channel": task.label_channel,
-        "pyradiomics": {k: _diagnostic_text(v) for k, v in diagnostics.items()},
-    }
-    return LesionRecord(row=row, figures=["overlay_image.png"], provenance=provenance)
+    title = f"{task.study_id} label {result.provenance['label']}"
+    overlay_png(result.reference.image, result.mask, folder / "overlay_image.png", title=title)
+    return LesionRecord(row=result.row, figures=["overlay_image.png"], provenance=result.provenance)
 
 
 #: A radiomic feature column: ``<role>_<image type>_<feature class>_<feature>``.
@@ -286,22 +271,11 @@ def pyradiomics_names(row: dict[str, Any], role: str) -> dict[str, Any]:
     return out
 
 
-def _diagnostic_text(value: Any) -> Any:
-    """A diagnostic as pyradiomics' batch writes it: numbers stay numbers, the rest is str()."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
-    if hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
-        return value.item()
-    return str(value)
-
-
-def _plain_json(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
-def _carried_overlay(study, role, mask, config, folder: Path) -> str | None:
+def _carried_overlay(
+    study: Study, role: Role, mask: sitk.Image, config: PipelineConfig, folder: Path
+) -> str | None:
     try:
-        image = role_image(study, role, config.dce_phase)
+        image = role_image(study, role, config.analysis.dce_phase)
         if image is None:
             return None
         moved = resample_mask(mask, image)
@@ -312,18 +286,19 @@ def _carried_overlay(study, role, mask, config, folder: Path) -> str | None:
         return None
 
 
-def _record_failure(
+def record_failure(
     folder: Path,
     task: LesionTask,
     config: PipelineConfig,
     reason: str,
     seconds: float,
     traceback_text: str | None = None,
-) -> dict[str, Any]:
+) -> LesionStatus:
     """Write a lesion's error.json (and drop any stale result); return its failed status."""
-    record = {**task.identity(), "reason": reason, "fingerprint": task_fingerprint(task, config)}
+    fingerprint = task_fingerprint(task, config)
+    record: dict[str, Any] = {**task.identity(), "reason": reason, "fingerprint": fingerprint}
     if traceback_text is not None:
         record["traceback"] = traceback_text
     write_json(folder / ERROR, record)
     (folder / RESULT).unlink(missing_ok=True)
-    return {**task.identity(), "status": "failed", "reason": reason, "seconds": seconds}
+    return LesionStatus(task.study_id, task.lesion_id, "failed", reason, seconds)

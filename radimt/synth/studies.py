@@ -37,7 +37,6 @@ from radimt.synth.writer import (
 )
 
 DCE_LAYOUTS = ("single", "per_phase", "pre_post", "enhanced")
-B_CONVENTIONS = ("standard", "siemens", "ge", "philips")
 ADC_UNITS = {"micro": 1e3, "milli": 1.0, "si": 1e-3}  # stored value per 10⁻³ mm²/s
 DCE_START_S = 600.0
 

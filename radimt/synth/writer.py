@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian
+
+from radimt.dicom.uids import derived_uid
 
 MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 ENHANCED_MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
@@ -26,13 +27,7 @@ MG_PROCESSING_STORAGE = "1.2.840.10008.5.1.4.1.1.1.2.1"
 US_STORAGE = "1.2.840.10008.5.1.4.1.1.6.1"
 US_MULTIFRAME_STORAGE = "1.2.840.10008.5.1.4.1.1.3.1"
 SC_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
-UID_PREFIX = "1.2.826.0.1.3680043.8.498."
 STUDY_DATE = "20240315"
-
-
-def uid(*parts: object) -> str:
-    """A UID derived from names, so synthetic data are reproducible."""
-    return generate_uid(prefix=UID_PREFIX, entropy_srcs=[str(p) for p in parts])
 
 
 def clock(seconds: float) -> str:
@@ -85,7 +80,7 @@ class SeriesSpec:
 
     @property
     def series_uid(self) -> str:
-        return uid(self.study_id, "series", self.name)
+        return derived_uid(self.study_id, "series", self.name)
 
 
 def _base(spec: SeriesSpec, sop_class: str, sop_uid: str) -> Dataset:
@@ -93,7 +88,7 @@ def _base(spec: SeriesSpec, sop_class: str, sop_uid: str) -> Dataset:
     meta.MediaStorageSOPClassUID = UID(sop_class)
     meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = UID(uid("radimt", "implementation"))
+    meta.ImplementationClassUID = UID(derived_uid("radimt", "implementation"))
     ds = Dataset()
     ds.file_meta = meta
     ds.SpecificCharacterSet = "ISO_IR 100"
@@ -109,14 +104,14 @@ def _base(spec: SeriesSpec, sop_class: str, sop_uid: str) -> Dataset:
     ds.PatientBirthDate = ""
     ds.ReferringPhysicianName = ""
     ds.AccessionNumber = ""
-    ds.StudyInstanceUID = uid(spec.study_id, "study")
+    ds.StudyInstanceUID = derived_uid(spec.study_id, "study")
     ds.SeriesInstanceUID = spec.series_uid
     ds.StudyID = "1"
     ds.SeriesNumber = spec.number
     ds.SeriesDescription = spec.description
     ds.BodyPartExamined = "BREAST"
     if spec.frame_of_reference is not None:
-        ds.FrameOfReferenceUID = uid(spec.study_id, "for", spec.frame_of_reference)
+        ds.FrameOfReferenceUID = derived_uid(spec.study_id, "for", spec.frame_of_reference)
     for key, value in spec.attrs.items():
         if isinstance(key, str):
             setattr(ds, key, value)
@@ -240,7 +235,7 @@ def write_volume(
         np.random.default_rng(zlib.crc32(spec.name.encode())).permutation(n) if shuffle_names else range(n)
     )
     for k in range(n):
-        sop_uid = uid(spec.study_id, spec.name, instance_start + k)
+        sop_uid = derived_uid(spec.study_id, spec.name, instance_start + k)
         ds = _base(spec, sop_class, sop_uid)
         ds.ImageType = ds.get("ImageType", ["ORIGINAL", "PRIMARY", "OTHER"])
         ds.InstanceNumber = instance_start + k
@@ -259,7 +254,7 @@ def write_volume(
                 setattr(ds, key, value)
         _complete_iod(ds, spec.modality)
         _pixel_module(ds, volume[k])
-        name = f"{file_prefix}{uid(spec.name, 'file', order[k])[-10:]}"
+        name = f"{file_prefix}{derived_uid(spec.name, 'file', order[k])[-10:]}"
         path = os.path.join(folder, name)
         _save(ds, path, transfer_syntax)
         paths.append(path)
@@ -280,7 +275,7 @@ def write_enhanced_mr(
     Each frame carries its position, TemporalPositionIndex and acquisition time (or b-value) in
     per-frame functional groups, as scanners exporting enhanced objects do.
     """
-    ds = _base(spec, ENHANCED_MR_STORAGE, uid(spec.study_id, spec.name, "enhanced"))
+    ds = _base(spec, ENHANCED_MR_STORAGE, derived_uid(spec.study_id, spec.name, "enhanced"))
     ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
     ds.InstanceNumber = 1
     ds.AcquisitionDateTime = STUDY_DATE + clock(0)
@@ -345,7 +340,7 @@ def write_mammogram(
     common case for digital mammography, so readers must divide.
     """
     sop = MG_PROCESSING_STORAGE if for_processing else MG_PRESENTATION_STORAGE
-    ds = _base(spec, sop, uid(spec.study_id, spec.name, instance))
+    ds = _base(spec, sop, derived_uid(spec.study_id, spec.name, instance))
     ds.ImageType = ["ORIGINAL", "PRIMARY", "", ""]
     ds.InstanceNumber = instance
     ds.PresentationIntentType = "FOR PROCESSING" if for_processing else "FOR PRESENTATION"
@@ -404,7 +399,7 @@ def write_ultrasound(
     """
     n, rows, cols = frames.shape
     sop = US_MULTIFRAME_STORAGE if n > 1 else US_STORAGE
-    ds = _base(spec, sop, uid(spec.study_id, spec.name, instance))
+    ds = _base(spec, sop, derived_uid(spec.study_id, spec.name, instance))
     ds.ImageType = ["ORIGINAL", "PRIMARY", "", ""]
     ds.InstanceNumber = instance
     x0, y0, x1, y1 = region or (0, 0, cols - 1, rows - 1)
@@ -444,7 +439,7 @@ def write_ultrasound(
 
 def write_secondary_capture(path: str, spec: SeriesSpec, image: np.ndarray) -> str:
     """A screenshot-like secondary capture, as PACS exports often carry beside the real series."""
-    ds = _base(spec, SC_STORAGE, uid(spec.study_id, spec.name, 1))
+    ds = _base(spec, SC_STORAGE, derived_uid(spec.study_id, spec.name, 1))
     ds.Modality = "OT"
     ds.ConversionType = "WSD"
     ds.InstanceNumber = 1
@@ -452,8 +447,3 @@ def write_secondary_capture(path: str, spec: SeriesSpec, image: np.ndarray) -> s
     _pixel_module(ds, image.astype(np.uint8))
     _save(ds, path)
     return path
-
-
-def read_back(path: str) -> Dataset:
-    """Convenience for tests: read a written file completely."""
-    return pydicom.dcmread(path)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from radimt.io.atomic import atomic_path
-from radimt.pipeline.manifest import lesion_dir
+from radimt.pipeline.config import PipelineConfig
+from radimt.pipeline.manifest import LesionTask, lesion_dir
 from radimt.pipeline.record import LesionRecord
 
 KEY_NUMBERS = (
@@ -52,7 +53,10 @@ def _img(path: Path) -> str:
 
 
 def write_report(
-    path: Path, config, entries: Sequence[tuple[Any, LesionRecord | None, str | None]], out: Path
+    path: Path,
+    config: PipelineConfig,
+    entries: Sequence[tuple[LesionTask, LesionRecord | None, str | None]],
+    out: Path,
 ) -> None:
     """Write ``report.html``: summary table, then per lesion its figures and key numbers."""
 
