@@ -39,17 +39,13 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from radimt.classify import (  # noqa: E402
-    ModelConfig,
-    _auc,
-    _bootstrap_ci,
-    _check_sizes,
-    _cross_validate,
-    _cv,
-    _permutation_test,
-    load_table,
-    repeat_interval,
-)
+from radimt.classify import ModelConfig, load_table, repeat_interval  # noqa: E402
+from radimt.classify.model import cv_splitter as _cv  # noqa: E402
+from radimt.classify.statistics import auc as _auc  # noqa: E402
+from radimt.classify.statistics import bootstrap_ci as _bootstrap_ci  # noqa: E402
+from radimt.classify.validation import check_sizes as _check_sizes  # noqa: E402
+from radimt.classify.validation import cross_validate as _cross_validate  # noqa: E402
+from radimt.classify.validation import permutation_test as _permutation_test  # noqa: E402
 from tests.test_classifier_statistics import _clustered  # noqa: E402
 
 #: Calibration of the evaluated procedure (``--calibration``): radimt's default Platt, or none.

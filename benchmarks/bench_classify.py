@@ -41,7 +41,7 @@ def main() -> None:
     ):
         start = time.perf_counter()
         result = evaluate(data, config)
-        rows.append((name, time.perf_counter() - start, result["metrics"]))
+        rows.append((name, time.perf_counter() - start, result.metrics))
         print(f"{name}: {rows[-1][1]:.1f} s", flush=True)
     print(f"\nevaluate, 150 lesions x 1,500 features, {args.jobs} jobs")
     print(f"{'run':<32} {'seconds':>8}  ROC AUC (95% CI)")

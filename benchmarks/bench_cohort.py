@@ -205,8 +205,8 @@ def decoded_dce_mb() -> float:
 
 def profile_one(manifest: Path, pipeline: Path) -> list[tuple[str, float]]:
     """One study through radimt's stages in this process: where a lesion's time goes."""
-    from radimt.dicom.study import load_study
     from radimt.analysis import lesion_features
+    from radimt.dicom.study import load_study
     from radimt.pipeline.config import load_config
     from radimt.segment import segment_from_seed, subtraction
 

@@ -223,8 +223,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(data, config, progress=progress.update)
     progress.close()
     write_evaluation(result, Path(args.out))
-    m = result["metrics"]
-    unit = "patient" if result["grouped"] else "lesion"
+    m = result.metrics
+    unit = "patient" if result.grouped else "lesion"
     ci = (
         f"; 95% CI {m['roc_auc_ci_low']:.2f}-{m['roc_auc_ci_high']:.2f} by {unit} bootstrap of each repeat"
         if "roc_auc_ci_low" in m
@@ -234,7 +234,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"ROC AUC {m['roc_auc']:.3f} (mean of {config.repeats} repeats, SD "
         f"{m['roc_auc_per_repeat_sd']:.3f}{ci}); report: {args.out}/evaluation.html"
     )
-    for note in result["notes"]:
+    for note in result.notes:
         print(f"note: {note}")
     return 0
 

@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from radimt.pipeline import config as config_module
-from radimt.analysis import LesionInput, analyse_lesion, delineate, reference_image
+from radimt.analysis import LesionInput, analyse_lesion, delineate, reference_image, role_image
 from radimt.cli import main
 from radimt.dicom import roles as dicom_roles
 from radimt.dicom.study import load_study
 from radimt.errors import RoleError, SeedError
-from radimt.analysis import role_image
+from radimt.pipeline import config as config_module
 from radimt.pipeline.runner import run_batch
 from radimt.roles import DEFAULT_PRESETS, REFERENCE_ORDER, ROLES, Role, role
 from radimt.segment import PRESETS

@@ -39,12 +39,13 @@ def _clustered(seed: int, patients: int = 40, lesions: int = 3, p: int = 12) -> 
 def test_the_bootstrap_resamples_patients_not_their_lesions():
     """Three near-identical lesions per patient carry one patient's information: the interval
     must be about sqrt(3) wider than a bootstrap of lesions would make it."""
-    from radimt.classify import _auc, _bootstrap_ci
+    from radimt.classify.statistics import auc as _auc
+    from radimt.classify.statistics import bootstrap_ci as _bootstrap_ci
 
     frame = _clustered(0)
     data = load_table(frame, QUICK)
     result = evaluate(data, QUICK)
-    y, proba = result["y"], result["probabilities"]
+    y, proba = result.y, result.probabilities
 
     def statistic(idx):
         return _auc(y[idx], proba[idx], True)
@@ -53,17 +54,17 @@ def test_the_bootstrap_resamples_patients_not_their_lesions():
     lesions = _bootstrap_ci(statistic, y, None, QUICK)
     ratio = (patients[1] - patients[0]) / (lesions[1] - lesions[0])
     assert 1.4 < ratio < 2.2
-    assert result["metrics"]["roc_auc_ci_low"] <= 0.5 <= result["metrics"]["roc_auc_ci_high"]
+    assert result.metrics["roc_auc_ci_low"] <= 0.5 <= result.metrics["roc_auc_ci_high"]
 
 
 def test_headline_is_the_per_repeat_mean_with_the_pooled_value_labelled():
     frame = _clustered(1)
     frame.loc[frame.label == "IMT", "lesion_f00"] += 1.5  # a real signal
     result = evaluate(load_table(frame, QUICK), QUICK)
-    m = result["metrics"]
-    assert m["roc_auc"] == pytest.approx(np.mean(result["per_repeat_auc"]))
+    m = result.metrics
+    assert m["roc_auc"] == pytest.approx(np.mean(result.per_repeat_auc))
     assert "roc_auc_pooled" in m and m["roc_auc_ci_low"] < m["roc_auc"] < m["roc_auc_ci_high"]
-    assert result["grouped"] and result["n_patients"] == 40
+    assert result.grouped and result.n_patients == 40
 
 
 def test_a_missing_group_is_an_error_naming_the_rows():
@@ -91,7 +92,7 @@ def test_small_classes_reduce_the_inner_folds_with_a_note_or_are_refused():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no empty-class inner folds, no NaN inner AUCs
         result = evaluate(load_table(frame, config), config)
-    assert result["inner_splits_used"] == 4 and "inner folds reduced from 5 to 4" in result["notes"][0]
+    assert result.inner_splits_used == 4 and "inner folds reduced from 5 to 4" in result.notes[0]
     frame.loc[:4, "label"] = ["IMT"] * 2 + ["carcinoma"] * 3
     with pytest.raises(ClassifierError, match="the smallest class has 2"):
         evaluate(load_table(frame, config), config)
@@ -156,7 +157,7 @@ def test_probabilities_are_recalibrated_in_fold_despite_the_class_weighting():
         config = ModelConfig(
             repeats=2, n_permutations=0, n_bootstrap=100, inner_splits=3, calibration=calibration
         )
-        metrics[calibration] = evaluate(load_table(frame, config), config)["metrics"]
+        metrics[calibration] = evaluate(load_table(frame, config), config).metrics
     assert metrics["none"]["calibration_intercept"] < -0.8  # class weights inflate the positives
     assert abs(metrics["platt"]["calibration_intercept"]) < 0.3
     assert 0.7 < metrics["platt"]["calibration_slope"] < 1.4
@@ -194,14 +195,14 @@ def test_report_has_the_tripod_tables_participants_by_site_missing_data_and_repe
     frame.loc[[5], "lesion_f07"] = np.nan
     data = load_table(frame, QUICK)
     result = evaluate(data, QUICK)
-    cohort = {(r["site"], r["class"]): (r["cases"], r["patients"]) for r in result["cohort"]}
+    cohort = {(r["site"], r["class"]): (r["cases"], r["patients"]) for r in result.cohort}
     truth = frame.drop_duplicates("group").assign(imt=lambda f: f.label == "IMT")
     for site in ("A", "B"):
         at = truth[truth.site == site]
         assert cohort[(site, "IMT")] == (3 * int(at.imt.sum()), int(at.imt.sum()))
         assert cohort[(site, "not IMT")] == (3 * int((~at.imt).sum()), int((~at.imt).sum()))
     assert cohort[("all", "IMT")][1] + cohort[("all", "not IMT")][1] == 40
-    assert result["missing_data"] == {
+    assert result.missing_data == {
         "complete_cases": 117,
         "cases": 120,
         "by_predictor": {"lesion_f03": 3, "lesion_f07": 1},
@@ -212,7 +213,7 @@ def test_report_has_the_tripod_tables_participants_by_site_missing_data_and_repe
         assert heading in text
     assert f"| B | IMT | {cohort[('B', 'IMT')][0]} | {cohort[('B', 'IMT')][1]} |" in text
     assert "| lesion_f03 | 3 | 2% |" in text and "117 of 120 cases complete" in text
-    for k, auc in enumerate(result["per_repeat_auc"], start=1):
+    for k, auc in enumerate(result.per_repeat_auc, start=1):
         assert f"| {k} | {auc:.3f} |" in text
     html = (tmp_path / "evaluation.html").read_text()
     assert "<h2>Participants</h2>" in html and "<td>lesion_f07</td><td>1</td>" in html
@@ -245,7 +246,10 @@ def test_headline_interval_is_as_wide_as_the_headline_varies_and_covers_chance_o
     bootstrap of the mean over repeats that radimt reported before: width 0.63, 16 of 20; each
     repeat's interval averaged without the split variance: 0.84, 16 of 20.
     17 of 20 is the lower 2.5 % binomial bound for a 95 % interval."""
-    from radimt.classify import _auc, _check_sizes, _cross_validate, repeat_interval
+    from radimt.classify import repeat_interval
+    from radimt.classify.statistics import auc as _auc
+    from radimt.classify.validation import check_sizes as _check_sizes
+    from radimt.classify.validation import cross_validate as _cross_validate
 
     config = ModelConfig(repeats=3, n_permutations=0, n_bootstrap=400, n_jobs=2)
     headlines, intervals = [], []

@@ -8,8 +8,8 @@ import pytest
 
 from radimt.classify import (
     ClassifierError,
+    ComBat,
     ModelConfig,
-    _cv,
     evaluate,
     load_model,
     load_table,
@@ -18,7 +18,7 @@ from radimt.classify import (
     save_model,
     train,
 )
-from radimt.harmonize import ComBat
+from radimt.classify.model import cv_splitter, inner_search
 
 FAST = ModelConfig(repeats=1, n_permutations=5, n_bootstrap=300, inner_splits=3)
 
@@ -42,7 +42,7 @@ def _cohort(
 def test_random_labels_give_chance_and_selecting_first_inflates():
     frame = _cohort(seed=1)
     frame["label"] = np.random.default_rng(2).permutation(frame["label"].to_numpy())
-    honest = evaluate(load_table(frame, FAST), FAST)["metrics"]
+    honest = evaluate(load_table(frame, FAST), FAST).metrics
     assert honest["roc_auc_ci_low"] <= 0.5 <= honest["roc_auc_ci_high"]
     assert honest["permutation_p_value"] > 0.05
     # The classic mistake, on purpose: choose features on all cases, then cross-validate.
@@ -51,7 +51,7 @@ def test_random_labels_give_chance_and_selecting_first_inflates():
     features = frame.filter(like="f").to_numpy()
     best = SelectKBest(f_classif, k=10).fit(features, frame["label"] == "IMT").get_support()
     leaky = frame[["study_id", "lesion_id", "label", *frame.filter(like="f").columns[best]]]
-    inflated = evaluate(load_table(leaky, FAST), FAST)["metrics"]
+    inflated = evaluate(load_table(leaky, FAST), FAST).metrics
     assert inflated["roc_auc"] > honest["roc_auc"] + 0.15 and inflated["roc_auc_ci_low"] > 0.5
 
 
@@ -61,11 +61,11 @@ def test_real_signal_is_found_and_reproducible():
     config = ModelConfig(repeats=2, n_permutations=0, n_bootstrap=200, inner_splits=3)
     first = evaluate(load_table(frame, config), config)
     second = evaluate(load_table(frame, config), config)
-    assert first["metrics"]["roc_auc"] > 0.8
-    assert first["metrics"] == second["metrics"]
-    assert list(first["selection_frequency"])[:2] == ["f000", "f001"]
+    assert first.metrics["roc_auc"] > 0.8
+    assert first.metrics == second.metrics
+    assert list(first.selection_frequency)[:2] == ["f000", "f001"]
     for key in ("pr_auc", "balanced_accuracy", "sensitivity", "specificity", "brier", "calibration_slope"):
-        assert np.isfinite(first["metrics"][key])
+        assert np.isfinite(first.metrics[key])
 
 
 @pytest.mark.slow
@@ -76,10 +76,10 @@ def test_grouped_cv_never_splits_a_patient():
     data = load_table(frame, FAST)
     assert data.groups is not None
     for seed in range(3):
-        for train_idx, test_idx in _cv(FAST, 5, data.groups, seed).split(data.X, data.y, data.groups):
+        for train_idx, test_idx in cv_splitter(FAST, 5, data.groups, seed).split(data.X, data.y, data.groups):
             assert not set(data.groups[train_idx]) & set(data.groups[test_idx])
     result = evaluate(data, ModelConfig(repeats=1, n_permutations=3, n_bootstrap=100, inner_splits=3))
-    assert result["grouped"]
+    assert result.grouped
 
 
 def test_combat_removes_a_site_effect_learned_on_training_rows_only():
@@ -142,7 +142,7 @@ def test_multiclass_labels():
     frame.loc[60:, "f002"] += 2.0
     config = ModelConfig(multiclass=True, repeats=1, n_permutations=0, n_bootstrap=50, inner_splits=3)
     result = evaluate(load_table(frame, config), config)
-    assert result["classes"] == ["IMT", "carcinoma", "fibroadenoma"] and result["metrics"]["roc_auc"] > 0.7
+    assert result.classes == ["IMT", "carcinoma", "fibroadenoma"] and result.metrics["roc_auc"] > 0.7
 
 
 @pytest.mark.parametrize(
@@ -154,7 +154,7 @@ def test_other_models_and_selectors(model, selector):
     config = ModelConfig(
         model=model, selector=selector, repeats=1, n_permutations=0, n_bootstrap=50, inner_splits=3
     )
-    assert evaluate(load_table(frame, config), config)["metrics"]["roc_auc"] > 0.7
+    assert evaluate(load_table(frame, config), config).metrics["roc_auc"] > 0.7
 
 
 def _search_data(kind: str):
@@ -190,6 +190,7 @@ def test_inner_search_scores_and_chooses_as_grid_search_cv_and_fits_each_setting
     preprocessing the grid does not touch is fitted once per inner training set, the selector
     once per k, and the calibration fits nothing again."""
     from sklearn.base import clone
+    from sklearn.feature_selection import SelectKBest
     from sklearn.model_selection import GridSearchCV, ParameterGrid, cross_val_predict
 
     import radimt.classify as classify
@@ -203,17 +204,17 @@ def test_inner_search_scores_and_chooses_as_grid_search_cv_and_fits_each_setting
     candidates = list(ParameterGrid(grid))
     train = np.arange(72)
     inner_groups = groups[train] if groups is not None else None
-    inner = classify._cv(config, 4, inner_groups, 0)
+    inner = cv_splitter(config, 4, inner_groups, 0)
     splits = list(inner.split(X[train], y[train], inner_groups))
     fits: list[str] = []
-    for name, cls in (("decorrelate", classify.CorrelationFilter), ("select", classify.SelectKBest)):
+    for name, cls in (("decorrelate", classify.CorrelationFilter), ("select", SelectKBest)):
 
         def counted(self, X, y=None, _fit=cls.fit, _name=name):  # noqa: N803
             fits.append(_name)
             return _fit(self, X, y)
 
         monkeypatch.setattr(cls, "fit", counted)
-    chosen, means, held_out = classify._inner_search(pipeline, grid, X[train], y[train], splits)
+    chosen, means, held_out = inner_search(pipeline, grid, X[train], y[train], splits)
     assert (fits.count("decorrelate"), fits.count("select")) == (4, 4 * 2)
     monkeypatch.undo()
 

@@ -9,8 +9,8 @@ import pytest
 import SimpleITK as sitk
 
 import radimt
-from radimt.domain import kinetic_heterogeneity, margin_sharpness, rim_core
 from radimt.analysis import AnalysisConfig, lesion_features
+from radimt.domain import kinetic_heterogeneity, margin_sharpness, rim_core
 from radimt.synth.phantom import Lesion, lesion_fraction
 from radimt.synth.writer import Grid
 from tests.conftest import SAMPLE_DICOM
@@ -70,7 +70,9 @@ def test_one_row_for_the_published_case():
     dce_mask = radimt.segment_from_seed(radimt.subtraction(study.dce, 1), centre)
     ct_mask = radimt.segment_from_seed(study.ct, truth["ct"]["centre_lps"], modality="ct")
     row = lesion_features(
-        study, {"dce": dce_mask, "ct": ct_mask}, AnalysisConfig(roles=("dce", "adc"), image_types=["Original"])
+        study,
+        {"dce": dce_mask, "ct": ct_mask},
+        AnalysisConfig(roles=("dce", "adc"), image_types=["Original"]),
     )
     assert abs(row["lesion_longest_diameter_mm"] - 12.0) <= 1.5
     assert row["kinetic_curve_type"] == "II" and row["kinetic_initial_phase"] == "medium"
@@ -81,7 +83,9 @@ def test_one_row_for_the_published_case():
     assert set(row.provenance["roles"]) == {"dce", "adc"}
     # Deterministic: the same inputs give the same row, in the same order.
     again = lesion_features(
-        study, {"dce": dce_mask, "ct": ct_mask}, AnalysisConfig(roles=("dce", "adc"), image_types=["Original"])
+        study,
+        {"dce": dce_mask, "ct": ct_mask},
+        AnalysisConfig(roles=("dce", "adc"), image_types=["Original"]),
     )
     assert list(again.items()) == list(row.items())
 

@@ -9,7 +9,6 @@ import json
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -18,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
+from radimt.classify.validation import Evaluation  # noqa: E402
 from radimt.io.atomic import atomic_path  # noqa: E402
 
 METRIC_NAMES = (
@@ -42,15 +42,15 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def figures(result: dict[str, Any]) -> dict[str, str]:
+def figures(result: Evaluation) -> dict[str, str]:
     """ROC, calibration and feature-stability plots as base64 PNGs (binary problems)."""
-    y, proba = np.asarray(result["y"]), np.asarray(result["probabilities"])
+    y, proba = np.asarray(result.y), np.asarray(result.probabilities)
     out = {}
     if proba.shape[1] == 2:
         p = proba[:, 1]
         fpr, tpr, _ = roc_curve(y, p)
         fig, ax = plt.subplots(figsize=(4, 4))
-        ax.plot(fpr, tpr, color="black", label=f"AUC {result['metrics']['roc_auc']:.2f}")
+        ax.plot(fpr, tpr, color="black", label=f"AUC {result.metrics['roc_auc']:.2f}")
         ax.plot([0, 1], [0, 1], ":", color="grey")
         ax.set_xlabel("1 - specificity")
         ax.set_ylabel("sensitivity")
@@ -70,7 +70,7 @@ def figures(result: dict[str, Any]) -> dict[str, str]:
         ax.set_title("Calibration")
         fig.tight_layout()
         out["calibration"] = _png(fig)
-    curve = result.get("decision_curve") or []
+    curve = result.decision_curve
     if curve:
         t = [r["threshold"] for r in curve]
         fig, ax = plt.subplots(figsize=(4, 4))
@@ -84,7 +84,7 @@ def figures(result: dict[str, Any]) -> dict[str, str]:
         ax.legend(loc="upper right")
         fig.tight_layout()
         out["decision_curve"] = _png(fig)
-    top = list(result["selection_frequency"].items())[:15]
+    top = list(result.selection_frequency.items())[:15]
     if top:
         fig, ax = plt.subplots(figsize=(6, 0.3 * len(top) + 1))
         ax.barh([name[-45:] for name, _ in top][::-1], [f for _, f in top][::-1], color="grey")
@@ -118,20 +118,20 @@ class _Section:
     bullets: list[str] = field(default_factory=list)
 
 
-def _sections(result: dict[str, Any]) -> list[_Section]:
+def _sections(result: Evaluation) -> list[_Section]:
     """The evaluation laid out as TRIPOD+AI / CLEAR ask: participants, predictors and missing
     data, the procedure, performance (per repeat and pooled, with CIs), calibration, clinical
     utility, feature stability."""
-    config = result["config"]
-    grouped = result["grouped"]
+    config = result.config
+    grouped = result.grouped
     unit = "patients" if grouped else "lesions"
-    cohort = result.get("cohort", [])
+    cohort = result.cohort
     by_site = sorted({r["site"] for r in cohort} - {"all"})
     participants = _Section(
         "Participants",
         [
-            f"{result['n_cases']} cases ({result.get('n_patients', result['n_cases'])} independent units: "
-            f"{unit}). Outcome: {' vs '.join(result['classes'][::-1])}."
+            f"{result.n_cases} cases ({result.n_patients} independent units: "
+            f"{unit}). Outcome: {' vs '.join(result.classes[::-1])}."
         ],
         ["site", "class", "cases", "patients"] if cohort else None,
         [
@@ -140,15 +140,15 @@ def _sections(result: dict[str, Any]) -> list[_Section]:
             if by_site or r["site"] == "all"
         ],
     )
-    missing = result.get("missing_data") or {}
+    missing = result.missing_data
     by_predictor = missing.get("by_predictor", {})
-    columns = [f"{c}: left out ({why})" for c, why in result.get("dropped_columns", {}).items()] + [
-        f"{c}: {how}" for c, how in result.get("converted_columns", {}).items()
+    columns = [f"{c}: left out ({why})" for c, why in result.dropped_columns.items()] + [
+        f"{c}: {how}" for c, how in result.converted_columns.items()
     ]
     predictors = _Section(
         "Predictors and missing data",
         [
-            f"{result['n_features']} candidate predictors. "
+            f"{result.n_features} candidate predictors. "
             + (
                 f"{missing['complete_cases']} of {missing['cases']} cases complete; missing values are "
                 "imputed by the training folds' median inside each fold."
@@ -165,7 +165,7 @@ def _sections(result: dict[str, Any]) -> list[_Section]:
         [
             f"Nested cross-validation: {config['outer_splits']} outer folds x {config['repeats']} repeats"
             f"{' grouped by patient' if grouped else ''}, "
-            f"{result.get('inner_splits_used', config['inner_splits'])} inner folds (hyper-parameters); "
+            f"{result.inner_splits_used} inner folds (hyper-parameters); "
             f"model {config['model']}, selector {config['selector']} (up to {config['n_features']}), "
             f"correlation filter |r| > {config['correlation_threshold']}"
             + (
@@ -184,23 +184,23 @@ def _sections(result: dict[str, Any]) -> list[_Section]:
             f"reruns this whole procedure {config['n_permutations']} times on labels shuffled between "
             f"{unit}. Threshold metrics, PR AUC, Brier score and calibration use the probabilities "
             "averaged over repeats.",
-            *[f"Note: {n}" for n in result.get("notes", [])],
+            *[f"Note: {n}" for n in result.notes],
         ],
     )
     performance = _Section(
         "Performance",
         [],
         ["metric", "value"],
-        [[t, v] for t, v in _metric_lines(result["metrics"])],
+        [[t, v] for t, v in _metric_lines(result.metrics)],
     )
-    per_repeat = result.get("per_repeat_auc", [])
+    per_repeat = result.per_repeat_auc
     repeats = _Section(
         "ROC AUC per repeat (out-of-fold, each repeat's own split)",
         [],
         ["repeat", "ROC AUC"] if per_repeat else None,
         [[str(k + 1), f"{a:.3f}"] for k, a in enumerate(per_repeat)],
     )
-    curve = result.get("decision_curve") or []
+    curve = result.decision_curve
     utility = _Section(
         "Decision curve (clinical utility)",
         ["Net benefit of acting on the model and on everyone; acting on no one is 0."] if curve else [],
@@ -214,7 +214,7 @@ def _sections(result: dict[str, Any]) -> list[_Section]:
         "Feature stability (share of outer folds selecting each feature)",
         [],
         ["feature", "share"],
-        [[name, f"{share:.0%}"] for name, share in list(result["selection_frequency"].items())[:15]],
+        [[name, f"{share:.0%}"] for name, share in list(result.selection_frequency.items())[:15]],
     )
     return [participants, predictors, procedure, performance, repeats, utility, stability]
 
@@ -259,10 +259,10 @@ def _html(sections: list[_Section], images: str) -> str:
     return "".join(parts)
 
 
-def write_evaluation(result: dict[str, Any], out: Path) -> None:
+def write_evaluation(result: Evaluation, out: Path) -> None:
     """``evaluation.json``, ``evaluation.md`` and ``evaluation.html`` in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    summary = {k: v for k, v in result.items() if k not in ("probabilities", "y")}
+    summary = result.summary()
     with atomic_path(out / "evaluation.json") as tmp, open(tmp, "w") as fh:
         json.dump(summary, fh, indent=2, sort_keys=True)
         fh.write("\n")
