@@ -87,10 +87,11 @@ class AnalysisConfig:
 
     Examples
     --------
-    >>> config = AnalysisConfig(roles=("dce", "adc"), segmentation={"tolerance": 0.6})
+    >>> import radimt
+    >>> config = radimt.AnalysisConfig(roles=("dce", "adc"), segmentation={"tolerance": 0.6})
     >>> config.roles, config.reference
     ((<Role.DCE: 'dce'>, <Role.ADC: 'adc'>), <Role.DCE: 'dce'>)
-    >>> AnalysisConfig(segmentation={"tolerance": 7})
+    >>> radimt.AnalysisConfig(segmentation={"tolerance": 7})
     Traceback (most recent call last):
     ...
     radimt.errors.OptionError: SegmentOptions: tolerance: 7 is out of range (expected from 0.0 to 1.0)
@@ -166,7 +167,8 @@ class ModalitySeed:
 
     Examples
     --------
-    >>> seed = ModalitySeed("mg_cc", (120.0, 80.0), seed_is_index=True)
+    >>> import radimt
+    >>> seed = radimt.ModalitySeed("mg_cc", (120.0, 80.0), seed_is_index=True)
     >>> seed.role, seed.view
     (<Role.MG: 'mg'>, 'CC')
     """
@@ -210,9 +212,10 @@ class LesionInput:
 
     Examples
     --------
-    >>> LesionInput(seed=(-108.0, 0.0, -10.0)).seed_is_index
+    >>> import radimt
+    >>> radimt.LesionInput(seed=(-108.0, 0.0, -10.0)).seed_is_index
     False
-    >>> LesionInput()
+    >>> radimt.LesionInput()
     Traceback (most recent call last):
     ...
     radimt.errors.SeedError: a lesion is given by a seed or by a mask (exactly one of them)
@@ -470,11 +473,12 @@ def lesion_features(
 
     Examples
     --------
-    >>> study, truth = radimt.synth.example_study(folder)
+    >>> import radimt
+    >>> study, truth = radimt.synth.example_study()
     >>> mask = radimt.segment_from_seed(radimt.subtraction(study.dce), truth["seed_lps"])
     >>> row = radimt.lesion_features(study, mask, radimt.AnalysisConfig(roles=("dce",)))
     >>> row["kinetic_curve_type"], round(row["lesion_volume_cm3"], 1)
-    ('III', 1.7)
+    ('III', 1.4)
     """
     config = config or AnalysisConfig()
     if isinstance(masks, sitk.Image):
@@ -561,9 +565,13 @@ class LesionResult:
 
     Examples
     --------
+    >>> import radimt
+    >>> study, truth = radimt.synth.example_study()
     >>> result = radimt.analyse_lesion(study, radimt.LesionInput(seed=truth["seed_lps"]))
-    >>> [row["curve"] for row in result.curve_rows()][:2]
-    ['mean', 'mean']
+    >>> result.mask.GetSize(), result.row["kinetic_curve_type"]
+    ((96, 96, 24), 'III')
+    >>> [(row["curve"], row["time_s"]) for row in result.curve_rows()][:2]
+    [('mean', 0.0), ('mean', 90.0)]
     """
 
     reference: Reference
@@ -638,7 +646,8 @@ def analyse_lesion(
 
     Examples
     --------
-    >>> study, truth = radimt.synth.example_study(folder)
+    >>> import radimt
+    >>> study, truth = radimt.synth.example_study()
     >>> result = radimt.analyse_lesion(study, radimt.LesionInput(seed=truth["seed_lps"]))
     >>> result.reference.label, result.row["kinetic_curve_type"]
     ('DCE early subtraction', 'III')

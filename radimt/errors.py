@@ -10,7 +10,17 @@ from __future__ import annotations
 
 
 class RadimtError(Exception):
-    """Base class of every error radimt raises on purpose."""
+    """Base class of every error radimt raises on purpose.
+
+    Examples
+    --------
+    >>> import radimt
+    >>> try:
+    ...     radimt.load_study("/no/such/study")
+    ... except radimt.RadimtError as error:
+    ...     print(type(error).__name__, error)
+    DicomReadError /no/such/study: no such file or folder; check the study path
+    """
 
 
 class DicomReadError(RadimtError):

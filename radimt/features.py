@@ -304,6 +304,16 @@ def extract_features(
     FeatureRow
         ``{"original_firstorder_Mean": ..., "log-sigma-1-0-mm-3D_glcm_Contrast": ...}`` as
         floats, with pyradiomics' diagnostics and radimt's own in ``.provenance``.
+
+    Examples
+    --------
+    >>> import radimt
+    >>> study, truth = radimt.synth.example_study()
+    >>> early = radimt.subtraction(study.dce)
+    >>> mask = radimt.segment_from_seed(early, truth["seed_lps"])
+    >>> features = radimt.extract_features(early, mask, preset="mr", image_types=["Original"])
+    >>> round(features["original_shape_Sphericity"], 2), "original_glcm_Contrast" in features
+    (0.84, True)
     """
     params = load_params(preset)
     params["setting"].update(settings)

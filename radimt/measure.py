@@ -25,7 +25,15 @@ def voxel_count(mask: sitk.Image) -> int:
 
 
 def mask_volume_mm3(mask: sitk.Image) -> float:
-    """Volume in mm³ (area in mm² for a 2D mask): voxel count times voxel size."""
+    """Volume in mm³ (area in mm² for a 2D mask): voxel count times voxel size.
+
+    Examples
+    --------
+    >>> import numpy as np, SimpleITK as sitk, radimt
+    >>> mask = sitk.GetImageFromArray(np.ones((4, 10, 10), np.uint8)); mask.SetSpacing((1.0, 1.0, 2.5))
+    >>> radimt.mask_volume_mm3(mask)
+    1000.0
+    """
     return voxel_count(mask) * float(np.prod(mask.GetSpacing()))
 
 
@@ -95,6 +103,14 @@ def longest_diameter_mm(mask: sitk.Image) -> float:
 
     The largest distance between two points of the mask's boundary surface (the centres of its
     outer voxel faces, see :func:`boundary_face_points`), found on their convex hull.
+
+    Examples
+    --------
+    >>> import numpy as np, SimpleITK as sitk, radimt
+    >>> line = np.zeros((1, 1, 11), np.uint8); line[0, 0, :] = 1        # 11 voxels of 2 mm in x
+    >>> mask = sitk.GetImageFromArray(line); mask.SetSpacing((2.0, 1.0, 1.0))
+    >>> radimt.longest_diameter_mm(mask)        # from the outer face of one end to the other's
+    22.0
     """
     points = boundary_face_points(mask)
     if len(points) == 0:

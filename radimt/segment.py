@@ -69,6 +69,16 @@ class SegmentOptions:
     opening_mm
         Radius of a morphological opening applied to the grown region, which cuts thin bridges
         into neighbouring structures (0 = none). Retries after a leak open more.
+
+    Examples
+    --------
+    >>> import radimt
+    >>> radimt.SegmentOptions(tolerance=0.6).polarity
+    'bright'
+    >>> radimt.SegmentOptions(polarity="up")
+    Traceback (most recent call last):
+    ...
+    radimt.errors.OptionError: SegmentOptions: polarity: 'up' is not one of bright, dark, auto
     """
 
     tolerance: float = 0.5
@@ -123,6 +133,14 @@ def subtraction(dce: DCE, phase: int = 1, baseline: int = 0) -> sitk.Image:
     breast lesion. It is computed once per DCE and pair of phases (kept in ``dce.derived``):
     segmentation, features and overlays of a lesion share one image, so copy it before
     changing it in place.
+
+    Examples
+    --------
+    >>> import radimt
+    >>> study, truth = radimt.synth.example_study()
+    >>> early = radimt.subtraction(study.dce, phase=1)
+    >>> early.GetPixelIDTypeAsString(), early.GetSize() == study.dce.phases[0].GetSize()
+    ('32-bit float', True)
     """
     if not 0 <= phase < len(dce.phases) or not 0 <= baseline < len(dce.phases):
         raise SegmentationError(f"DCE has {len(dce.phases)} phases; no phase {phase} or baseline {baseline}")
@@ -370,6 +388,14 @@ def segment_from_seed(
         No lesion stands out at the seed (in air or plain tissue, a constant or noise-only image:
         the region would fill the image), the lesion is no larger than the seed ball, or the
         region leaks beyond ``max_diameter_mm``.
+
+    Examples
+    --------
+    >>> import radimt
+    >>> study, truth = radimt.synth.example_study()
+    >>> mask = radimt.segment_from_seed(radimt.subtraction(study.dce), truth["seed_lps"])
+    >>> truth["diameter_mm"], round(radimt.longest_diameter_mm(mask), 1)   # 2.5 mm slices
+    (14.0, 15.9)
     """
     opts = segment_options(modality, options)
     check_frame_of_reference(image, frame_of_reference)
@@ -478,6 +504,15 @@ def resample_mask(
     ------
     FrameOfReferenceError
         When both images carry different FrameOfReferenceUIDs.
+
+    Examples
+    --------
+    >>> import radimt
+    >>> study, truth = radimt.synth.example_study()
+    >>> mask = radimt.segment_from_seed(radimt.subtraction(study.dce), truth["seed_lps"])
+    >>> on_adc = radimt.resample_mask(mask, study.adc)      # by physical coordinates
+    >>> on_adc.GetSize() == study.adc.GetSize(), round(radimt.mask_volume_mm3(on_adc))
+    (True, 1380)
     """
     if mask.HasMetaDataKey(FRAME_OF_REFERENCE_KEY):
         check_frame_of_reference(reference, mask.GetMetaData(FRAME_OF_REFERENCE_KEY), what="mask")

@@ -131,3 +131,32 @@ def test_batch_cli_and_api_give_the_same_lesion(study, tmp_path):
         "mean",
         "most_suspicious",
     }
+
+
+def test_options_check_themselves_wherever_they_come_from():
+    """A value out of range is refused by the options class itself: from the API as from YAML."""
+    import radimt
+    from radimt.errors import OptionError
+
+    image = sitk.Image([20, 20, 10], sitk.sitkFloat32)
+    with pytest.raises(OptionError, match="SegmentOptions: tolerance: 7 is out of range"):
+        radimt.segment_from_seed(image, (5.0, 5.0, 5.0), tolerance=7)
+    with pytest.raises(OptionError, match="KineticOptions: ftv_background: 2.0 is out of range"):
+        radimt.KineticOptions(ftv_background=2.0)
+    with pytest.raises(OptionError, match="AnalysisConfig: dce_phase: 0 is out of range"):
+        radimt.AnalysisConfig(dce_phase=0)
+    with pytest.raises(OptionError, match="unknown modality 'pet'"):
+        radimt.AnalysisConfig(segmentation={"modality": "pet"})
+    with pytest.raises(RoleError, match="unknown role 'pet'"):
+        radimt.AnalysisConfig(roles=("dce", "pet"))
+    config = radimt.AnalysisConfig(reference="US", roles=["dce"], presets={"adc": "ct"})
+    assert config.reference is Role.US and config.roles == (Role.DCE,)
+    assert config.presets[Role.ADC] == "ct" and config.presets["dce"] == "mr"  # the rest keep defaults
+
+
+def test_feature_config_is_the_deprecated_name_of_analysis_config():
+    import radimt
+
+    with pytest.warns(DeprecationWarning, match="now radimt.AnalysisConfig"):
+        config = radimt.FeatureConfig(roles=("dce",))
+    assert isinstance(config, radimt.AnalysisConfig) and "FeatureConfig" not in radimt.__all__

@@ -48,6 +48,7 @@ FEATURE_PREFIXES = (
     "wavelet-",
 )
 
+
 @dataclass
 class Dataset:
     """A feature table ready for modelling."""
@@ -61,6 +62,7 @@ class Dataset:
     converted: dict[str, str] = field(default_factory=dict)
     batch_levels: list[str] = field(default_factory=list)  # site names, in the batch column's codes
     sites: np.ndarray | None = None  # each case's site (the harmonisation or ``site`` column)
+
 
 def load_table(
     table: str | os.PathLike[str] | pd.DataFrame,
@@ -162,10 +164,12 @@ def load_table(
         sites=sites,
     )
 
+
 def _lines(rows: pd.Series) -> str:
     """Table line numbers (header = line 1) of the true rows, the first ten."""
     lines = [str(i + 2) for i in np.flatnonzero(rows.to_numpy())]
     return ", ".join(lines[:10]) + (", ..." if len(lines) > 10 else "")
+
 
 def numeric_column(values: pd.Series, column: str, clinical: bool) -> tuple[pd.Series, str]:
     """A column as numbers, and how text was encoded ('' when it was numeric already)."""
@@ -189,6 +193,7 @@ def numeric_column(values: pd.Series, column: str, clinical: bool) -> tuple[pd.S
         )
     return numbers, ""
 
+
 def read_features(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A features table (CSV) with study and lesion ids kept as text.
 
@@ -204,6 +209,7 @@ def read_features(path: str | os.PathLike[str]) -> pd.DataFrame:
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ClassifierError(f"{path}: not a readable features table ({exc})") from None
 
+
 def smallest_class(data: Dataset) -> tuple[int, int]:
     """Cases of the smallest class, and its independent units (patients when grouped)."""
     counts = np.bincount(data.y)
@@ -212,6 +218,7 @@ def smallest_class(data: Dataset) -> tuple[int, int]:
     if data.groups is None:
         return smallest, smallest
     return smallest, len(set(data.groups[data.y == smallest_class]))
+
 
 def cohort_counts(data: Dataset) -> list[dict[str, Any]]:
     """Cases and patients per class, and per site and class when the table names sites (the
@@ -232,6 +239,7 @@ def cohort_counts(data: Dataset) -> list[dict[str, Any]]:
                 {"site": site, "class": name, "cases": len(members), "patients": members.patient.nunique()}
             )
     return rows
+
 
 def missing_data(data: Dataset) -> dict[str, Any]:
     """Missing predictor values before imputation (imputed in-fold by the training median):

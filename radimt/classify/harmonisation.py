@@ -25,7 +25,7 @@ class ComBat(TransformerMixin, BaseEstimator):
         self.iterations = iterations
         self.tolerance = tolerance
 
-    def fit(self, X, y=None):  # noqa: N803 - scikit-learn's naming
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> ComBat:  # noqa: N803 - scikit-learn's naming
         values, batch = self._split(X)
         self.batches_ = np.unique(batch)
         self.mean_ = np.nanmean(values, axis=0)
@@ -55,10 +55,10 @@ class ComBat(TransformerMixin, BaseEstimator):
                     break
             self.gamma_.append(gamma)
             self.delta_.append(delta)
-        self.gamma_, self.delta_ = np.array(self.gamma_), np.array(self.delta_)
+        self.gamma_, self.delta_ = np.array(self.gamma_), np.array(self.delta_)  # type: ignore[assignment]
         return self
 
-    def transform(self, X):  # noqa: N803
+    def transform(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         values, batch = self._split(X)
         z = (values - self.mean_) / self.sd_
         out = z.copy()
@@ -73,6 +73,6 @@ class ComBat(TransformerMixin, BaseEstimator):
         return out * self.sd_ + self.mean_
 
     @staticmethod
-    def _split(X):  # noqa: N803
+    def _split(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
         X = np.asarray(X, dtype=float)
         return X[:, :-1], X[:, -1]

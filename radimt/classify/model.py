@@ -43,7 +43,7 @@ class CorrelationFilter(TransformerMixin, BaseEstimator):
     def __init__(self, threshold: float = 0.95):
         self.threshold = threshold
 
-    def fit(self, X, y=None):  # noqa: N803
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> CorrelationFilter:  # noqa: N803
         X = np.asarray(X, float)
         keep = np.ones(X.shape[1], bool)
         if X.shape[1] > 1:
@@ -69,20 +69,22 @@ class CorrelationFilter(TransformerMixin, BaseEstimator):
         self.support_ = keep
         return self
 
-    def transform(self, X):  # noqa: N803
+    def transform(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         return np.asarray(X, float)[:, self.support_]
 
     def get_support(self) -> np.ndarray:
         return self.support_
 
+
 class DropBatch(TransformerMixin, BaseEstimator):
     """Remove the batch column when no harmonisation uses it."""
 
-    def fit(self, X, y=None):  # noqa: N803
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> DropBatch:  # noqa: N803
         return self
 
-    def transform(self, X):  # noqa: N803
+    def transform(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         return np.asarray(X, float)[:, :-1]
+
 
 def _l1_logistic(random_state: int) -> LogisticRegression:
     """An L1-penalised logistic regression, spelled for the installed scikit-learn (1.8 moved
@@ -92,6 +94,7 @@ def _l1_logistic(random_state: int) -> LogisticRegression:
     if (major, minor) >= (1, 8):
         return LogisticRegression(l1_ratio=1.0, **common)
     return LogisticRegression(penalty="l1", **common)
+
 
 def build_pipeline(config: ModelConfig) -> tuple[Pipeline, dict[str, list]]:
     """The full pipeline and the hyper-parameter grid the inner cross-validation searches."""
@@ -136,14 +139,19 @@ def build_pipeline(config: ModelConfig) -> tuple[Pipeline, dict[str, list]]:
         grid["select__k"] = ["all"]  # replaced per fold by k_grid (it depends on the fold's width)
     return pipeline, grid
 
+
 def k_grid(n_features: int, config: ModelConfig) -> list:
     k = min(config.n_features, n_features)
     return sorted({max(1, k // 2), k})
 
-def cv_splitter(config: ModelConfig, splits: int, groups, seed: int):
+
+def cv_splitter(
+    config: ModelConfig, splits: int, groups: np.ndarray | None, seed: int
+) -> StratifiedKFold | StratifiedGroupKFold:
     if groups is not None:
         return StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=seed)
     return StratifiedKFold(n_splits=splits, shuffle=True, random_state=seed)
+
 
 def selected_features(fitted: Pipeline, names: list[str]) -> list[str]:
     """Feature names that reach the model in a fitted pipeline."""
@@ -151,6 +159,7 @@ def selected_features(fitted: Pipeline, names: list[str]) -> list[str]:
     for step in ("variance", "decorrelate", "select"):
         kept = kept[fitted.named_steps[step].get_support()]
     return kept.tolist()
+
 
 def grid_probabilities(
     steps: list[tuple[str, Any]],
@@ -190,6 +199,7 @@ def grid_probabilities(
     descend(0, list(range(len(candidates))), X_train, X_test)
     return results
 
+
 def inner_search(
     pipeline: Pipeline, grid: dict[str, list], X: np.ndarray, y: np.ndarray, splits: list
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
@@ -222,7 +232,17 @@ def inner_search(
     best = int(np.nanargmax(np.round(means, 12)))  # means equal but for float rounding are ties
     return candidates[best], means, held_out[best] if binary else np.empty(0)
 
-def fit_with_inner_search(pipeline, grid, X, y, groups, train, config, seed):
+
+def fit_with_inner_search(
+    pipeline: Pipeline,
+    grid: dict[str, list[Any]],
+    X: np.ndarray,  # noqa: N803
+    y: np.ndarray,
+    groups: np.ndarray | None,
+    train: np.ndarray,
+    config: ModelConfig,
+    seed: int,
+) -> Pipeline | PlattCalibrated:
     """The pipeline fitted on ``train`` with the grid point its inner folds choose (Platt
     recalibrated on the inner folds' held-out probabilities when ``config`` says so)."""
     inner_groups = groups[train] if groups is not None else None
@@ -241,6 +261,7 @@ def fit_with_inner_search(pipeline, grid, X, y, groups, train, config, seed):
     slope, intercept = platt_scaling(scores, y_train)
     return PlattCalibrated(best, slope, intercept)
 
+
 def platt_scaling(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Slope and intercept of ``sigmoid(slope * logit(p) + intercept)`` fitted to held-out
     scores, or the identity (1, 0) when the scores carry no signal (a slope <= 0).
@@ -255,9 +276,11 @@ def platt_scaling(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     slope, intercept = float(platt.coef_[0, 0]), float(platt.intercept_[0])
     return (slope, intercept) if slope > 0 else (1.0, 0.0)
 
+
 def logit(p: np.ndarray) -> np.ndarray:
     clipped = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(clipped / (1 - clipped))
+
 
 class PlattCalibrated(BaseEstimator):
     """A fitted pipeline whose probabilities go through a logistic recalibration
@@ -269,13 +292,19 @@ class PlattCalibrated(BaseEstimator):
         self.intercept = intercept
 
     @property
-    def named_steps(self):
-        return self.pipeline.named_steps
+    def named_steps(self) -> Any:
+        return self._fitted().named_steps
 
-    def predict_proba(self, X):  # noqa: N803
-        p = self.pipeline.predict_proba(X)[:, 1]
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        p = self._fitted().predict_proba(X)[:, 1]
         q = 1 / (1 + np.exp(-(self.slope * logit(p) + self.intercept)))
         return np.column_stack([1 - q, q])
+
+    def _fitted(self) -> Pipeline:
+        if self.pipeline is None:
+            raise ClassifierError("PlattCalibrated holds no fitted pipeline")
+        return self.pipeline
+
 
 def train(data: Dataset, config: ModelConfig | None = None) -> Pipeline:
     """Fit the pipeline on all cases (hyper-parameters chosen by cross-validation)."""
@@ -296,8 +325,10 @@ def train(data: Dataset, config: ModelConfig | None = None) -> Pipeline:
     fitted.batch_levels_ = list(data.batch_levels) if config.harmonize else []
     return fitted
 
+
 #: What ``predict`` does with a site the harmonised model never saw.
 UNKNOWN_SITE = ("refuse", "unharmonised")
+
 
 def predict(model: Pipeline, table: pd.DataFrame, unknown_site: str = "refuse") -> pd.DataFrame:
     """Probabilities per case; the table must hold every feature the model was trained on.

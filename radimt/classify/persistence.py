@@ -34,12 +34,14 @@ TRUSTED = [
     "sklearn.feature_selection._univariate_selection.f_classif",
 ]
 
+
 def save_model(model: Pipeline, path: str | os.PathLike[str], card: dict[str, Any]) -> None:
     """Save with skops (no pickle) and write the model card beside it (``.card.json``)."""
     with atomic_path(path) as tmp:
         sio.dump(model, tmp)
     with atomic_path(str(path) + ".card.json") as tmp, open(tmp, "w") as fh:
         json.dump(card, fh, indent=2, sort_keys=True, default=str)
+
 
 def load_model(path: str | os.PathLike[str]) -> Pipeline:
     """Load a skops model, refusing any type outside scikit-learn, numpy and radimt's own."""
@@ -55,7 +57,9 @@ def load_model(path: str | os.PathLike[str]) -> Pipeline:
     except Exception as exc:  # noqa: BLE001
         raise ClassifierError(f"{path}: the model file is damaged ({type(exc).__name__}: {exc})") from None
 
+
 _RESTORE = "restore the card written by radimt train, or train the model again"
+
 
 def load_model_card(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The card ``radimt train`` wrote beside a model (``<model>.card.json``); ``{}`` if absent.
@@ -79,6 +83,7 @@ def load_model_card(path: str | os.PathLike[str]) -> dict[str, Any]:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
         raise ClassifierError(f"{card_path}: threshold {threshold!r} is not a probability; {_RESTORE}")
     return card
+
 
 def model_card(
     data: Dataset, config: ModelConfig, model: Pipeline, evaluation: dict | None

@@ -4,6 +4,7 @@ headline's interval over repeats, threshold metrics, calibration and net benefit
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -13,10 +14,11 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from radimt.classify.config import ModelConfig
 
 
-def auc(y, proba, binary) -> float:
+def auc(y: np.ndarray, proba: np.ndarray, binary: bool) -> float:
     if binary:
         return binary_auc(y, proba[:, 1])
     return float(roc_auc_score(y, proba, multi_class="ovr"))
+
 
 def binary_auc(y: np.ndarray, score: np.ndarray) -> float:
     """ROC AUC by the Mann-Whitney U statistic (ties count one half): roc_auc_score's value,
@@ -28,7 +30,10 @@ def binary_auc(y: np.ndarray, score: np.ndarray) -> float:
     ranks = rankdata(score)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
-def _bootstrap_indices(y: np.ndarray, groups: np.ndarray | None, rng: np.random.Generator):
+
+def _bootstrap_indices(
+    y: np.ndarray, groups: np.ndarray | None, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
     """Endless bootstrap resamples: of patients (all their lesions together) when ``groups``
     is given, else of lesions within each class. Resamples with one class only are skipped."""
     if groups is None:
@@ -40,6 +45,7 @@ def _bootstrap_indices(y: np.ndarray, groups: np.ndarray | None, rng: np.random.
         idx = np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
         if len(np.unique(y[idx])) > 1:
             yield idx
+
 
 def repeat_interval(
     y: np.ndarray, per_repeat: np.ndarray, groups: np.ndarray | None, config: ModelConfig, binary: bool
@@ -76,13 +82,17 @@ def repeat_interval(
     stretch = math.sqrt(1 + spread**2 / (repeats * se**2)) if se > 0 else 1.0
     return max(0.0, headline - stretch * (headline - low)), min(1.0, headline + stretch * (high - headline))
 
-def bootstrap_ci(statistic, y, groups, config: ModelConfig) -> tuple[float, float]:
+
+def bootstrap_ci(
+    statistic: Callable[[np.ndarray], float], y: np.ndarray, groups: np.ndarray | None, config: ModelConfig
+) -> tuple[float, float]:
     """95 % percentile interval of ``statistic(indices)`` over ``n_bootstrap`` resamples."""
     rng = np.random.default_rng(config.random_state)
     resamples = _bootstrap_indices(y, groups, rng)
     values = [statistic(next(resamples)) for _ in range(config.n_bootstrap)]
     low, high = np.nanpercentile(values, [2.5, 97.5])
     return float(low), float(high)
+
 
 def threshold_metrics(
     y: np.ndarray, proba: np.ndarray, binary: bool, config: ModelConfig, groups: np.ndarray | None = None
@@ -115,6 +125,7 @@ def threshold_metrics(
     out["calibration_slope"], out["calibration_intercept"] = calibration(y, p)
     return out
 
+
 def calibration(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     """Calibration slope (logistic regression of outcome on logit p) and intercept (calibration
     in the large: the intercept with the slope fixed at 1)."""
@@ -124,6 +135,7 @@ def calibration(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     slope = _logistic_fit(design, y)[1]
     intercept = _logistic_fit(design[:, :1], y, offset=logit)[0]
     return float(slope), float(intercept)
+
 
 def _logistic_fit(design: np.ndarray, y: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
     """Unpenalised logistic regression by Newton–Raphson (a few parameters, no regularisation)."""
@@ -142,7 +154,10 @@ def _logistic_fit(design: np.ndarray, y: np.ndarray, offset: np.ndarray | None =
             break
     return beta
 
-def decision_curve(y: np.ndarray, p: np.ndarray, thresholds=None) -> list[dict[str, float]]:
+
+def decision_curve(
+    y: np.ndarray, p: np.ndarray, thresholds: np.ndarray | None = None
+) -> list[dict[str, float]]:
     """Net benefit (Vickers & Elkin 2006) of acting on ``p >= t``, of acting on everyone, and
     of acting on no one (0), per threshold probability t: TP/n - FP/n * t / (1 - t)."""
     thresholds = np.round(np.arange(0.05, 0.55, 0.05), 2) if thresholds is None else thresholds

@@ -118,6 +118,7 @@ def check_sizes(data: Dataset, config: ModelConfig) -> tuple[int, str]:
     )
     return in_training, note
 
+
 def evaluate(
     data: Dataset,
     config: ModelConfig | None = None,
@@ -193,6 +194,7 @@ def evaluate(
         missing_data=missing_data(data),
     )
 
+
 def cross_validate(
     data: Dataset, config: ModelConfig, progress: Callable[..., None] | None
 ) -> tuple[np.ndarray, dict[str, int], int]:
@@ -207,7 +209,9 @@ def cross_validate(
         outer = cv_splitter(config, config.outer_splits, groups, seed)
         folds += [(repeat, train, test, seed) for train, test in outer.split(X, y, groups)]
 
-    def run(repeat, train, test, seed):
+    def run(
+        repeat: int, train: np.ndarray, test: np.ndarray, seed: int
+    ) -> tuple[int, np.ndarray, np.ndarray, list[str]]:
         fitted = fit_with_inner_search(pipeline, grid, X, y, groups, train, config, seed)
         return repeat, test, fitted.predict_proba(X[test]), selected_features(fitted, names)
 
@@ -223,6 +227,7 @@ def cross_validate(
         if progress is not None:
             progress(f"fold {done}")
     return per_repeat, selection, len(folds)
+
 
 def permutation_test(
     progress: Callable[..., None] | None, data: Dataset, config: ModelConfig, observed: float
@@ -252,7 +257,8 @@ def permutation_test(
     null = np.array(aucs)
     return float((1 + np.sum(null >= observed)) / (1 + len(null))), null
 
-def _shuffle(y: np.ndarray, groups, rng) -> np.ndarray:
+
+def _shuffle(y: np.ndarray, groups: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
     if groups is None:
         return rng.permutation(y)
     # Shuffle labels between patients, keeping each patient's lesions together.

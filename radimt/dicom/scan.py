@@ -41,6 +41,14 @@ class SeriesInfo:
         Why the role was given, or why the series was set aside.
     frames
         The images, in file order; volume assembly sorts them along the slice normal.
+
+    Examples
+    --------
+    >>> import radimt
+    >>> folder, _ = radimt.synth.example_study_folder()
+    >>> t2 = radimt.scan(folder)[0]
+    >>> t2.role, t2.modality, t2.n_images, t2.is_planar
+    ('t2', 'MR', 24, False)
     """
 
     series_uid: str

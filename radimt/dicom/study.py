@@ -49,6 +49,15 @@ class DCE:
         ContrastBolusStartTime, or the end of the last pre-contrast acquisition (its start plus
         AcquisitionDuration). ``None`` when the headers say neither; the kinetics then take the
         start of the last pre-contrast phase.
+
+    Examples
+    --------
+    >>> import radimt
+    >>> study, _ = radimt.synth.example_study()
+    >>> len(study.dce.phases), study.dce.times.tolist()
+    (6, [0.0, 90.0, 180.0, 270.0, 360.0, 450.0])
+    >>> study.dce.phases[0].GetSize()
+    (96, 96, 24)
     """
 
     phases: list[sitk.Image]
@@ -64,7 +73,15 @@ class DCE:
 
 @dataclass
 class DWI:
-    """Diffusion-weighted images, one 3D image per b-value (ascending, s/mm²)."""
+    """Diffusion-weighted images, one 3D image per b-value (ascending, s/mm²).
+
+    Examples
+    --------
+    >>> import radimt
+    >>> study, _ = radimt.synth.example_study()
+    >>> study.dwi.b_values.tolist(), len(study.dwi.images)
+    ([0.0, 800.0], 2)
+    """
 
     images: list[sitk.Image]
     b_values: np.ndarray
@@ -86,6 +103,13 @@ def scan(path: str | os.PathLike[str], roles: Mapping[str, object] | None = None
     -------
     list of SeriesInfo
         One entry per stack, ordered by series number.
+
+    Examples
+    --------
+    >>> import radimt
+    >>> folder, _ = radimt.synth.example_study_folder()
+    >>> [(s.key, s.role) for s in radimt.scan(folder)][:4]
+    [('2', 't2'), ('3.1', 'dwi'), ('3.2', 'dwi'), ('4', 'adc')]
     """
     stacks, _ = scan_files(path)
     return assign_roles(stacks, roles)
@@ -114,6 +138,14 @@ def load_study(
         The folder holds two patients, or two studies that both supply one role (two MRI exams:
         which DCE is meant cannot be told). Exams of one patient in different modalities (MG, US,
         MRI, CT each its own study) are one case and load together.
+
+    Examples
+    --------
+    >>> import radimt
+    >>> folder, _ = radimt.synth.example_study_folder()
+    >>> study = radimt.load_study(folder)   # headers only; pixels are read when asked for
+    >>> study.adc.GetSize(), study.t2 is not None, study.ct is None
+    ((96, 96, 24), True, True)
     """
     stacks, skipped = scan_files(path)
     stacks, left_out = one_patient_one_study_per_role(stacks, os.fspath(path), study_uid, roles)
@@ -189,6 +221,15 @@ class Study:
 
     Role accessors (``dce``, ``dwi``, ``adc``, ``t1``, ``t2``, ``ct``, ``mg``, ``us``) are
     ``None`` when the study has no such series.
+
+    Examples
+    --------
+    >>> import radimt
+    >>> study, _ = radimt.synth.example_study()
+    >>> study.roles
+    ['dce', 'dwi', 'adc', 't2']
+    >>> study.find("4").role, study.find("4").description
+    ('adc', 'ep2d_diff_tra_ADC')
     """
 
     def __init__(self, path: str, series: list[SeriesInfo], skipped: list[SkippedFile] | None = None):

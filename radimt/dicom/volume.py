@@ -129,6 +129,16 @@ class PlanarImage:
         The ultrasound region whose deltas gave the spacing.
     spacing_note
         For ultrasound with both PixelSpacing and region deltas: whether they agree.
+
+    Examples
+    --------
+    >>> import tempfile, radimt
+    >>> from radimt.synth.studies import write_mammograms
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = write_mammograms(folder, "example")
+    >>> cc = radimt.load_study(folder).mg[0]
+    >>> cc.view, cc.laterality, cc.image.GetSpacing()
+    ('CC', 'L', (0.25, 0.25))
     """
 
     image: sitk.Image

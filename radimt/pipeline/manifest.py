@@ -171,7 +171,9 @@ def _raise_problems(path: Path, problems: list[str]) -> None:
         raise ManifestError(f"{path}: {len(problems)} problem(s), nothing was processed:\n  {listing}")
 
 
-def _lesion_locator(row, line, base, problems):
+def _lesion_locator(
+    row: dict[str, str], line: int, base: Path, problems: list[str]
+) -> tuple[tuple[float, ...] | None, bool, str | None]:
     lps = [row.get(f"seed_{a}", "") for a in "xyz"]
     index = [row.get(f"seed_{a}", "") for a in "ijk"]
     mask = row.get("mask") or row.get("mask_path") or ""
@@ -182,12 +184,18 @@ def _lesion_locator(row, line, base, problems):
         return None, False, str(mask_path)
     if lps[0] and lps[1]:
         values = [_number(v, f"seed_{a}", problems, line) for v, a in zip(lps, "xyz", strict=True) if v]
-        return (tuple(values) if None not in values else None), False, None
+        return _all_numbers(values), False, None
     if index[0] and index[1]:
         values = [_number(v, f"seed_{a}", problems, line) for v, a in zip(index, "ijk", strict=True) if v]
-        return (tuple(values) if None not in values else None), True, None
+        return _all_numbers(values), True, None
     problems.append(f"line {line}: no seed (seed_x,seed_y,seed_z or seed_i,seed_j,seed_k) and no mask")
     return None, False, None
+
+
+def _all_numbers(values: list[float | None]) -> tuple[float, ...] | None:
+    """The values as a seed, or ``None`` when any of them was not a number (already a problem)."""
+    numbers = [v for v in values if v is not None]
+    return tuple(numbers) if len(numbers) == len(values) else None
 
 
 def _modality_seed_columns(columns: list[str]) -> set[str]:

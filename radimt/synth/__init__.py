@@ -2,6 +2,13 @@
 the benchmarks and the examples in radimt's docstrings.
 
 Everything here is deterministic and contains no patient data.
+
+Examples
+--------
+>>> import radimt
+>>> study, truth = radimt.synth.example_study()
+>>> truth["kinetics"]["curve_type"], truth["lesion"]["diameter_mm"]
+('washout', 14.0)
 """
 
 from __future__ import annotations
