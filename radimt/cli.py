@@ -76,6 +76,15 @@ def _planar_spacing(s) -> list[float] | None:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     results = [(path, *_series_rows(path)) for path in args.paths]
+    for path, rows, skipped in results:
+        if not rows:  # an empty table with exit 0 reads as "nothing wrong"
+            aside = " (the folder holds no files)"
+            if skipped:
+                aside = f"; {len(skipped)} file(s) set aside, e.g. {skipped[0]['path']}: {skipped[0]['reason']}"
+            raise RadimtError(
+                f"{path}: no DICOM image found{aside}; "
+                "check the path (a study folder, or a folder of DICOM files)"
+            )
     if args.json:
         payload = [{"path": p, "series": rows, "skipped": skipped} for p, rows, skipped in results]
         json.dump(payload[0] if len(payload) == 1 else payload, sys.stdout, indent=2)

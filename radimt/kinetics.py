@@ -19,6 +19,11 @@ Definitions (every threshold is an option of :class:`KineticOptions`):
   three-time-point protocol: the first and the last post-contrast phase).
 - Wash-in rate: initial peak RE / time from arrival to it (%/s). Washout rate: drop of RE from
   the overall peak to the last phase per second (%/s; positive = washing out).
+- Time to peak: from arrival to the first post-contrast phase whose signal is within
+  ``peak_tolerance_pct`` (10 %) of the highest post-contrast signal — the band BI-RADS calls a
+  plateau. On a plateau the highest phase is a matter of noise (a flat curve peaking by 1 % in
+  its last phase would otherwise have its "peak" at the end); the first phase in the band is
+  when the curve got there.
 - Initial area under the enhancement curve to 60 and 90 s after arrival (IAUC, % s), linear
   between phases, RE = 0 at arrival.
 - Most suspicious curve: the mean curve of a small neighbourhood (a voxel and its face
@@ -80,6 +85,7 @@ class KineticOptions:
     min_neighbourhood: int = 3
     ftv_pe_threshold: float = 70.0
     ftv_background: float = 0.2
+    peak_tolerance_pct: float = 10.0
 
     def __post_init__(self) -> None:
         check_fields(self, KINETIC_RANGES)
@@ -91,6 +97,7 @@ KINETIC_RANGES: dict[str, Range] = {
     "initial_window_s": (1e-3, None),
     "min_neighbourhood": (0, 26),
     "ftv_background": (0.0, 1.0),
+    "peak_tolerance_pct": (0.0, 100.0),
 }
 
 def kinetic_options(**overrides) -> KineticOptions:
@@ -158,6 +165,9 @@ def _analyse(signal: np.ndarray, t: _Timing, opts: KineticOptions) -> dict[str, 
     peak_idx = t.n_baseline + np.argmax(re[post], axis=0)
     peak = re[peak_idx, cols]
     t_peak = t.times[peak_idx]
+    # Time to peak: the first post-contrast phase within the plateau band of the highest signal.
+    band = signal[post] >= (1.0 - opts.peak_tolerance_pct / 100.0) * signal[peak_idx, cols]
+    t_reached = t.times[t.n_baseline + np.argmax(band, axis=0)]
     t_init = t.times[init_idx]
     last_dt = t.times[-1] - t_peak
     washout_rate = np.where(last_dt > 0, (peak - re[-1]) / np.where(last_dt > 0, last_dt, 1), 0.0)
@@ -172,7 +182,7 @@ def _analyse(signal: np.ndarray, t: _Timing, opts: KineticOptions) -> dict[str, 
         "initial_time": t_init - t.arrival,
         "delayed_change": delayed,
         "peak": peak,
-        "time_to_peak": t_peak - t.arrival,
+        "time_to_peak": t_reached - t.arrival,
         "wash_in_rate": initial_pe / np.maximum(t_init - t.arrival, 1e-9),
         "washout_rate": washout_rate,
         "ser": ser,

@@ -33,6 +33,18 @@ def test_scan_error_is_reported_not_raised(capsys):
     assert "no such file or folder" in capsys.readouterr().err
 
 
+def test_scan_of_a_folder_without_dicom_says_so_and_fails(capsys, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["scan", str(empty)]) == 2
+    assert "no DICOM image found (the folder holds no files)" in capsys.readouterr().err
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "report.txt").write_text("not DICOM")
+    assert main(["scan", str(tmp_path / "notes")]) == 2
+    err = capsys.readouterr().err
+    assert "no DICOM image found; 1 file(s) set aside, e.g." in err and "report.txt" in err
+
+
 def test_segment_writes_mask_overlay_and_seg(capsys, tmp_path):
     import json as _json
 

@@ -107,6 +107,18 @@ def test_semi_quantitative_parameters_by_hand():
     assert m.iauc90 == pytest.approx(0.5 * 60 * 60 + 30 * (60 + 70) / 2)  # RE(90 s) = 70 %
 
 
+def test_time_to_peak_is_when_the_curve_reaches_its_plateau_not_where_noise_tops_it():
+    """A flat plateau whose last phase is 1 % higher by noise peaked when it got there (90 s), not
+    at 360 s; a curve still rising keeps its late peak; the band is an option."""
+    times = (0.0, 90.0, 180.0, 270.0, 360.0)
+    plateau, mask = _flat_dce((100, 180, 181, 179, 182), times=times)
+    assert kinetic_curve(plateau, mask).mean.time_to_peak_s == pytest.approx(90.0)
+    rising, mask = _flat_dce((100, 150, 170, 190, 210), times=times)  # 0.9 x 210 = 189: 270 s
+    assert kinetic_curve(rising, mask).mean.time_to_peak_s == pytest.approx(270.0)
+    strict = kinetic_curve(plateau, mask, peak_tolerance_pct=0.0).mean
+    assert strict.time_to_peak_s == pytest.approx(360.0)  # the highest phase itself
+
+
 def test_unequal_times_and_several_baseline_phases():
     times = (0.0, 20.0, 80.0, 130.0, 300.0, 600.0)
     dce, mask = _flat_dce((100, 102, 180, 190, 185, 170), times=times)
