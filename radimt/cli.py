@@ -80,7 +80,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if not rows:  # an empty table with exit 0 reads as "nothing wrong"
             aside = " (the folder holds no files)"
             if skipped:
-                aside = f"; {len(skipped)} file(s) set aside, e.g. {skipped[0]['path']}: {skipped[0]['reason']}"
+                first = skipped[0]
+                aside = f"; {len(skipped)} file(s) set aside, e.g. {first['path']}: {first['reason']}"
             raise RadimtError(
                 f"{path}: no DICOM image found{aside}; "
                 "check the path (a study folder, or a folder of DICOM files)"
@@ -184,6 +185,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         keep_phi=args.keep_phi,
         table_format=args.format,
         diagnostics=args.diagnostics,
+        keep_columns=[c.strip() for c in args.keep_columns.split(",") if c.strip()],
         pyradiomics_names=args.pyradiomics_names,
     )
     print(
@@ -438,6 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="feature columns under pyradiomics' own names, without the <role>_ prefix (one role)",
+    )
+    batch.add_argument(
+        "--keep-columns",
+        default="",
+        metavar="NAME[,NAME]",
+        help="manifest columns of your own to carry into features.csv (group, site, scanner always are)",
     )
     batch.set_defaults(func=cmd_batch)
 

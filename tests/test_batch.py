@@ -335,3 +335,43 @@ def test_per_modality_seeds_in_the_manifest(tmp_path):
     with pytest.raises(ManifestError) as error:
         read_manifest(_manifest(tmp_path, bad))
     assert "'pet' is not a modality" in str(error.value) and "us: give us_seed_x" in str(error.value)
+
+
+def test_unknown_manifest_columns_are_named_up_front_with_the_closest_known_name(tmp_path):
+    """A typo (sead_z) is refused before any work, with what it probably meant; a column of the
+    user's own is carried only when declared; a 2-coordinate seed for the 3D DCE is refused
+    up front instead of failing every lesion later."""
+    study = SAMPLE_DICOM / "imt_case"
+    typo = f"study_id,path,seed_x,seed_y,sead_z,label,age\nA,{study},108,0,-10,IMT,54\n"
+    with pytest.raises(ManifestError) as info:
+        read_manifest(_manifest(tmp_path, typo))
+    message = str(info.value)
+    assert "line 1: unknown column 'sead_z' (did you mean seed_z?)" in message
+    assert "unknown column 'age'; to carry a column of your own" in message and "--keep-columns" in message
+    assert "line 2: seed has 2 coordinate(s) (seed_x, seed_y) but dce is 3D" in message
+    with pytest.raises(ManifestError):
+        run_batch(_manifest(tmp_path, typo), PIPELINE, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+    declared = f"study_id,path,seed_x,seed_y,seed_z,label,age,site\nA,{study},108,0,-10,IMT,54,X\n"
+    [task] = read_manifest(_manifest(tmp_path, declared), keep_columns=["age"])
+    assert task.extra == {"age": "54", "site": "X"}
+    flat = f"study_id,path,seed_x,seed_y,seed_z,us_seed_i,us_seed_j,us_seed_k\nA,{study},200,165,,1,2,3\n"
+    with pytest.raises(ManifestError) as info:
+        read_manifest(_manifest(tmp_path, flat), reference="us")
+    assert "us_seed has 3 coordinate(s) (us_seed_i, us_seed_j, us_seed_k) but us is a 2D image" in str(info.value)
+    [task] = read_manifest(_manifest(tmp_path, flat.replace(",1,2,3", ",1,2,")), reference="us")
+    assert task.seed == (200.0, 165.0)
+
+
+def test_declared_columns_reach_features_csv_without_recomputing(tmp_path):
+    """keep_columns (CLI --keep-columns) carries a column; declaring one later, or changing a label,
+    does not recompute the lesion: they are not inputs of its analysis."""
+    study = SAMPLE_DICOM / "carcinoma_washout"
+    path = _manifest(tmp_path, f"study_id,path,seed_x,seed_y,seed_z,label,age\nc,{study},100,-6,4,x,61\n")
+    out = tmp_path / "out"
+    first = run_batch(path, PIPELINE, out, keep_columns=["age"])
+    assert first.done == 1 and _rows(out / "features.csv")[0]["age"] == "61"
+    path.write_text(f"study_id,path,seed_x,seed_y,seed_z,label,age\nc,{study},100,-6,4,carcinoma,61\n")
+    again = run_batch(path, PIPELINE, out, keep_columns=["age"])
+    assert again.skipped == 1 and _rows(out / "features.csv")[0]["label"] == "carcinoma"

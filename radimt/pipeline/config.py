@@ -47,6 +47,9 @@ class PipelineConfig:
         Add pyradiomics' ``diagnostics_*`` columns (``None``: in the pyradiomics-CSV route only).
     pyradiomics_names
         Feature columns keep pyradiomics' own names (no ``<role>_`` prefix); one role only.
+    keep_columns
+        Manifest columns of the user's own (``age``, ``birads``) to carry into features.csv
+        besides the identifying ones; any other unknown column is refused as a likely typo.
     """
 
     name: str = "pipeline"
@@ -55,6 +58,7 @@ class PipelineConfig:
     pyradiomics_params: str | None = None
     diagnostics: bool | None = None
     pyradiomics_names: bool = False
+    keep_columns: tuple[str, ...] = ()
 
     def image_file_params(self) -> str | dict[str, Any]:
         """The pyradiomics parameters of a pyradiomics-style row (an image file and a mask):
@@ -96,8 +100,10 @@ class PipelineConfig:
         return data
 
     def digest(self) -> str:
-        """A short hash of the resolved configuration (results made with another one are redone)."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """A short hash of what the configuration computes (results made with another one are
+        redone); its name and the columns it carries along do not count."""
+        computed = {k: v for k, v in self.to_dict().items() if k not in ("name", "keep_columns")}
+        return hashlib.sha256(json.dumps(computed, sort_keys=True).encode()).hexdigest()[:16]
 
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
@@ -113,6 +119,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "role_overrides": dict,
     "diagnostics": (bool, type(None)),
     "pyradiomics_names": bool,
+    "keep_columns": list,
 }
 
 
@@ -212,6 +219,7 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
         role_overrides=dict(data.get("role_overrides", {})),
         diagnostics=data.get("diagnostics"),
         pyradiomics_names=bool(data.get("pyradiomics_names", False)),
+        keep_columns=tuple(str(c) for c in data.get("keep_columns", [])),
     )
 
 

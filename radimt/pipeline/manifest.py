@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import math
 import os
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from radimt.analysis import MODALITY_KEYS, ModalitySeed
 from radimt.errors import ManifestError
-from radimt.roles import ROLES, Role
+from radimt.roles import ROLES, Role, role
 
 RESERVED = {
     "study_id",
@@ -94,21 +96,33 @@ def _number(text: str, what: str, problems: list[str], line: int) -> float | Non
     return value
 
 
-def read_manifest(path: str | os.PathLike[str]) -> list[LesionTask]:
+def read_manifest(
+    path: str | os.PathLike[str],
+    *,
+    keep_columns: Sequence[str] = (),
+    reference: Role | str = Role.DCE,
+) -> list[LesionTask]:
     """Read and validate a manifest CSV (radimt's, or pyradiomics' ``Image,Mask`` batch file).
 
     radimt manifests have ``study_id`` and ``path`` (a study folder, relative to the manifest),
     and per lesion a seed (``seed_x,seed_y,seed_z`` in LPS mm — ``seed_z`` empty for 2D — or
-    ``seed_i,seed_j[,seed_k]`` with ``seed_series``) or a ``mask`` file. ``lesion_id``,
-    ``label``, ``group``, ``site``, ``scanner`` and any other columns are carried to the output.
+    ``seed_i,seed_j[,seed_k]`` with ``seed_series``) or a ``mask`` file, and seeds on other
+    modalities (``us_seed_i``...). ``lesion_id``, ``label``, ``group``, ``site`` and ``scanner``
+    are carried to the output; any other column only when it is declared in ``keep_columns``
+    (``--keep-columns``, or the pipeline's ``keep_columns``): an undeclared column is more often a
+    typo (``sead_z``) than data, and is refused up front with the closest known name.
     ``study_uid`` chooses one StudyInstanceUID when a folder holds several studies. A study_id
     names one study: every row of it must give the same path (and study_uid).
+
+    A seed without ``seed_series`` must have the reference role's dimensions (3 coordinates for
+    the DCE, CT, MR volumes; 2 for a mammogram or an ultrasound image); a seed on another
+    modality, its role's. pyradiomics manifests carry every column, as pyradiomics' batch does.
 
     Raises
     ------
     ManifestError
-        Listing every problem: missing columns, paths that do not exist, malformed seeds,
-        duplicate study/lesion ids.
+        Listing every problem: missing or unknown columns, paths that do not exist, malformed
+        seeds, seeds of the wrong dimension, duplicate study/lesion ids.
     """
     path = Path(path)
     try:
@@ -131,7 +145,13 @@ def read_manifest(path: str | os.PathLike[str]) -> list[LesionTask]:
     per_study = Counter(row["study_id"] for row in rows)
     counters: Counter[str] = Counter()
     seed_columns = _modality_seed_columns(columns)
-    extra_columns = [c for c in columns if c not in RESERVED and c not in seed_columns]
+    keep = set(keep_columns)
+    extra_columns = [c for c in columns if c not in RESERVED and c not in seed_columns and c != ""]
+    for column in extra_columns:
+        if column not in CARRIED and column not in keep:
+            problems.append(_unknown_column(column))
+    extra_columns = [c for c in extra_columns if c in CARRIED or c in keep]
+    reference_dims = 2 if role(reference).planar else 3
     for line, row in enumerate(rows, start=2):
         study_id = row["study_id"]
         if not study_id:
@@ -143,6 +163,8 @@ def read_manifest(path: str | os.PathLike[str]) -> list[LesionTask]:
         counters[study_id] += 1
         lesion_id = row.get("lesion_id") or (str(counters[study_id]) if per_study[study_id] > 1 else "1")
         seed, is_index, mask_path = _lesion_locator(row, line, base, problems)
+        if seed is not None and not row.get("seed_series") and len(seed) != reference_dims:
+            problems.append(_wrong_dimensions(line, "seed", seed, is_index, reference, reference_dims))
         tasks.append(
             LesionTask(
                 study_id=study_id,
@@ -162,6 +184,37 @@ def read_manifest(path: str | os.PathLike[str]) -> list[LesionTask]:
     _check_unique(tasks, problems)
     _raise_problems(path, problems)
     return tasks
+
+
+#: Columns carried into features.csv without being declared: the patient (``group``), ``site`` and
+#: ``scanner``, which the classifier's grouping and harmonisation read.
+CARRIED = ("group", "site", "scanner")
+_DECLARE = (
+    "to carry a column of your own into features.csv, declare it "
+    "(--keep-columns NAME, or keep_columns in the pipeline)"
+)
+
+
+def _known_columns() -> list[str]:
+    keys = [*ROLES, "mg_cc", "mg_mlo"]
+    modality = [f"{k}_seed_{a}" for k in keys for a in "xyzijk"] + [f"{k}_series" for k in keys]
+    return sorted({*RESERVED, *CARRIED, *modality} - {"image", "id"})  # those two: pyradiomics' manifests
+
+
+def _unknown_column(column: str) -> str:
+    close = difflib.get_close_matches(column, _known_columns(), n=1, cutoff=0.8)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"line 1: unknown column {column!r}{hint}; {_DECLARE}"
+
+
+def _wrong_dimensions(
+    line: int, what: str, seed: tuple[float, ...], is_index: bool, kind: Role | str, expected: int
+) -> str:
+    axes = ("ijk" if is_index else "xyz")[: len(seed)]
+    names = ", ".join(f"{what}_{a}" for a in axes)
+    shape = "a 2D image" if expected == 2 else "3D"
+    need = "give the third coordinate too" if expected == 3 else "leave the third coordinate empty"
+    return f"line {line}: {what} has {len(seed)} coordinate(s) ({names}) but {kind} is {shape}; {need}"
 
 
 def _raise_problems(path: Path, problems: list[str]) -> None:
@@ -230,6 +283,10 @@ def _modality_seeds(
         if None in numbers:
             continue
         seed = tuple(n for n in numbers if n is not None)
+        dims = 2 if Role(kind).planar else 3
+        if len(seed) != dims:
+            problems.append(_wrong_dimensions(line, f"{key}_seed", seed, axes == index, kind, dims))
+            continue
         seeds.append(ModalitySeed(key, seed, axes == index, row.get(f"{key}_series") or None))
     return tuple(seeds)
 

@@ -216,6 +216,7 @@ def run_batch(
     show_progress: bool = True,
     diagnostics: bool | None = None,
     pyradiomics_names: bool | None = None,
+    keep_columns: Sequence[str] = (),
 ) -> BatchSummary:
     """Run the pipeline over every lesion of a manifest; see the module notes.
 
@@ -246,11 +247,15 @@ def run_batch(
         Report each finished study on standard error (a bar on a terminal, a line in a log).
     diagnostics, pyradiomics_names
         Override the pipeline's settings of the same names (``None`` keeps them).
+    keep_columns
+        Manifest columns to carry into features.csv, besides the pipeline's ``keep_columns``.
     """
     start_wall = _dt.datetime.now(_dt.timezone.utc)
     start = time.perf_counter()
-    tasks = read_manifest(manifest)
     config = pipeline if isinstance(pipeline, PipelineConfig) else load_config(pipeline)
+    if keep_columns:
+        config = replace(config, keep_columns=tuple(dict.fromkeys([*config.keep_columns, *keep_columns])))
+    tasks = read_manifest(manifest, keep_columns=config.keep_columns, reference=config.analysis.reference)
     if diagnostics is not None:
         config = replace(config, diagnostics=diagnostics)
     if pyradiomics_names is not None:

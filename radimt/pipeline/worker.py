@@ -40,8 +40,10 @@ log = logging.getLogger(__name__)
 
 
 def task_fingerprint(task: LesionTask, config: PipelineConfig) -> str:
-    """Identifies a lesion's inputs: a result made from other inputs is redone."""
-    payload = {"task": asdict(task), "config": config.digest(), "radimt": __version__}
+    """Identifies a lesion's inputs: a result made from other inputs is redone. Its label and the
+    columns carried along are not inputs (the tables take them from the manifest as it is now)."""
+    inputs = {k: v for k, v in asdict(task).items() if k not in ("label", "extra")}
+    payload = {"task": inputs, "config": config.digest(), "radimt": __version__}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
