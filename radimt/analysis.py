@@ -534,6 +534,8 @@ def lesion_features(
         for key in sorted(features):
             row[f"{kind}_{key}"] = features[key]
         row.provenance["roles"][kind] = features.provenance
+        for warning in features.provenance.get("warnings", []):
+            row.provenance.setdefault("warnings", []).append({"role": kind.value, **warning})
     return row
 
 
@@ -675,9 +677,11 @@ def analyse_lesion(
     modalities = {}
     for other in others:
         with clock.stage("other modalities"):
-            image, other_mask, numbers = analyse_modality(study, other, config)
+            image, other_mask, numbers, found = analyse_modality(study, other, config)
             modalities[other.key] = (image, other_mask)
             row.update(numbers)
+            for warning in found.get("warnings", []):
+                provenance.setdefault("warnings", []).append({**warning, "role": other.key})
             provenance["skipped_roles"].pop(other.role, None)
             provenance.setdefault("modalities", {})[other.key] = image.label
     seen = {kind, *(o.role for o in others), *provenance["roles"]}
@@ -699,8 +703,9 @@ def analyse_lesion(
 
 def analyse_modality(
     study: Study, seed: ModalitySeed, config: AnalysisConfig | None = None
-) -> tuple[Reference, sitk.Image, dict[str, Any]]:
-    """The lesion on one more modality: its image, its mask and its ``<key>_`` columns.
+) -> tuple[Reference, sitk.Image, dict[str, Any], dict[str, Any]]:
+    """The lesion on one more modality: its image, its mask, its ``<key>_`` columns and the
+    provenance of its features.
 
     Delineated from the seed with the role's own segmentation preset (the configuration's
     segmentation options are tuned to its reference image, not to this one); a mammographic
@@ -736,7 +741,7 @@ def analyse_modality(
             numbers[f"{seed.key}_{name[len(seed.role) + 1 :]}"] = value
     if f"{seed.key}_margin_sharpness" not in numbers:  # CT has its own, from lesion_features
         numbers[f"{seed.key}_margin_sharpness"] = margin_sharpness(image.image, mask)
-    return image, mask, numbers
+    return image, mask, numbers, features.provenance
 
 
 def analyse_image_file(

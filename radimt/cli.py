@@ -229,6 +229,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     config = _model_config(args)
     data = load_table(args.features, config, label=args.label, group=args.group)
+    _say_left_out(data.excluded, len(data.y))
     folds = config.repeats * config.outer_splits
     progress = Progress(folds * (1 + config.n_permutations), "step")  # a permutation: all the folds
     result = evaluate(data, config, progress=progress.update)
@@ -250,11 +251,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say_left_out(excluded: list[dict[str, str]], used: int) -> None:
+    """Print which rows of the table a model leaves out, and why (never silently fewer cases)."""
+    from radimt.classify import excluded_lines
+
+    if excluded:
+        print(f"{used} cases used; {len(excluded)} row(s) of the table left out:")
+        for line in excluded_lines(excluded):
+            print(f"  {line}")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from radimt.classify import load_table, model_card, save_model, train
 
     config = _model_config(args)
     data = load_table(args.features, config, label=args.label, group=args.group)
+    _say_left_out(data.excluded, len(data.y))
     model = train(data, config)
     save_model(model, args.out, model_card(data, config, model, None))
     print(f"model: {args.out} (card: {args.out}.card.json)")

@@ -234,7 +234,11 @@ def _resample_onto(image: sitk.Image, mask: sitk.Image, grid: sitk.Image, settin
     return out_image, out_mask
 
 
-def _normalise_like_pyradiomics(full: sitk.Image, crop: sitk.Image, setting: Mapping[str, Any]) -> sitk.Image:
+def _normalise_like_pyradiomics(
+    full: sitk.Image, crop: sitk.Image, setting: Mapping[str, Any]
+) -> tuple[sitk.Image, dict[str, Any]]:
+    """pyradiomics' normalisation (z-score over the whole image, outliers clipped, scaled) applied
+    to the crop, and what was done (for the provenance)."""
     stats = sitk.StatisticsImageFilter()
     stats.Execute(full)
     mean, sigma = stats.GetMean(), stats.GetSigma()
@@ -245,7 +249,14 @@ def _normalise_like_pyradiomics(full: sitk.Image, crop: sitk.Image, setting: Map
     values *= float(setting.get("normalizeScale", 1))
     out = sitk.GetImageFromArray(values)
     out.CopyInformation(crop)
-    return out
+    done = {
+        "by": "radimt, as pyradiomics' normalize would (z-score over the whole image)",
+        "mean": float(mean),
+        "sd": float(sigma),
+        "scale": float(setting.get("normalizeScale", 1)),
+        "remove_outliers": outliers,
+    }
+    return out, done
 
 
 def _extractor(params: Mapping[str, Any]):
@@ -318,6 +329,7 @@ def extract_features(
     params = load_params(preset)
     params["setting"].update(settings)
     params["setting"]["label"] = 1
+    asked = {k: _plain(v) for k, v in params["setting"].items()}  # before radimt takes some over
     if image_types is not None:
         if isinstance(image_types, Mapping):
             params["imageType"] = {k: dict(v or {}) for k, v in image_types.items()}
@@ -347,12 +359,17 @@ def extract_features(
         else:
             work_image, work_mask = crop_to_lesion(image, mask, margin, voxels)
     work_mask = sitk.Cast(work_mask > 0, sitk.sitkUInt8)  # any non-zero label is the lesion
+    preprocessing: dict[str, Any] = {}  # what radimt did itself, in pyradiomics' stead
     if setting.get("normalize"):
-        work_image = _normalise_like_pyradiomics(image, work_image, setting)
+        work_image, preprocessing["normalised"] = _normalise_like_pyradiomics(image, work_image, setting)
         setting["normalize"] = False
     if crop and resampled:
         work_image, work_mask = _resample_onto(work_image, work_mask, grid, setting)
-        setting.pop("resampledPixelSpacing")
+        preprocessing["resampled"] = {
+            "spacing_mm": [float(v) for v in setting.pop("resampledPixelSpacing")],
+            "interpolator": str(setting.get("interpolator", "sitkBSpline")),
+            "grid": "pyradiomics' own (the mask's bounding box at the new spacing, origin kept)",
+        }
     try:
         raw = _extractor(params).execute(work_image, work_mask, label=1)
     except (ValueError, RuntimeError, IndexError) as exc:
@@ -364,9 +381,13 @@ def extract_features(
             diagnostics[key[len("diagnostics_") :]] = _plain(value)
         else:
             row[key] = float(value)
+    levels = grey_levels(work_image, work_mask, setting)
     row.provenance = {
         "preset": os.fspath(preset),
-        "settings": {k: _plain(v) for k, v in params["setting"].items()},
+        "settings": asked,
+        "settings_given_to_pyradiomics": {k: _plain(v) for k, v in params["setting"].items()},
+        "radimt_preprocessing": preprocessing,
+        "grey_levels": levels,
         "image_types": params["imageType"],
         "crop_margin_mm": margin if crop else None,
         "crop_size": list(work_image.GetSize()),
@@ -374,7 +395,76 @@ def extract_features(
         "image_sha256": hashlib.sha256(sitk.GetArrayViewFromImage(work_image).tobytes()).hexdigest(),
         "pyradiomics": diagnostics,
     }
+    if levels < MIN_GREY_LEVELS and _has_texture(params):
+        row.provenance["warnings"] = [few_grey_levels(what, levels, setting, work_image, work_mask)]
     return row
+
+
+#: Fewer grey levels than this in a ROI after discretisation, and its texture features (GLCM,
+#: GLRLM, GLSZM, GLDM, NGTDM) hardly vary between lesions: their matrices have at most 8 x 8
+#: cells, and with one level every texture feature is a constant (0, 1 or -3e-16). IBSI and
+#: pyradiomics' documentation advise a discretisation of some 16 to 128 levels (pyradiomics:
+#: a bin width that gives 30-130 bins; Leijenaar et al., Sci Rep 2015).
+MIN_GREY_LEVELS = 8
+_TEXTURE = ("glcm", "glrlm", "glszm", "gldm", "ngtdm")
+
+
+def grey_levels(image: sitk.Image, mask: sitk.Image, setting: Mapping[str, Any]) -> int:
+    """Grey levels the ROI holds after pyradiomics' discretisation (``binWidth`` or ``binCount``
+    as pyradiomics bins them), on the image pyradiomics is given.
+
+    Examples
+    --------
+    >>> import numpy as np, SimpleITK as sitk
+    >>> adc = sitk.GetImageFromArray(np.linspace(0.5, 2.5, 1000).reshape(10, 10, 10))  # 10⁻³ mm²/s
+    >>> mask = sitk.GetImageFromArray(np.ones((10, 10, 10), np.uint8))
+    >>> grey_levels(adc, mask, {"binWidth": 25}), grey_levels(adc, mask, {"binWidth": 0.05})
+    (1, 41)
+    """
+    from radiomics import imageoperations
+
+    values = sitk.GetArrayViewFromImage(image)[sitk.GetArrayViewFromImage(mask) > 0].astype(np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0
+    low, high = [*(setting.get("resegmentRange") or []), None, None][:2]
+    if low is not None and setting.get("resegmentMode", "absolute") == "absolute":
+        values = values[(values >= low) & (values <= (high if high is not None else np.inf))]
+    if values.size == 0:
+        return 0
+    width, count = setting.get("binWidth", 25), setting.get("binCount")
+    edges = imageoperations.getBinEdges(values, binWidth=width, binCount=count)
+    return int(np.unique(np.digitize(values, edges)).size)
+
+
+def _has_texture(params: Mapping[str, Any]) -> bool:
+    classes = params.get("featureClass") or {}
+    return not classes or any(name in classes for name in _TEXTURE)
+
+
+def few_grey_levels(
+    what: str, levels: int, setting: Mapping[str, Any], image: sitk.Image, mask: sitk.Image
+) -> dict[str, Any]:
+    """The warning for a ROI with fewer than :data:`MIN_GREY_LEVELS` grey levels: what, how many,
+    the intensity range and the discretisation that gave them, and what to do."""
+    values = sitk.GetArrayViewFromImage(image)[sitk.GetArrayViewFromImage(mask) > 0]
+    low, high = (float(values.min()), float(values.max())) if values.size else (float("nan"),) * 2
+    if setting.get("binCount"):
+        binning = f"bin count {setting['binCount']}"
+    else:
+        binning = f"bin width {setting.get('binWidth', 25):g}"
+    message = (
+        f"{what}: {levels} grey level(s) in the ROI ({binning} over intensities {low:.4g} to {high:.4g}); "
+        f"texture features need at least {MIN_GREY_LEVELS} to vary between lesions: choose a bin width "
+        f"of about (range / 32) in this image's units, or a bin count"
+    )
+    return {
+        "kind": "few grey levels",
+        "grey_levels": levels,
+        "binning": binning,
+        "intensity_range": [low, high],
+        "message": message,
+    }
 
 
 def pyradiomics_case(

@@ -237,8 +237,13 @@ def test_a_failing_study_is_recorded_and_the_batch_goes_on(tmp_path, capsys):
     errors = {r["study_id"]: r["reason"] for r in _rows(tmp_path / "out" / "errors.csv")}
     assert set(errors) == {"empty", "air"}
     assert "no dce series" in errors["empty"].lower()
-    rows = _rows(tmp_path / "out" / "features.csv")
-    assert [r["study_id"] for r in rows] == ["good"] and rows[0]["site"] == "A"
+    rows = {r["study_id"]: r for r in _rows(tmp_path / "out" / "features.csv")}
+    assert list(rows) == ["air", "empty", "good"] and rows["good"]["site"] == "A"  # every manifest row
+    good = rows["good"]
+    assert good["status"] == "done" and good["error"] == "" and good["kinetic_curve_type"]
+    for failed in ("air", "empty"):  # kept, with why, and no numbers
+        assert rows[failed]["status"] == "failed" and rows[failed]["error"] == errors[failed]
+        assert rows[failed]["kinetic_curve_type"] == "" and rows[failed]["lesion_volume_mm3"] == ""
     assert "Failed" in (tmp_path / "out" / "report.html").read_text()
 
 
@@ -359,7 +364,8 @@ def test_unknown_manifest_columns_are_named_up_front_with_the_closest_known_name
     flat = f"study_id,path,seed_x,seed_y,seed_z,us_seed_i,us_seed_j,us_seed_k\nA,{study},200,165,,1,2,3\n"
     with pytest.raises(ManifestError) as info:
         read_manifest(_manifest(tmp_path, flat), reference="us")
-    assert "us_seed has 3 coordinate(s) (us_seed_i, us_seed_j, us_seed_k) but us is a 2D image" in str(info.value)
+    expected = "us_seed has 3 coordinate(s) (us_seed_i, us_seed_j, us_seed_k) but us is a 2D image"
+    assert expected in str(info.value)
     [task] = read_manifest(_manifest(tmp_path, flat.replace(",1,2,3", ",1,2,")), reference="us")
     assert task.seed == (200.0, 165.0)
 

@@ -14,7 +14,7 @@ import radimt
 
 PUBLIC = sorted(name for name in radimt.__all__ if not name.startswith("__"))
 #: Modules whose docstring examples (of any function or class in them) run too.
-MODULES = ["radimt.analysis", "radimt.options", "radimt.roles", "radimt.dicom.uids"]
+MODULES = ["radimt.analysis", "radimt.options", "radimt.roles", "radimt.dicom.uids", "radimt.features"]
 
 
 def _docstring(name: str) -> str:

@@ -50,7 +50,9 @@ def test_when_every_lesion_fails_features_csv_still_has_its_header(tmp_path):
     )
     summary = run_batch(manifest, PIPELINE, tmp_path / "out")
     assert summary.failed == 1
-    assert (tmp_path / "out" / "features.csv").read_text() == "study_id,lesion_id,label,site\n"
+    header, row, end = (tmp_path / "out" / "features.csv").read_text().split("\n")
+    assert header == "study_id,lesion_id,label,site,status,error,qc_warnings" and end == ""
+    assert row.startswith("air,1,,A,failed,\"SeedError: ") and row.endswith("belongs to\",")
     assert (tmp_path / "out" / "kinetics.csv").read_text().startswith("study_id,lesion_id,curve")
 
 

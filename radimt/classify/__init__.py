@@ -11,7 +11,7 @@ honest metrics with confidence intervals, safe persistence (skops) and predictio
 """
 
 from radimt.classify.config import ModelConfig
-from radimt.classify.data import Dataset, load_table, read_features
+from radimt.classify.data import Dataset, excluded_lines, load_table, read_features
 from radimt.classify.harmonisation import ComBat
 from radimt.classify.model import (
     UNKNOWN_SITE,
@@ -44,6 +44,7 @@ __all__ = [
     "calibration",
     "decision_curve",
     "evaluate",
+    "excluded_lines",
     "load_model",
     "load_model_card",
     "load_table",

@@ -51,7 +51,7 @@ FEATURE_PREFIXES = (
 
 @dataclass
 class Dataset:
-    """A feature table ready for modelling."""
+    """A feature table ready for modelling (``excluded``: the table's rows left out, and why)."""
 
     X: pd.DataFrame
     y: np.ndarray
@@ -60,6 +60,7 @@ class Dataset:
     ids: pd.DataFrame
     dropped: dict[str, str] = field(default_factory=dict)
     converted: dict[str, str] = field(default_factory=dict)
+    excluded: list[dict[str, str]] = field(default_factory=list)
     batch_levels: list[str] = field(default_factory=list)  # site names, in the batch column's codes
     sites: np.ndarray | None = None  # each case's site (the harmonisation or ``site`` column)
 
@@ -84,6 +85,7 @@ def load_table(
         absent or holds text radimt cannot order (each listing the rows or values).
     """
     frame = table if isinstance(table, pd.DataFrame) else read_features(table)
+    frame, excluded = _usable_rows(frame)
     if label not in frame:
         raise ClassifierError(
             f"no label column {label!r} in the table; columns start {list(frame.columns)[:6]}"
@@ -120,7 +122,7 @@ def load_table(
     absent = [c for c in config.clinical if c not in frame]
     if absent:
         raise ClassifierError(f"clinical column(s) {absent} are not in the table")
-    id_columns = [c for c in (*ID_COLUMNS, label, group) if c in frame]
+    id_columns = [c for c in (*ID_COLUMNS, *ROW_COLUMNS, label, group) if c in frame]
     radimt_table = any(str(c).startswith(FEATURE_PREFIXES) for c in frame.columns if c not in id_columns)
     features, dropped, converted = {}, {}, {}
     for column in frame.columns:
@@ -142,7 +144,7 @@ def load_table(
         features[column] = values
     if not features:
         raise ClassifierError("no numeric feature columns in the table (NaN-only or text only)")
-    X = pd.DataFrame(features)
+    X = pd.DataFrame(features).reset_index(drop=True)
     if config.harmonize and config.harmonize not in frame:
         raise ClassifierError(f"no column {config.harmonize!r} to harmonise by")
     batch_values = (
@@ -157,17 +159,58 @@ def load_table(
         y=y,
         classes=classes,
         groups=groups,
-        ids=frame[id_columns].copy(),
+        ids=frame[id_columns].reset_index(drop=True),
         dropped=dropped,
         converted=converted,
+        excluded=excluded,
         batch_levels=[str(v) for v in levels],
         sites=sites,
     )
 
 
+#: Columns of a radimt features table that describe a row and never predict: how its analysis
+#: ended (``status``: done, failed, not processed), why, what to check, and the reviewer's verdict.
+ROW_COLUMNS = ("status", "error", "qc_warnings", "review_status")
+
+
+def _usable_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    """The rows a model may learn from, and the others with why: a lesion whose analysis did not
+    finish (``status`` other than done) or that a reviewer rejected (``review_status``)."""
+    frame = frame.reset_index(drop=True)  # row i is table line i + 2, as messages say
+    keep = pd.Series(True, index=frame.index)
+    reasons = pd.Series("", index=frame.index)
+    if "status" in frame:
+        status = frame["status"].fillna("").astype(str).str.strip()
+        bad = status.ne("done")
+        error = frame["error"].fillna("").astype(str) if "error" in frame else ""
+        reasons[bad] = (status + ": " + error)[bad].str.rstrip(": ")
+        keep &= ~bad
+    if "review_status" in frame:
+        rejected = frame["review_status"].fillna("").astype(str).str.strip().eq("rejected") & keep
+        reasons[rejected] = "rejected in review"
+        keep &= ~rejected
+    excluded = [
+        {
+            "line": str(i + 2),
+            "study_id": str(frame.at[i, "study_id"]) if "study_id" in frame else "",
+            "lesion_id": str(frame.at[i, "lesion_id"]) if "lesion_id" in frame else "",
+            "reason": str(reasons[i]),
+        }
+        for i in frame.index[~keep]
+    ]
+    return frame[keep], excluded  # the index keeps the table's line numbers
+
+
+def excluded_lines(excluded: list[dict[str, str]]) -> list[str]:
+    """Rows left out, one sentence each (``study a lesion 1 (line 3): failed: SeedError: ...``)."""
+    return [
+        f"study {e['study_id']} lesion {e['lesion_id']} (line {e['line']}): {e['reason']}" for e in excluded
+    ]
+
+
 def _lines(rows: pd.Series) -> str:
     """Table line numbers (header = line 1) of the true rows, the first ten."""
-    lines = [str(i + 2) for i in np.flatnonzero(rows.to_numpy())]
+    lines = [str(i + 2) for i in rows.index[rows.to_numpy()]]
     return ", ".join(lines[:10]) + (", ..." if len(lines) > 10 else "")
 
 

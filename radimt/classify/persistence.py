@@ -101,6 +101,7 @@ def model_card(
         "features_used": selected_features(model, names),
         "columns_dropped": dict(data.dropped),
         "columns_converted": dict(data.converted),
+        "rows_excluded": list(data.excluded),
         "harmonized_by": config.harmonize,
         "sites": list(data.batch_levels) if config.harmonize else [],
         "threshold": config.threshold,

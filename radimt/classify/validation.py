@@ -50,6 +50,9 @@ class Evaluation:
         What was changed from the configuration, and why.
     dropped_columns, converted_columns
         Table columns left out, and text columns encoded as ordinals, with why and how.
+    excluded_rows
+        Table rows left out (lesions that failed, were not processed or were rejected in
+        review), with why.
     grouped
         Whether folds and bootstraps kept each patient's lesions together.
     decision_curve
@@ -75,6 +78,7 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
     dropped_columns: dict[str, str] = field(default_factory=dict)
     converted_columns: dict[str, str] = field(default_factory=dict)
+    excluded_rows: list[dict[str, str]] = field(default_factory=list)
     grouped: bool = False
     decision_curve: list[dict[str, float]] = field(default_factory=list)
     cohort: list[dict[str, Any]] = field(default_factory=list)
@@ -187,6 +191,7 @@ def evaluate(
         inner_splits_used=inner_splits,
         notes=[note] if note else [],
         dropped_columns=dict(data.dropped),
+        excluded_rows=list(data.excluded),
         converted_columns=dict(data.converted),
         grouped=groups is not None,
         decision_curve=decision_curve(y, probabilities[:, 1]) if binary else [],

@@ -16,6 +16,9 @@ from typing import Any
 from radimt.io.atomic import atomic_path
 
 ID_COLUMNS = ("study_id", "lesion_id", "label", "group", "site", "scanner")
+#: How a lesion's row came out (features.csv): ``done``/``failed``/``not processed``, why it failed,
+#: and what to check before modelling it.
+STATUS_COLUMNS = ("status", "error", "qc_warnings")
 FLOAT_FORMAT = "%.10g"
 
 

@@ -18,10 +18,10 @@ import yaml
 from radimt.analysis import AnalysisConfig
 from radimt.errors import ConfigError, FeatureError, OptionError, RoleError
 from radimt.features import load_params
-from radimt.kinetics import KineticOptions
+from radimt.kinetics import KineticOptions, kinetic_options
 from radimt.options import unknown_names
 from radimt.roles import ROLES, Role
-from radimt.segment import SegmentOptions
+from radimt.segment import SegmentOptions, segment_options
 
 #: The top-level keys of a pyradiomics parameter file.
 PYRADIOMICS_KEYS = {"imageType", "featureClass", "setting", "voxelSetting"}
@@ -104,6 +104,19 @@ class PipelineConfig:
         redone); its name and the columns it carries along do not count."""
         computed = {k: v for k, v in self.to_dict().items() if k not in ("name", "keep_columns")}
         return hashlib.sha256(json.dumps(computed, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def resolved_options(config: PipelineConfig) -> dict[str, Any]:
+    """Every option as the analysis uses it, defaults filled in: the kinetic options, and the
+    segmentation options of the reference role's preset (run.json records them, so a run says
+    what it did even where the pipeline said nothing)."""
+    analysis = config.analysis
+    segmentation = dict(analysis.segmentation)
+    preset = segmentation.pop("modality", None) or analysis.reference.segmentation_preset
+    return {
+        "kinetics": asdict(kinetic_options(**analysis.kinetics)),
+        "segmentation": {"modality": preset, **asdict(segment_options(preset, segmentation))},
+    }
 
 
 _TYPES: dict[str, type | tuple[type, ...]] = {

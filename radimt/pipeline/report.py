@@ -13,6 +13,7 @@ from typing import Any
 from radimt.io.atomic import atomic_path
 from radimt.pipeline.config import PipelineConfig
 from radimt.pipeline.manifest import LesionTask, lesion_dir
+from radimt.pipeline.quality import TableQuality
 from radimt.pipeline.record import LesionRecord
 
 KEY_NUMBERS = (
@@ -32,7 +33,9 @@ KEY_NUMBERS = (
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
-th{background:#f2f2f2}.failed{background:#fde8e8}.lesion{border-top:2px solid #ddd;padding:.6em 0}
+th{background:#f2f2f2}
+.quality{background:#fff4d6;border:1px solid #e6c35c;padding:.4em .8em}
+.failed{background:#fde8e8}.lesion{border-top:2px solid #ddd;padding:.6em 0}
 .lesion img{height:220px;margin-right:8px;border:1px solid #eee}.note{color:#666;font-size:12px}
 """
 
@@ -57,6 +60,7 @@ def write_report(
     config: PipelineConfig,
     entries: Sequence[tuple[LesionTask, LesionRecord | None, str | None]],
     out: Path,
+    quality: TableQuality | None = None,
 ) -> None:
     """Write ``report.html``: summary table, then per lesion its figures and key numbers."""
 
@@ -69,6 +73,13 @@ def write_report(
         f"<p>{len(entries)} lesions: {len(done)} done, {len(failed)} failed. "
         f"Generated {_dt.date.today().isoformat()}. For research; not a diagnostic device.</p>",
         *[f"<p class='note'>Filters: {html.escape(note)}.</p>" for note in config.filter_overrides()],
+        *(
+            ["<div class='quality'><b>Check before modelling</b><ul>"]
+            + [f"<li>{html.escape(line)}</li>" for line in quality.lines()]
+            + ["</ul></div>"]
+            if quality is not None and quality.lines()
+            else []
+        ),
         "<table><tr><th>study</th><th>lesion</th><th>label</th>",
         *[f"<th>{html.escape(title)}</th>" for _, title, _ in KEY_NUMBERS],
         "<th>status</th></tr>",

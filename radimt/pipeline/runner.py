@@ -28,9 +28,10 @@ from typing import Any
 from radimt._version import __version__
 from radimt.errors import RadimtError
 from radimt.io.atomic import atomic_path
-from radimt.io.tables import ID_COLUMNS, write_table
-from radimt.pipeline.config import PipelineConfig, load_config
+from radimt.io.tables import ID_COLUMNS, STATUS_COLUMNS, write_table
+from radimt.pipeline.config import PipelineConfig, load_config, resolved_options
 from radimt.pipeline.manifest import LesionTask, lesion_dir, read_manifest
+from radimt.pipeline.quality import TableQuality, lesion_warnings, table_quality, warning_text
 from radimt.pipeline.record import ERROR, LesionRecord, LesionStatus, write_json
 from radimt.pipeline.report import write_report
 from radimt.pipeline.worker import is_finished, process_study, record_failure
@@ -274,45 +275,104 @@ def run_batch(
     groups = _group_by_study(pending)
     progress = Progress(len(groups), "study", stream=None if show_progress else io.StringIO())
     timings: dict[str, float] = {}
-    for statuses in _execute(
-        groups, config, str(out_path), workers=workers, scheduler=scheduler, seg=seg, keep_phi=keep_phi
-    ):
-        progress.update(statuses[0].study_id, any(s.failed for s in statuses))
-        timings[statuses[0].study_id] = statuses[0].study_seconds
-        if on_study is not None:
-            on_study(statuses)
-    progress.close()
-    summary = assemble(tasks, config, out_path, table_format=table_format)
-    summary.skipped = len(tasks) - len(pending)
-    summary.seconds = round(time.perf_counter() - start, 3)
-    _write_run_json(out_path, manifest, config, tasks, timings, start_wall, summary, workers, scheduler)
+    with RunLog(out_path / RUN_LOG) as run_log:
+        run_log.say(
+            f"radimt {__version__} batch: {len(tasks)} lesion(s) of {Path(manifest).resolve()} with pipeline "
+            f"{config.name!r} (digest {config.digest()}); {len(tasks) - len(pending)} already done"
+        )
+        for statuses in _execute(
+            groups, config, str(out_path), workers=workers, scheduler=scheduler, seg=seg, keep_phi=keep_phi
+        ):
+            progress.update(statuses[0].study_id, any(s.failed for s in statuses))
+            timings[statuses[0].study_id] = statuses[0].study_seconds
+            for status in statuses:
+                why = f": {status.reason}" if status.reason else ""
+                lesion = f"{status.study_id} lesion {status.lesion_id}"
+                run_log.say(f"{lesion} {status.status}{why} ({status.seconds} s)")
+            if on_study is not None:
+                on_study(statuses)
+        progress.close()
+        summary, quality = assemble(tasks, config, out_path, table_format=table_format)
+        summary.skipped = len(tasks) - len(pending)
+        summary.seconds = round(time.perf_counter() - start, 3)
+        for line in quality.lines():  # said at the end, where the user looks
+            log.warning("%s", line)
+            run_log.say(f"warning: {line}")
+        _write_run_json(
+            out_path, manifest, config, tasks, timings, start_wall, summary, workers, scheduler, quality
+        )
+        run_log.say(
+            f"{summary.total} lesion(s): {summary.done} done ({summary.skipped} from an earlier run), "
+            f"{summary.failed} failed, {summary.seconds:.1f} s"
+        )
     return summary
+
+
+#: The batch's log in OUT: one line per event, appended run after run (a resumed batch adds to it).
+RUN_LOG = "run.log"
+
+
+class RunLog:
+    """Lines with a UTC time stamp, appended to ``path`` and flushed as they come (a crash keeps
+    what happened until then)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> RunLog:
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in __exit__
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            self.say(f"stopped: {getattr(exc[0], '__name__', exc[0])}: {exc[1]}")
+        self._file.close()
+
+    def say(self, message: str) -> None:
+        stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        self._file.write(f"{stamp} {message}\n")
+        self._file.flush()
 
 
 def assemble(
     tasks: Sequence[LesionTask], config: PipelineConfig, out: Path, *, table_format: str = "csv"
-) -> BatchSummary:
-    """Build features.csv, kinetics.csv, errors.csv and report.html from the lesion files."""
-    ordered = sorted(tasks, key=lambda t: (t.study_id, t.lesion_id))
+) -> tuple[BatchSummary, TableQuality]:
+    """Build features.csv, kinetics.csv, errors.csv and report.html from the lesion files.
+
+    Every manifest row has its row in features.csv: ``status`` (done, failed, not processed),
+    ``error`` (why it failed) and ``qc_warnings`` after the identifying columns, the features
+    empty when it failed, so no lesion leaves the table unnoticed. Rows follow the manifest for
+    a pyradiomics ``Image,Mask`` manifest (as pyradiomics' batch writes them), else study and
+    lesion ids.
+    """
+    pyradiomics_rows = bool(tasks) and all(t.image_path for t in tasks)
+    ordered = list(tasks) if pyradiomics_rows else sorted(tasks, key=lambda t: (t.study_id, t.lesion_id))
     rows: list[dict[str, Any]] = []
     curves: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     entries: list[tuple[LesionTask, LesionRecord | None, str | None]] = []
+    records: list[LesionRecord] = []
     for task in ordered:
         folder = lesion_dir(out, task)
         error_path = folder / ERROR
         record = LesionRecord.read(folder)
         if record is not None:
-            rows.append({**task.identity(), **record.row})
+            warnings = warning_text(lesion_warnings(record))
+            outcome = {"status": "done", "error": "", "qc_warnings": warnings}
+            rows.append({**task.identity(), **outcome, **record.row})
             curves += [{"study_id": task.study_id, "lesion_id": task.lesion_id, **c} for c in record.curves]
             entries.append((task, record, None))
+            records.append(record)
         else:
-            reason = json.loads(error_path.read_text())["reason"] if error_path.exists() else "not processed"
+            failed = error_path.exists()
+            reason = json.loads(error_path.read_text())["reason"] if failed else "not processed"
+            status = "failed" if failed else "not processed"
+            rows.append({**task.identity(), "status": status, "error": reason, "qc_warnings": ""})
             errors.append({"study_id": task.study_id, "lesion_id": task.lesion_id, "reason": reason})
             entries.append((task, None, reason))
     identity = list(tasks[0].identity()) if tasks else ["study_id", "lesion_id"]
     extra = [c for c in identity if c not in ID_COLUMNS]
-    id_columns = [c for c in ID_COLUMNS if rows or c in identity] + extra
+    id_columns = [c for c in ID_COLUMNS if c in identity] + extra + list(STATUS_COLUMNS)
     write_table(rows, out / "features.csv", id_columns=id_columns)
     if table_format == "parquet":
         _write_parquet(out / "features.csv", out / "features.parquet")
@@ -322,10 +382,12 @@ def assemble(
         id_columns=("study_id", "lesion_id", "curve", "phase", "time_s", "signal", "enhancement_pct"),
     )
     write_table(errors, out / "errors.csv", id_columns=("study_id", "lesion_id", "reason"))
-    write_report(out / "report.html", config, entries, out)
-    return BatchSummary(
-        out=str(out), total=len(tasks), done=len(rows), skipped=0, failed=len(errors), seconds=0.0
+    quality = table_quality(records, [r for r in rows if r["status"] == "done"])
+    write_report(out / "report.html", config, entries, out, quality)
+    summary = BatchSummary(
+        out=str(out), total=len(tasks), done=len(records), skipped=0, failed=len(errors), seconds=0.0
     )
+    return summary, quality
 
 
 def _write_parquet(csv_path: Path, parquet_path: Path) -> None:
@@ -346,6 +408,7 @@ def _write_run_json(
     summary: BatchSummary,
     workers: int,
     scheduler: str | None,
+    quality: TableQuality,
 ) -> None:
     import numpy
     import pydicom
@@ -367,7 +430,10 @@ def _write_run_json(
             "numpy": numpy.__version__,
             "manifest": str(Path(manifest).resolve()),
             "config": config.to_dict(),
+            "resolved": resolved_options(config),
             "config_digest": config.digest(),
+            "warnings": quality.warnings,
+            "constant_columns": quality.constant_columns,
             "filter_overrides": config.filter_overrides(),
             "started": start_wall.isoformat(timespec="seconds"),
             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
+from radimt.classify.data import excluded_lines  # noqa: E402
 from radimt.classify.validation import Evaluation  # noqa: E402
 from radimt.io.atomic import atomic_path  # noqa: E402
 
@@ -139,7 +140,13 @@ def _sections(result: Evaluation) -> list[_Section]:
             for r in cohort
             if by_site or r["site"] == "all"
         ],
+        bullets=[f"left out: {line}" for line in excluded_lines(result.excluded_rows)],
     )
+    if result.excluded_rows:
+        participants.paragraphs.append(
+            f"{len(result.excluded_rows)} row(s) of the table were left out (listed below): lesions "
+            "whose analysis failed or was not run, or that a reviewer rejected."
+        )
     missing = result.missing_data
     by_predictor = missing.get("by_predictor", {})
     columns = [f"{c}: left out ({why})" for c, why in result.dropped_columns.items()] + [
