@@ -504,18 +504,19 @@ def lesion_features(
         maps = kinetic_maps(study.dce, carried[Role.DCE], **config.kinetics)
         heterogeneity = kinetic_heterogeneity(maps.peak_enhancement, maps.ser, carried[Role.DCE])
         row.update({f"kinetic_{k}": v for k, v in heterogeneity.items()})
-        rim = rim_core(maps.initial_enhancement, carried[Role.DCE], config.rim_mm)
+        rim = rim_core(maps.initial_enhancement, carried[Role.DCE], config.rim_mm, unit="pct")
         row.update({f"dce_{k}": v for k, v in rim.items()})
         sub = subtraction(study.dce, config.dce_phase)
-        row["dce_margin_sharpness"] = margin_sharpness(sub, carried[Role.DCE])
+        row["dce_margin_sharpness_per_mm"] = margin_sharpness(sub, carried[Role.DCE])
     # Each role's image is read (or fitted) only when it has a mask: a lesion measured on US or MG
     # alone does not load the DCE phases, fit the ADC or read the CT.
     adc = study_adc(study) if Role.ADC in carried else None
     if adc is not None:
         row.update(adc_stats(adc, carried[Role.ADC]))
     if Role.CT in carried and study.ct is not None:
-        row.update({f"ct_{k}": v for k, v in rim_core(study.ct, carried[Role.CT], config.rim_mm).items()})
-        row["ct_margin_sharpness"] = margin_sharpness(study.ct, carried[Role.CT])
+        rim = rim_core(study.ct, carried[Role.CT], config.rim_mm, unit="hu")
+        row.update({f"ct_{k}": v for k, v in rim.items()})
+        row["ct_margin_sharpness_per_mm"] = margin_sharpness(study.ct, carried[Role.CT])
 
     own_images = {role(r): image for r, image in (images or {}).items()}
     for kind in config.roles:
@@ -739,8 +740,8 @@ def analyse_modality(
             numbers[f"{seed.key}_{name}"] = value
         elif name.startswith(f"{seed.role}_"):
             numbers[f"{seed.key}_{name[len(seed.role) + 1 :]}"] = value
-    if f"{seed.key}_margin_sharpness" not in numbers:  # CT has its own, from lesion_features
-        numbers[f"{seed.key}_margin_sharpness"] = margin_sharpness(image.image, mask)
+    if f"{seed.key}_margin_sharpness_per_mm" not in numbers:  # CT has its own, from lesion_features
+        numbers[f"{seed.key}_margin_sharpness_per_mm"] = margin_sharpness(image.image, mask)
     return image, mask, numbers, features.provenance
 
 

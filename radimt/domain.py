@@ -22,8 +22,13 @@ from scipy import ndimage
 from radimt.grids import lesion_box
 
 
-def rim_core(image: sitk.Image, mask: sitk.Image, thickness_mm: float = 2.0) -> dict[str, float]:
+def rim_core(
+    image: sitk.Image, mask: sitk.Image, thickness_mm: float = 2.0, unit: str = ""
+) -> dict[str, float]:
     """Mean value in the lesion's outer shell (``thickness_mm``) and in its core.
+
+    Keys ``rim_mean``, ``core_mean``, ``rim_minus_core`` (each ending in ``_<unit>`` when a unit
+    of the image's values is given: ``pct``, ``hu``), ``rim_core_ratio`` and ``rim_fraction``.
 
     Computed on the lesion's box (the depth of a lesion voxel only depends on the lesion), so the
     cost follows the lesion; ``image`` may be a map computed on that box only.
@@ -41,10 +46,11 @@ def rim_core(image: sitk.Image, mask: sitk.Image, thickness_mm: float = 2.0) -> 
     rim_mean = float(values[rim].mean()) if rim.any() else float("nan")
     core_mean = float(values[core].mean()) if core.any() else float("nan")
     ratio = rim_mean / core_mean if core.any() and core_mean != 0 else float("nan")
+    suffix = f"_{unit}" if unit else ""
     return {
-        "rim_mean": rim_mean,
-        "core_mean": core_mean,
-        "rim_minus_core": rim_mean - core_mean,
+        f"rim_mean{suffix}": rim_mean,
+        f"core_mean{suffix}": core_mean,
+        f"rim_minus_core{suffix}": rim_mean - core_mean,
         "rim_core_ratio": ratio,
         "rim_fraction": float(rim.sum() / inside.sum()),
     }
@@ -90,8 +96,8 @@ def kinetic_heterogeneity(
     ser_values = ser_values[np.isfinite(ser_values)]
     q1, q3 = np.percentile(pe, [25, 75])
     out = {
-        "pe_sd": float(pe.std(ddof=1)) if pe.size > 1 else 0.0,
-        "pe_iqr": float(q3 - q1),
+        "pe_sd_pct": float(pe.std(ddof=1)) if pe.size > 1 else 0.0,
+        "pe_iqr_pct": float(q3 - q1),
         "pe_cov": float(pe.std(ddof=1) / pe.mean()) if pe.size > 1 and pe.mean() else float("nan"),
     }
     if ser_values.size:

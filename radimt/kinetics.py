@@ -325,8 +325,8 @@ class KineticCurve:
                     f"{prefix}_wash_in_rate_pct_s": summary.wash_in_rate_pct_s,
                     f"{prefix}_washout_rate_pct_s": summary.washout_rate_pct_s,
                     f"{prefix}_ser": summary.ser,
-                    f"{prefix}_iauc60": summary.iauc60,
-                    f"{prefix}_iauc90": summary.iauc90,
+                    f"{prefix}_iauc60_pct_s": summary.iauc60,
+                    f"{prefix}_iauc90_pct_s": summary.iauc90,
                 }
             )
         out.update(

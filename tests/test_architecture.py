@@ -47,6 +47,7 @@ FLOORS: list[tuple[str, ...]] = [
         "radimt.ibsi_processing",
         "radimt.ibsi_texture",
         "radimt.robustness",
+        "radimt.dictionary",
     ),
     # 3: masks and results as DICOM, synthetic studies, the classifier
     ("radimt.io", "radimt.synth", "radimt.classify"),

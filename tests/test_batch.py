@@ -43,7 +43,7 @@ def test_end_to_end_recovers_the_truth(reference_run):
         truth = json.loads((SAMPLE_DICOM / study_id / "truth.json").read_text())
         assert row["kinetic_curve_type"] == truth["kinetics"]["kuhl_type"]
         assert row["kinetic_initial_phase"] == truth["kinetics"]["initial_phase"]
-        assert float(row["adc_median"]) == pytest.approx(truth["adc"]["lesion_1e-3_mm2_s"], abs=0.15)
+        assert float(row["adc_median_um2_ms"]) == pytest.approx(truth["adc"]["lesion_1e-3_mm2_s"], abs=0.15)
         assert row["label"] == truth["label"]
     assert abs(float(rows["imt_case"]["lesion_longest_diameter_mm"]) - 12.0) <= 1.5
     header = next(csv.reader(open(out / "features.csv")))

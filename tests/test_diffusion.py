@@ -88,13 +88,13 @@ def test_adc_statistics_by_hand():
     mask = sitk.GetImageFromArray((values > 0).astype(np.uint8))
     stats = adc_stats(adc, mask)
     inside = values[values > 0]
-    assert stats["adc_mean"] == pytest.approx(inside.mean())
-    assert stats["adc_median"] == pytest.approx(np.median(inside))
-    assert stats["adc_min"] == pytest.approx(0.5) and stats["adc_voxels"] == 27
-    assert stats["adc_p10"] == pytest.approx(np.percentile(inside, 10))
+    assert stats["adc_mean_um2_ms"] == pytest.approx(inside.mean())
+    assert stats["adc_median_um2_ms"] == pytest.approx(np.median(inside))
+    assert stats["adc_min_um2_ms"] == pytest.approx(0.5) and stats["adc_voxels"] == 27
+    assert stats["adc_p10_um2_ms"] == pytest.approx(np.percentile(inside, 10))
     # Darkest neighbourhood: the corner voxel (0.5) with its 7 in-mask 3x3x3 neighbours.
     corner = values[1:3, 1:3, 1:3]
-    assert stats["adc_min_region_mean"] == pytest.approx(corner.mean())
+    assert stats["adc_min_region_mean_um2_ms"] == pytest.approx(corner.mean())
     dwi = sitk.GetImageFromArray(np.where(values > 0, 300.0, 100.0).astype(np.float32))
     reference = sitk.GetImageFromArray((values == 0).astype(np.uint8))
     ratio = adc_stats(adc, mask, dwi_image=dwi, reference_mask=reference)["adc_dwi_signal_ratio"]

@@ -59,8 +59,9 @@ def test_kinetic_heterogeneity_measures_spread(sphere):
     pe = _image(rng.normal(100, 15, (40, 40, 40)))
     ser = _image(rng.normal(1.0, 0.2, (40, 40, 40)))
     result = kinetic_heterogeneity(pe, ser, mask)
-    assert result["pe_sd"] == pytest.approx(15, rel=0.1) and result["ser_sd"] == pytest.approx(0.2, rel=0.1)
-    assert result["pe_iqr"] == pytest.approx(1.349 * 15, rel=0.1)
+    assert result["pe_sd_pct"] == pytest.approx(15, rel=0.1)
+    assert result["ser_sd"] == pytest.approx(0.2, rel=0.1)
+    assert result["pe_iqr_pct"] == pytest.approx(1.349 * 15, rel=0.1)
 
 
 def test_one_row_for_the_published_case():
@@ -76,7 +77,7 @@ def test_one_row_for_the_published_case():
     )
     assert abs(row["lesion_longest_diameter_mm"] - 12.0) <= 1.5
     assert row["kinetic_curve_type"] == "II" and row["kinetic_initial_phase"] == "medium"
-    assert row["adc_median"] < 1.3
+    assert row["adc_median_um2_ms"] < 1.3
     assert row["ct_rim_core_ratio"] > 1.2  # heterogeneous rim enhancement
     assert "dce_original_glcm_Contrast" in row and "adc_original_firstorder_Median" in row
     assert not any(k.startswith("dce_log") for k in row)

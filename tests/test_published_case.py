@@ -144,15 +144,15 @@ def test_published_case_in_one_row_reproduces_its_description_in_every_modality(
     (type II), low ADC; CT: the rim enhances more than the core. One row, every modality."""
     row = every_modality.row
     assert row["kinetic_initial_phase"] == "medium" and row["kinetic_curve_type"] == "II"
-    assert row["adc_median"] < 1.3  # 10^-3 mm²/s: restricted diffusion
+    assert row["adc_median_um2_ms"] < 1.3  # 10^-3 mm²/s: restricted diffusion
     assert abs(row["us_lesion_longest_diameter_mm"] - 12.0) <= 1.5
     assert row["us_lesion_area_mm2"] == pytest.approx(np.pi * 36, rel=0.15)
     for key in ("us", "mg_cc", "mg_mlo", "ct"):
-        assert row[f"{key}_margin_sharpness"] > 0  # 1/mm: boundary gradient over contrast
+        assert row[f"{key}_margin_sharpness_per_mm"] > 0  # 1/mm: boundary gradient over contrast
     for view in ("mg_cc", "mg_mlo"):
         assert abs(row[f"{view}_lesion_longest_diameter_mm"] - 12.0) <= 1.5
         assert f"{view}_original_shape2D_Perimeter" in row and "mg_cc_lesion_volume_mm3" not in row
-    assert row["ct_rim_core_ratio"] > 1.0 and row["ct_rim_minus_core"] > 10  # HU
+    assert row["ct_rim_core_ratio"] > 1.0 and row["ct_rim_minus_core_hu"] > 10  # HU
     us_image, us_mask = every_modality.modalities["us"]
     inside, around = _inside_and_around(us_image.image, us_mask)
     assert inside < 0.6 * around  # hypoechoic

@@ -43,7 +43,7 @@ def test_the_report_holds_the_rows_numbers_with_units_and_codes(lesion):
     assert measured[("Volume", "")] == (pytest.approx(float(row["lesion_volume_mm3"])), "mm3")
     assert measured[("Long axis", "")] == (pytest.approx(float(row["lesion_longest_diameter_mm"])), "mm")
     adc_mean = measured[("Apparent Diffusion Coefficient", "Mean")]
-    assert adc_mean == (pytest.approx(1000 * float(row["adc_mean"])), "um2/s")  # 10^-3 mm²/s -> µm²/s
+    assert adc_mean == (pytest.approx(1000 * float(row["adc_mean_um2_ms"])), "um2/s")  # 10^-3 mm²/s -> µm²/s
     ser = measured[("Signal enhancement ratio (lesion mean curve)", "")]
     assert ser == (pytest.approx(float(row["kinetic_ser"])), "1")
     ibsi = {m.name.value: m.value for m in group.get_measurements() if m.name.scheme_designator == "IBSI"}

@@ -130,3 +130,33 @@ def test_evaluate_and_train_leave_out_failed_and_rejected_rows_and_say_which(tmp
     assert "study s3 lesion 1 (line 5): failed: SeedError: outside" in out
     card = json.loads((tmp_path / "model.skops.card.json").read_text())
     assert [e["study_id"] for e in card["rows_excluded"]] == ["s3", "s5", "s7"]
+
+
+def test_every_column_the_demo_writes_has_a_dictionary_entry(tmp_path):
+    """features.dictionary.csv describes every column of features.csv (the demo: MRI, US, both
+    mammographic views and CT in one row), and docs/data_dictionary.md is the published one."""
+    from radimt.dictionary import UNDESCRIBED, dictionary_markdown
+
+    out = tmp_path / "demo"
+    run_batch(SAMPLE_DICOM / "manifest.csv", REPO / "pipelines" / "multimodal.yaml", out, show_progress=False)
+    header = next(csv.reader(open(out / "features.csv")))
+    entries = _rows(out / "features.dictionary.csv")
+    assert [e["column"] for e in entries] == header and len(header) > 800
+    undescribed = [e["column"] for e in entries if e["meaning"] in ("", UNDESCRIBED)]
+    assert not undescribed, undescribed[:10]
+    by_name = {e["column"]: e for e in entries}
+    assert by_name["adc_median_um2_ms"]["unit"] == "µm²/ms" and by_name["ct_rim_mean_hu"]["unit"] == "HU"
+    assert by_name["dce_original_firstorder_Mean"]["unit"] == "normalised z × 100"  # the mr preset
+    assert by_name["adc_original_glcm_JointEntropy"]["ibsi"] == "TU9B (cm.joint.entr)"
+    assert by_name["us_lesion_area_mm2"]["role"] == "us" and by_name["mg_cc_lesion_area_mm2"]["unit"] == "mm²"
+    # Units in names: every numeric column either names its unit or is a count, ratio or
+    # radiomic feature whose unit the dictionary gives.
+    assert not [c for c in header if c.startswith(("adc_mean", "adc_median")) and not c.endswith("_um2_ms")]
+    assert (REPO / "docs" / "data_dictionary.md").read_text() == dictionary_markdown()
+
+
+def test_a_column_of_ones_own_is_described_as_carried(tmp_path):
+    from radimt.dictionary import dictionary
+
+    [entry] = dictionary(["age"], carried=["age"])
+    assert entry.meaning == "carried unchanged from the manifest"

@@ -91,7 +91,7 @@ def _measurements(row: Mapping[str, Any], role: str, radiomics: Sequence[str]) -
     peak = _private("PEAKENH", "Peak enhancement (lesion mean curve)")
     add("kinetic_peak_enhancement_pct", peak, codes.UCUM.Percent)
     adc, um2_s = codes.DCM.ApparentDiffusionCoefficient, hd.sr.CodedConcept("um2/s", "UCUM", "um2/s")
-    for key, derivation in (("adc_mean", codes.SCT.Mean), ("adc_median", codes.SCT.Median)):
+    for key, derivation in (("adc_mean_um2_ms", codes.SCT.Mean), ("adc_median_um2_ms", codes.SCT.Median)):
         add(key, adc, um2_s, 1000.0, derivation)  # radimt's ADC is in 10^-3 mm²/s = 1000 µm²/s
     ibsi = _ibsi_codes()
     for feature in radiomics:

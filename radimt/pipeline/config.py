@@ -94,6 +94,19 @@ class PipelineConfig:
                 )
         return notes
 
+    def intensity_units(self) -> dict[str, str]:
+        """Each role's intensity unit as its radiomic features see it: the image's own, or the
+        normalised one where the role's preset normalises (z-score over the image × scale)."""
+        units: dict[str, str] = {}
+        for kind in Role:
+            try:
+                setting = load_params(self.analysis.presets.get(kind, kind.feature_preset))["setting"]
+            except FeatureError:
+                continue
+            if setting.get("normalize"):
+                units[kind.value] = f"normalised z × {setting.get('normalizeScale', 1):g}"
+        return units
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration as JSON-ready data (run.json)."""
         data: dict[str, Any] = json.loads(json.dumps(asdict(self)))

@@ -25,8 +25,8 @@ KEY_NUMBERS = (
     ("kinetic_curve_type", "type", "{}"),
     ("kinetic_suspicious_curve_type", "worst type", "{}"),
     ("kinetic_ser", "SER", "{:.2f}"),
-    ("adc_median", "ADC median", "{:.2f}"),
-    ("adc_min_region_mean", "ADC darkest", "{:.2f}"),
+    ("adc_median_um2_ms", "ADC median", "{:.2f}"),
+    ("adc_min_region_mean_um2_ms", "ADC darkest", "{:.2f}"),
     ("ct_rim_core_ratio", "CT rim/core", "{:.2f}"),
 )
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from radimt._version import __version__
+from radimt.dictionary import dictionary, write_dictionary
 from radimt.errors import RadimtError
 from radimt.io.atomic import atomic_path
 from radimt.io.tables import ID_COLUMNS, STATUS_COLUMNS, write_table
@@ -373,7 +374,9 @@ def assemble(
     identity = list(tasks[0].identity()) if tasks else ["study_id", "lesion_id"]
     extra = [c for c in identity if c not in ID_COLUMNS]
     id_columns = [c for c in ID_COLUMNS if c in identity] + extra + list(STATUS_COLUMNS)
-    write_table(rows, out / "features.csv", id_columns=id_columns)
+    written = write_table(rows, out / "features.csv", id_columns=id_columns)
+    entries_for_columns = dictionary(written, config.intensity_units(), carried=extra)
+    write_dictionary(entries_for_columns, out / "features.dictionary.csv")
     if table_format == "parquet":
         _write_parquet(out / "features.csv", out / "features.parquet")
     write_table(
