@@ -274,7 +274,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from radimt.classify import load_model, load_model_card, predict, read_features
+    from radimt.classify import load_model, load_model_card, predict, probability_column, read_features
     from radimt.io.tables import write_table
 
     model = load_model(args.model)
@@ -286,11 +286,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     classes = model.classes_names_
     if len(classes) == 2:
         out["prediction"] = [
-            classes[1] if p >= threshold else classes[0] for p in out[f"probability_{classes[1]}"]
+            classes[1] if p >= threshold else classes[0] for p in out[probability_column(classes[1])]
         ]
         out["threshold"] = threshold
     else:
-        out["prediction"] = out[[f"probability_{c}" for c in classes]].to_numpy().argmax(axis=1)
+        out["prediction"] = out[[probability_column(c) for c in classes]].to_numpy().argmax(axis=1)
         out["prediction"] = [classes[i] for i in out["prediction"]]
     write_table(out.to_dict("records"), args.out, id_columns=list(out.columns))
     print(f"{len(out)} predictions (threshold {threshold}): {args.out}")

@@ -19,7 +19,13 @@ pytestmark = pytest.mark.slow  # 72 synthetic studies through the batch, then ne
 def cohort_features(tmp_path_factory):
     root = tmp_path_factory.mktemp("cohort")
     manifest = write_cohort(root / "studies", n_imt=24, n_mimics=48, seed=1)
-    summary = run_batch(manifest, REPO / "pipelines" / "breast_mri.yaml", root / "out", workers=2)
+    summary = run_batch(
+        manifest,
+        REPO / "pipelines" / "breast_mri.yaml",
+        root / "out",
+        workers=2,
+        keep_columns=["age", "sex_female"],  # the cohort's clinical columns, declared
+    )
     assert summary.done >= 0.9 * summary.total  # low-contrast slow lesions may fail segmentation
     return root / "out" / "features.csv", manifest
 
@@ -62,5 +68,6 @@ def test_train_then_predict_from_the_command_line(cohort_features, tmp_path):
     )
     assert main(["predict", str(model), str(features), "--out", str(tmp_path / "pred.csv")]) == 0
     rows = list(csv.DictReader(open(tmp_path / "pred.csv")))
-    assert {"study_id", "probability_IMT", "prediction", "threshold"} <= set(rows[0])
+    assert {"study_id", "probability_IMT", "probability_not_IMT", "prediction", "threshold"} <= set(rows[0])
+    assert not [c for c in rows[0] if " " in c]  # column names without spaces
     assert {r["prediction"] for r in rows} <= {"IMT", "not IMT"}

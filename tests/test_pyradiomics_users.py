@@ -147,6 +147,17 @@ def test_pyradiomics_params_and_batch_csv_run_unchanged_and_match_pyradiomics_co
     )
 
 
+def test_a_pyradiomics_manifest_keeps_its_id_column_and_row_order(tmp_path):
+    _label_map_case(tmp_path)
+    (tmp_path / "batch.csv").write_text(
+        "ID,Image,Mask,Label\nzeta,ct.nrrd,lesions.nii.gz,2\nalpha,ct.nrrd,lesions.nii.gz,1\n"
+    )
+    run_batch(tmp_path / "batch.csv", tmp_path / "params.yaml", tmp_path / "out", show_progress=False)
+    rows = _rows(tmp_path / "out" / "features.csv")
+    assert [(r["ID"], r["Label"]) for r in rows] == [("zeta", "2"), ("alpha", "1")]  # as given, not sorted
+    assert [r["study_id"] for r in rows] == ["zeta", "alpha"]
+
+
 def test_without_pyradiomics_names_the_prefix_is_image_and_strips_back(tmp_path):
     _label_map_case(tmp_path)
     run_batch(tmp_path / "batch.csv", tmp_path / "params.yaml", tmp_path / "out", diagnostics=False)

@@ -21,6 +21,7 @@ from radimt.classify.model import (
     build_pipeline,
     platt_scaling,
     predict,
+    probability_column,
     selected_features,
     train,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "model_card",
     "platt_scaling",
     "predict",
+    "probability_column",
     "read_features",
     "repeat_interval",
     "save_model",

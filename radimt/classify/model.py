@@ -10,6 +10,7 @@ fold: nothing is learned from the samples a fold is tested on.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -330,6 +331,11 @@ def train(data: Dataset, config: ModelConfig | None = None) -> Pipeline:
 UNKNOWN_SITE = ("refuse", "unharmonised")
 
 
+def probability_column(class_name: str) -> str:
+    """The column of a class's probability, a plain identifier: ``probability_not_IMT``."""
+    return "probability_" + re.sub(r"\W+", "_", str(class_name)).strip("_")
+
+
 def predict(model: Pipeline, table: pd.DataFrame, unknown_site: str = "refuse") -> pd.DataFrame:
     """Probabilities per case; the table must hold every feature the model was trained on.
 
@@ -367,5 +373,5 @@ def predict(model: Pipeline, table: pd.DataFrame, unknown_site: str = "refuse") 
         X[BATCH_COLUMN] = 0.0
     proba = model.predict_proba(X.to_numpy(float))
     for i, name in enumerate(model.classes_names_):
-        out[f"probability_{name}"] = proba[:, i]
+        out[probability_column(name)] = proba[:, i]
     return out

@@ -335,7 +335,7 @@ def _whole(text: str, what: str, problems: list[str], line: int) -> int | None:
 def _pyradiomics_rows(path: Path, base: Path, columns: list[str], rows: list[dict]) -> list[LesionTask]:
     problems: list[str] = []
     tasks = []
-    extra_columns = [c for c in columns if c not in {"Image", "Mask", "ID", "study_id"}]
+    extra_columns = [c for c in columns if c not in {"Image", "Mask", "study_id"}]  # ID too, as pyradiomics
     for line, row in enumerate(rows, start=2):
         image, mask = (base / row["Image"]).resolve(), (base / row["Mask"]).resolve()
         for what, file in (("image", image), ("mask", mask)):
