@@ -100,6 +100,67 @@ def load_params(preset: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
+#: radimt's bound beyond pyradiomics' schema: texture matrices grow with the square of the bin
+#: count (a GLCM of 1,024 levels is 8 MB per direction; 10⁹ bins would never finish).
+MAX_BIN_COUNT = 1024
+
+
+def validate_params(params: Mapping[str, Any], where: str) -> None:
+    """Check a pyradiomics parameter set before any work: image type names (with the closest
+    known one), bin width and count, then pyradiomics' own schema.
+
+    Raises
+    ------
+    FeatureError
+        Naming ``where`` (the file, or the pipeline and role) and the problem.
+
+    Examples
+    --------
+    >>> validate_params({"imageType": {"Orignal": {}}, "setting": {"binWidth": 25}}, "params.yaml")
+    Traceback (most recent call last):
+    ...
+    radimt.errors.FeatureError: params.yaml: unknown image type 'Orignal' (did you mean Original?); ...
+    """
+    import difflib
+
+    import pykwalify.core
+    import pykwalify.errors
+    from radiomics import getImageTypes, getParameterValidationFiles
+
+    known = getImageTypes()
+    for name in params.get("imageType") or {}:
+        if name not in known:
+            close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            types = ", ".join(known)
+            raise FeatureError(f"{where}: unknown image type {name!r}{hint}; image types are {types}")
+    setting = params.get("setting") or {}
+    width, count = setting.get("binWidth"), setting.get("binCount")
+    if width is not None and not (_is_number(width) and width > 0):
+        raise FeatureError(f"{where}: binWidth {width!r} must be a number above 0 (in the image's units)")
+    if count is not None and not (_is_number(count, whole=True) and 1 <= count <= MAX_BIN_COUNT):
+        raise FeatureError(f"{where}: binCount {count!r} must be a whole number from 1 to {MAX_BIN_COUNT}")
+    schema, functions = getParameterValidationFiles()
+    logging.getLogger("pykwalify").setLevel(logging.CRITICAL)  # the error is ours to say, once
+    checker = pykwalify.core.Core(
+        source_data=_plain(dict(params)), schema_files=[schema], extensions=[functions]
+    )
+    try:
+        checker.validate(raise_exception=True)
+    except pykwalify.errors.SchemaError as exc:
+        problems = [str(e) for e in checker.validation_errors] or [str(exc.msg)]
+        listed = "; ".join(problems[:3])
+        raise FeatureError(f"{where}: not a valid pyradiomics parameter set ({listed})") from None
+    except (ValueError, TypeError) as exc:  # pyradiomics' own checks (feature classes, wavelets...)
+        first = str(exc).splitlines()[0]
+        raise FeatureError(f"{where}: not a valid pyradiomics parameter set ({first})") from None
+
+
+def _is_number(value: object, whole: bool = False) -> bool:
+    kinds = (int,) if whole else (int, float)
+    return isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(float(value))  # type: ignore[arg-type]
+
+
 def _refuse_what_ibsi_defines_otherwise(params: dict[str, Any]) -> None:
     """Under ``preset="ibsi"``, refuse the pyradiomics settings whose results IBSI defines
     differently, each with where IBSI's definition is computed instead.

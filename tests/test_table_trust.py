@@ -160,3 +160,34 @@ def test_a_column_of_ones_own_is_described_as_carried(tmp_path):
 
     [entry] = dictionary(["age"], carried=["age"])
     assert entry.meaning == "carried unchanged from the manifest"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "roles: [dce, adc]\npresets:\n  dce: mr\n  adc: adcc\n",
+            r"line 4: presets: adc: unknown preset 'adcc' \(did you mean adc\?\)",
+        ),
+        (
+            "roles: [dce]\nimage_types: [Orignal]\n",
+            r"line 2: image_types: .*unknown image type 'Orignal' \(did you mean Original\?\)",
+        ),
+        (
+            "roles: [dce]\npresets:\n  dce: params.yaml\n",
+            r"line 3: presets: dce: .*binWidth 0 must be a number above 0",
+        ),
+        ("roles: [t2]\npresets:\n  t2: 7\n", r"line 3: presets: t2: expected a preset name"),
+    ],
+)
+def test_preset_and_image_type_names_are_checked_when_the_pipeline_is_read(tmp_path, text, message):
+    """A typo in a preset's name (adc: adcc) or in an image type, or a parameter file no
+    pyradiomics run could use, is refused when the pipeline is read, with its line, not by
+    every lesion failing later."""
+    from radimt.errors import ConfigError
+    from radimt.pipeline.config import load_config
+
+    (tmp_path / "params.yaml").write_text("setting:\n  binWidth: 0\n")
+    (tmp_path / "pipeline.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path / "pipeline.yaml")

@@ -6,6 +6,7 @@ any study is touched.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ import yaml
 
 from radimt.analysis import AnalysisConfig
 from radimt.errors import ConfigError, FeatureError, OptionError, RoleError
-from radimt.features import load_params
+from radimt.features import PRESETS, load_params, validate_params
 from radimt.kinetics import KineticOptions, kinetic_options
 from radimt.options import unknown_names
 from radimt.roles import ROLES, Role
@@ -221,9 +222,24 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
         fail("rim_mm", f"expected a rim width from 0 mm, got {data['rim_mm']}")
     presets = {}
     for name, preset in data.get("presets", {}).items():
+        if not isinstance(preset, str):
+            message = f"{name}: expected a preset name or a pyradiomics YAML file, got {preset!r}"
+            fail("presets", message, option=name)
         if str(preset).endswith((".yaml", ".yml")) and not Path(preset).is_absolute():
             preset = str((path.parent / preset).resolve())
         presets[name] = preset
+    image_types = data.get("image_types")
+    for kind in roles:  # every role's parameters, as its features will use them, checked now
+        preset = presets.get(kind, Role(kind).feature_preset)
+        try:
+            params = load_params(preset)
+            if image_types:
+                params["imageType"] = {str(n): params["imageType"].get(n) or {} for n in image_types}
+            validate_params(params, f"{kind} features ({Path(str(preset)).name})")
+        except FeatureError as exc:
+            if kind in presets:
+                fail("presets", f"{kind}: {_preset_problem(exc, preset)}", option=kind)
+            fail("image_types" if image_types else "roles", _preset_problem(exc, preset))
     try:
         analysis = AnalysisConfig(
             reference=data.get("reference", "dce"),
@@ -249,10 +265,21 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
     )
 
 
+def _preset_problem(error: FeatureError, preset: str) -> str:
+    """A preset's problem in words: an unknown name lists the presets, a file's its problem."""
+    text = str(error)
+    if "unknown feature preset" in text:
+        close = difflib.get_close_matches(str(preset), PRESETS, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        names = ", ".join(PRESETS)
+        return f"unknown preset {preset!r}{hint}; presets are {names}, or a pyradiomics YAML file"
+    return text
+
+
 def _pyradiomics_pipeline(path: Path) -> PipelineConfig:
     """A plain pyradiomics parameter file as a pipeline: it gives every role's features."""
     try:
-        load_params(path)
+        validate_params(load_params(path), str(path))
     except FeatureError as exc:
         raise ConfigError(str(exc)) from None
     resolved = str(path.resolve())
