@@ -22,6 +22,7 @@ from radimt.io import (
     write_dicom_seg,
     write_mask,
 )
+from radimt.io.deidentify import research_study_uid
 from radimt.segment import segment_from_seed, subtraction
 from radimt.synth.studies import write_mr_study
 from radimt.synth.writer import Grid, SeriesSpec, write_volume
@@ -84,7 +85,9 @@ def test_dicom_seg_gets_new_unique_uids_by_default(study_with_mask, tmp_path):
         assert len(a[keyword].value) <= 64 and a[keyword].value.is_valid  # a well-formed DICOM UID
     dims = [[e.value for e in ds.iterall() if e.keyword == "DimensionOrganizationUID"] for ds in (a, b)]
     assert dims[0] and set(dims[0]).isdisjoint(dims[1])
-    assert a.StudyInstanceUID == b.StudyInstanceUID == series.first.header.study_uid
+    # de-identified: one research study for the study's results, not the source's (see deidentify)
+    research = research_study_uid(series.first.header.study_uid, "anonymous")
+    assert a.StudyInstanceUID == b.StudyInstanceUID == research
 
 
 def test_dicom_seg_needs_the_series_grid(study_with_mask, tmp_path):

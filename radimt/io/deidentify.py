@@ -11,6 +11,17 @@ DeidentificationMethod and its code sequence):
   The images behind those UIDs are the user's own; nothing else identifies the patient.
 - PatientName and PatientID become the study id the user gave in the manifest (a pseudonym),
   so outputs of one study stay together.
+
+Two modes, and each is consistent in itself:
+
+- **research** (the default): de-identified, in a *new study context*. A de-identified SEG or
+  SR whose PatientID is the pseudonym cannot sit in the source study (a PACS would see one
+  study with two patients), so its StudyInstanceUID is a new one derived from the source's and
+  the pseudonym (:func:`research_study_uid`): every SEG and SR of a study share it and share
+  the pseudonym; the source series, images and frame of reference are still referenced, so a
+  viewer overlays the SEG on the images by those UIDs. Meant for a research archive.
+- **clinical** (``--keep-phi``): nothing is removed; patient, study (StudyInstanceUID,
+  AccessionNumber, dates) are the source's, so the results file into the patient's own study.
 """
 
 from __future__ import annotations
@@ -19,6 +30,8 @@ from collections.abc import Sequence as Keywords
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+
+from radimt.dicom.uids import derived_uid
 
 #: The PS3.15 table the profile is read from (the newest one dicom-anonymizer ships).
 PROFILE_TABLE = "dicomfields_2026c"
@@ -34,6 +47,18 @@ def profile_tags() -> dict[str, list[tuple[int, ...]]]:
     from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
 
     return dicom_anonymization_database_selector(PROFILE_TABLE)
+
+
+def research_study_uid(source_study_uid: str, pseudonym: str) -> str:
+    """The StudyInstanceUID of a study's de-identified results: new, the same for every SEG and
+    SR of the study (derived from the source study's UID and the pseudonym), never the source's.
+
+    Examples
+    --------
+    >>> research_study_uid("1.2.3", "imt_case") == research_study_uid("1.2.3", "imt_case") != "1.2.3"
+    True
+    """
+    return derived_uid("radimt research study", source_study_uid, pseudonym)
 
 
 def deidentify(dataset: Dataset, pseudonym: str, generated: Keywords[str] = ()) -> Dataset:
@@ -69,6 +94,8 @@ def deidentify(dataset: Dataset, pseudonym: str, generated: Keywords[str] = ()) 
     for element in kept:
         dataset[element.tag] = element
     _valid_dummy_dates(dataset)
+    if "StudyInstanceUID" in dataset:  # a new study context: see the module notes
+        dataset.StudyInstanceUID = research_study_uid(str(dataset.StudyInstanceUID), pseudonym)
     dataset.PatientIdentityRemoved = "YES"
     dataset.DeidentificationMethod = METHOD
     dataset.DeidentificationMethodCodeSequence = Sequence([_code(*c) for c in METHOD_CODES])

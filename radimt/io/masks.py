@@ -108,7 +108,9 @@ def write_dicom_seg(
 
     Unless ``keep_phi``, the SEG is de-identified by the DICOM PS3.15 Basic Application Level
     Confidentiality Profile with the Retain UIDs Option (:mod:`radimt.io.deidentify`);
-    PatientName and PatientID become ``pseudonym``.
+    PatientName and PatientID become ``pseudonym`` and the SEG goes into a new research study
+    (the source's series and images are still referenced). With ``keep_phi`` it files into the
+    source's study.
     """
     frames, geometry = order_slices(series.frames, series.label)
     if not same_grid(mask, _grid_image(geometry)):
@@ -160,7 +162,7 @@ def write_dicom_seg(
         manufacturer_model_name="radimt",
         software_versions=__version__,
         device_serial_number="0",
-        series_description=f"radimt {label}",
+        series_description=series_description("segmentation", label),
         omit_empty_frames=False,
         content_date=_date(first, "ContentDate", "SeriesDate", "StudyDate"),
         content_time=_time(first, "ContentTime", "SeriesTime", "StudyTime"),
@@ -176,8 +178,15 @@ def write_dicom_seg(
             element.value = dimension_uid
     if not keep_phi:
         deidentify(seg, pseudonym)
+        seg.SeriesDescription = series_description("segmentation", label)  # radimt's own words
     with atomic_path(path) as tmp:
         seg.save_as(tmp)
+
+
+def series_description(kind: str, label: str) -> str:
+    """What a radimt DICOM result is, for a PACS list (at most 64 characters, the LO limit):
+    ``radimt lesion segmentation: imt_case lesion 1``."""
+    return f"radimt lesion {kind}: {label}"[:64]
 
 
 def source_headers(frames: Sequence[Frame]) -> dict[str, pydicom.Dataset]:

@@ -28,7 +28,7 @@ from radimt.dicom.uids import derived_uid
 from radimt.errors import MaskError
 from radimt.io.atomic import atomic_path
 from radimt.io.deidentify import deidentify
-from radimt.io.masks import source_headers
+from radimt.io.masks import series_description, source_headers
 
 #: radimt's private coding scheme (PS3.16: designators starting "99" are private).
 PRIVATE_SCHEME = "99RADIMT"
@@ -79,27 +79,63 @@ def _number(row: Mapping[str, Any], key: str) -> float | None:
 def _measurements(row: Mapping[str, Any], role: str, radiomics: Sequence[str]) -> list[hd.sr.Measurement]:
     found = []
 
-    def add(key: str, name, unit, factor: float = 1.0, derivation=None) -> None:
+    def add(key: str, name, unit, digits: int | None, factor: float = 1.0, derivation=None) -> None:
         value = _number(row, key)
         if value is not None:
-            found.append(hd.sr.Measurement(name=name, value=value * factor, unit=unit, derivation=derivation))
+            value = _rounded(value * factor, digits)
+            found.append(hd.sr.Measurement(name=name, value=value, unit=unit, derivation=derivation))
 
-    add("lesion_volume_mm3", codes.SCT.Volume, codes.UCUM.CubicMillimeter)
-    add("lesion_longest_diameter_mm", codes.SCT.LongAxis, codes.UCUM.Millimeter)
+    # Each number to the precision it has (PRECISION): no 15-digit millimetres in a report.
+    add("lesion_volume_mm3", codes.SCT.Volume, codes.UCUM.CubicMillimeter, PRECISION["volume_mm3"])
+    add("lesion_longest_diameter_mm", codes.SCT.LongAxis, codes.UCUM.Millimeter, PRECISION["length_mm"])
     ser = _private("SER", "Signal enhancement ratio (lesion mean curve)")
-    add("kinetic_ser", ser, codes.UCUM.NoUnits)
+    add("kinetic_ser", ser, codes.UCUM.NoUnits, PRECISION["ser"])
     peak = _private("PEAKENH", "Peak enhancement (lesion mean curve)")
-    add("kinetic_peak_enhancement_pct", peak, codes.UCUM.Percent)
+    add("kinetic_peak_enhancement_pct", peak, codes.UCUM.Percent, PRECISION["percent"])
     adc, um2_s = codes.DCM.ApparentDiffusionCoefficient, hd.sr.CodedConcept("um2/s", "UCUM", "um2/s")
     for key, derivation in (("adc_mean_um2_ms", codes.SCT.Mean), ("adc_median_um2_ms", codes.SCT.Median)):
-        add(key, adc, um2_s, 1000.0, derivation)  # radimt's ADC is in 10^-3 mm²/s = 1000 µm²/s
+        # radimt's ADC is in µm²/ms (10⁻³ mm²/s) = 1000 µm²/s
+        add(key, adc, um2_s, PRECISION["adc_um2_s"], 1000.0, derivation)
     ibsi = _ibsi_codes()
     for feature in radiomics:
         if feature not in ibsi:
             raise MaskError(f"{feature}: no IBSI code for this feature; choose one of the mapped features")
         code, meaning = ibsi[feature]
-        add(f"{role}_{feature}", hd.sr.CodedConcept(code, "IBSI", meaning), codes.UCUM.NoUnits)
+        add(f"{role}_{feature}", hd.sr.CodedConcept(code, "IBSI", meaning), codes.UCUM.NoUnits, None)
     return found
+
+
+#: Decimal places each measurement keeps in the SR: lengths to 0.1 mm and volumes to 0.1 mm³
+#: (finer than any voxel, coarser than the float's noise), SER to 0.01, enhancement to 0.1 %,
+#: ADC to 1 µm²/s (scanners store it in whole µm²/s); radiomic features (None): 4 significant
+#: digits, the precision IBSI's reference values are given to.
+PRECISION = {"volume_mm3": 1, "length_mm": 1, "ser": 2, "percent": 1, "adc_um2_s": 0}
+
+
+def _regroup_evidence(sr: pydicom.Dataset) -> None:
+    """Evidence of the report's own study in CurrentRequestedProcedureEvidenceSequence, the rest
+    in PertinentOtherEvidenceSequence (PS3.3 C.17.2), after de-identification moved the report
+    into its research study: its SEG is then in its study, the images in theirs."""
+    items = [
+        *sr.get("CurrentRequestedProcedureEvidenceSequence", []),
+        *sr.get("PertinentOtherEvidenceSequence", []),
+    ]
+    same = [item for item in items if item.StudyInstanceUID == sr.StudyInstanceUID]
+    other = [item for item in items if item.StudyInstanceUID != sr.StudyInstanceUID]
+    for keyword, group in (
+        ("CurrentRequestedProcedureEvidenceSequence", same),
+        ("PertinentOtherEvidenceSequence", other),
+    ):
+        if group:
+            setattr(sr, keyword, group)
+        elif keyword in sr:
+            delattr(sr, keyword)
+
+
+def _rounded(value: float, digits: int | None) -> float:
+    if digits is not None:
+        return round(value, digits)
+    return float(f"{value:.4g}")
 
 
 def _evaluations(row: Mapping[str, Any]) -> list[hd.sr.QualitativeEvaluation]:
@@ -148,7 +184,9 @@ def write_measurement_report(
         include, each coded by its IBSI identifier.
     keep_phi, pseudonym
         As for the SEG: de-identified by the PS3.15 basic profile (UIDs retained) unless
-        ``keep_phi``; PatientName and PatientID become ``pseudonym``.
+        ``keep_phi``; PatientName and PatientID become ``pseudonym``, and the report goes into
+        the same research study as its SEG (with ``keep_phi``: the source's study, as the SEG;
+        :mod:`radimt.io.deidentify`).
     reproducible
         Derive the report's UIDs from the SEG's (same inputs, same bytes) instead of new ones.
     """
@@ -203,13 +241,15 @@ def write_measurement_report(
     for keyword in ("ContentDate", "ContentTime", "InstanceCreationDate", "InstanceCreationTime"):
         if keyword in seg:
             setattr(sr, keyword, seg.get(keyword))
-    sr.SeriesDescription = f"radimt measurements {lesion}"
+    sr.SeriesDescription = series_description("measurements (TID 1500)", lesion)
     scheme = pydicom.Dataset()  # a private coding scheme is declared in the object (PS3.3 C.12.1)
     scheme.CodingSchemeDesignator = PRIVATE_SCHEME
     scheme.CodingSchemeName = "radimt measurements"
     scheme.CodingSchemeResponsibleOrganization = "radimt"
     sr.CodingSchemeIdentificationSequence = [scheme]
-    if not keep_phi:
+    if not keep_phi:  # into the research study of its study, as its SEG
         deidentify(sr, pseudonym, generated=("ContentSequence",))
+        _regroup_evidence(sr)
+        sr.SeriesDescription = series_description("measurements (TID 1500)", lesion)
     with atomic_path(path) as tmp:
         sr.save_as(tmp)
