@@ -193,12 +193,22 @@ def seed_index(image: sitk.Image, seed: Sequence[float], seed_is_index: bool = F
         )
     continuous = values if seed_is_index else image.TransformPhysicalPointToContinuousIndex(values)
     size = image.GetSize()
-    if not all(math.isfinite(c) and 0 <= round(c) < n for c, n in zip(continuous, size, strict=True)):
+    def inside(index: Sequence[float]) -> bool:
+        return all(math.isfinite(c) and 0 <= round(c) < n for c, n in zip(index, size, strict=True))
+
+    if not inside(continuous):
         where = "index" if seed_is_index else "point (LPS mm)"
+        hint = "check the seed's coordinate system (LPS, not RAS) and the series it belongs to"
+        if not seed_is_index and len(values) == 3:
+            flipped = (-values[0], -values[1], values[2])  # RAS (3D Slicer, OHIF) -> LPS
+            if inside(image.TransformPhysicalPointToContinuousIndex(flipped)):
+                hint = (
+                    f"its RAS reading {flipped} is inside: the seed looks like RAS coordinates (as 3D "
+                    "Slicer shows them); give LPS (x and y negated), or read Slicer markups with read_seeds"
+                )
         raise SeedError(
             f"seed {where} {tuple(seed)} lies outside the image (voxel "
-            f"{tuple(round(float(c), 1) for c in continuous)}, size {size}); check the seed's "
-            "coordinate system (LPS, not RAS) and the series it belongs to"
+            f"{tuple(round(float(c), 1) for c in continuous)}, size {size}); {hint}"
         )
     return tuple(int(round(c)) for c in continuous)
 

@@ -161,7 +161,9 @@ def test_negative_seed_coordinates_and_a_voxel_seed(capsys, tmp_path):
     study = SAMPLE_DICOM / "imt_case"
     # A right-breast lesion has negative LPS x: the value must reach the seed, not argparse.
     assert main(["segment", str(study), "--seed", "-108,0,-10", "--out", str(tmp_path / "m.nii.gz")]) == 2
-    assert "(-108.0, 0.0, -10.0) lies outside the image" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "(-108.0, 0.0, -10.0) lies outside the image" in err
+    assert "its RAS reading (108.0, -0.0, -10.0) is inside: the seed looks like RAS coordinates" in err
     index = subtraction(radimt.load_study(study).dce, 1).TransformPhysicalPointToIndex((108.0, 0.0, -10.0))
     by_point = ["segment", str(study), "--seed", "108,0,-10", "--out", str(tmp_path / "a.nii.gz")]
     voxel = ",".join(map(str, index))
