@@ -79,7 +79,7 @@ BLOB_SCALES_MM = (1.5, 2.2, 3.2, 4.6, 6.6, 9.5, 13.7)
 MAX_BLOBS = 300
 #: The parts of a candidate's score: weight, and how a number becomes 0-1.
 SCORE_PARTS: dict[str, tuple[float, str]] = {
-    "blob": (0.25, "blob response over its surroundings, 0 at 100 % to 1 at 400 %"),
+    "blob": (0.25, "blob response over its surroundings, 0 at 35 % to 1 at 140 %"),
     "blobness": (0.25, "roundness (Hessian |l1|/|l3| at its scale), 0 at 0.4 to 1 at 0.8"),
     "enhancement": (0.10, "mean initial enhancement, 0 at 50 % to 1 at 150 %"),
     "curve": (0.15, "share of its voxels washing out, plateaus counting half"),
@@ -108,7 +108,7 @@ class ProposeOptions:
     posterior_margin_mm: float = 30.0
     vessel_elongation: float = 3.0
     min_blobness: float = 0.4
-    min_blob_response: float = 40.0
+    min_blob_response: float = 14.0
     min_score: float = 0.3
     max_candidates: int = 10
 
@@ -149,8 +149,8 @@ class Candidate:
     peak_initial_enhancement_pct
         The 90th percentile of its voxels' initial enhancement.
     curve_type
-        Kuhl type of its most suspicious curve ("worst curve" rule, a region of three voxels or
-        more; :func:`radimt.kinetic_curve`): I, II or III.
+        Kuhl type of its most suspicious curve ("worst curve" rule: :func:`radimt.kinetic_curve`'s
+        most suspicious region of three voxels or more, on the DCE's own voxels): I, II or III.
     shares
         Share of its enhancing voxels that are persistent, plateau, washout.
     laterality
@@ -319,9 +319,8 @@ def propose(
             continue
         mask = np.zeros(enhancing.shape, np.uint8)
         mask[box][region] = 1
-        image = _to_full(mask, grid, full)
-        curve = kinetic_curve(dce, image, **_changed(kinetics))
-        worst = (curve.most_suspicious or curve.mean).curve_type
+        image = _to_full(mask, factors, full)
+        worst = _worst_curve(dce, image, box, factors, kinetics)
         candidates.append(
             Candidate(
                 rank=len(candidates) + 1,
@@ -333,7 +332,7 @@ def propose(
                 curve_type=worst,
                 shares=numbers["shares"],
                 laterality="L" if numbers["seed"][0] > midline else "R",
-                reasons=[*reasons, f"worst curve (its most suspicious 3-voxel region): type {worst}"],
+                reasons=[*reasons, f"worst curve (its most suspicious region of 3 voxels): type {worst}"],
                 mask=image,
                 details={k: float(v) for k, v in numbers.items() if isinstance(v, (int, float))},
             )
@@ -342,7 +341,7 @@ def propose(
     subtraction.CopyInformation(grid)
     regions["breast"] = int(breast.sum())
     regions["motion_voxels"] = [round(float(v), 2) for v in motion[::-1]]  # x, y, z
-    return Proposal(candidates, _to_full(kinetic_map, grid, full), subtraction, dropped, regions)
+    return Proposal(candidates, _to_full(kinetic_map, factors, full), subtraction, dropped, regions)
 
 
 @dataclass
@@ -360,10 +359,29 @@ class _Context:
     options: ProposeOptions
 
 
-def _changed(kinetics: KineticOptions) -> dict[str, Any]:
-    """The kinetic options that differ from the defaults, as keywords."""
-    default = KineticOptions()
-    return {k: v for k, v in asdict(kinetics).items() if v != getattr(default, k)}
+def _worst_curve(
+    dce: DCE,
+    mask: sitk.Image,
+    box: tuple[slice, ...],
+    factors: tuple[int, int, int],
+    kinetics: KineticOptions,
+) -> str:
+    """The candidate's worst curve type by radimt's kinetics, on the phases cropped to its box."""
+    start = [b.start * f for b, f in zip(box, factors, strict=True)][::-1]
+    size = [(b.stop - b.start) * f for b, f in zip(box, factors, strict=True)][::-1]
+    size = [min(n, limit - s) for n, s, limit in zip(size, start, mask.GetSize(), strict=True)]
+    phases = [sitk.RegionOfInterest(p, size, start) for p in dce.phases]
+    cropped = DCE(
+        phases=phases,
+        times=dce.times,
+        time_source=dce.time_source,
+        series=dce.series,
+        n_precontrast=dce.n_precontrast,
+        arrival_s=dce.arrival_s,
+    )
+    options = {k: v for k, v in asdict(kinetics).items() if v != getattr(KineticOptions(), k)}
+    curve = kinetic_curve(cropped, sitk.RegionOfInterest(mask, size, start), **options)
+    return (curve.most_suspicious or curve.mean).curve_type
 
 
 # -- the working grid ----------------------------------------------------------------------
@@ -376,13 +394,12 @@ def _working_factors(image: sitk.Image) -> tuple[int, int, int]:
 
 
 def _block_mean(image: sitk.Image, factors: tuple[int, int, int]) -> np.ndarray:
-    """The image averaged in blocks of ``factors`` voxels (a trailing partial block dropped)."""
-    array = sitk.GetArrayViewFromImage(image)
+    """The image averaged in blocks of ``factors`` voxels (a trailing partial block dropped;
+    SimpleITK's BinShrink), as float32."""
     if factors == (1, 1, 1):
-        return array.astype(np.float32)
-    n = [size // f for size, f in zip(array.shape, factors, strict=True)]
-    cut = array[: n[0] * factors[0], : n[1] * factors[1], : n[2] * factors[2]].astype(np.float32)
-    return cut.reshape(n[0], factors[0], n[1], factors[1], n[2], factors[2]).mean(axis=(1, 3, 5))
+        return sitk.GetArrayViewFromImage(image).astype(np.float32)
+    shrunk = sitk.BinShrink(sitk.Cast(image, sitk.sitkFloat32), [int(f) for f in factors[::-1]])
+    return sitk.GetArrayFromImage(shrunk)
 
 
 def _working_grid(image: sitk.Image, factors: tuple[int, int, int]) -> sitk.Image:
@@ -395,11 +412,21 @@ def _working_grid(image: sitk.Image, factors: tuple[int, int, int]) -> sitk.Imag
     return grid
 
 
-def _to_full(array: np.ndarray, grid: sitk.Image, full: sitk.Image) -> sitk.Image:
-    """A working-grid label array on the DCE's own grid (nearest neighbour)."""
-    image = sitk.GetImageFromArray(array)
-    image.CopyInformation(grid)
-    return sitk.Resample(image, full, sitk.Transform(), sitk.sitkNearestNeighbor, 0, image.GetPixelID())
+def _to_full(array: np.ndarray, factors: tuple[int, int, int], full: sitk.Image) -> sitk.Image:
+    """A working-grid label array on the DCE's own grid: each block's value in its voxels (a
+    trailing partial block, which the working grid dropped, 0)."""
+    out = np.zeros(sitk.GetArrayViewFromImage(full).shape, array.dtype)
+    where = np.nonzero(array)
+    if where[0].size:
+        low = [int(w.min()) for w in where]
+        high = [int(w.max()) + 1 for w in where]
+        box = array[tuple(slice(lo, hi) for lo, hi in zip(low, high, strict=True))]
+        for axis, f in enumerate(factors):
+            box = np.repeat(box, f, axis=axis)
+        out[tuple(slice(lo * f, lo * f + n) for lo, f, n in zip(low, factors, box.shape, strict=True))] = box
+    image = sitk.GetImageFromArray(out)
+    image.CopyInformation(full)
+    return image
 
 
 def _translation(fixed: np.ndarray, moving: np.ndarray) -> np.ndarray:
@@ -505,11 +532,10 @@ def _breast_region(
         np.maximum.accumulate(np.flip(lungs, lr), axis=lr), lr
     )
     thorax = lungs | (between & body)
-    depth = ndimage.distance_transform_edt(body, sampling=spacing)
-    breast = body & (depth > options.skin_mm)
+    breast = body & (_distance_mm(~body, grid) > options.skin_mm)
     posterior_high = _posterior_is_high_index(grid, ap)
     if thorax.any():
-        breast &= ndimage.distance_transform_edt(~thorax, sampling=spacing) > options.chest_wall_mm
+        breast &= _distance_mm(thorax, grid) > options.chest_wall_mm
         ordered = thorax if posterior_high else np.flip(thorax, ap)
         behind = np.maximum.accumulate(ordered, axis=ap)  # behind the thorax's front: thorax too
         breast &= ~(behind if posterior_high else np.flip(behind, ap))
@@ -538,6 +564,17 @@ def _breast_region(
         "lr_axis": lr,
         "body_lr_extent": _extent(body, lr),
     }
+
+
+def _distance_mm(mask: np.ndarray, grid: sitk.Image) -> np.ndarray:
+    """Each voxel's distance (mm) from the nearest voxel of ``mask`` (0 in it); SimpleITK's
+    Maurer distance map, multithreaded."""
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.CopyInformation(grid)
+    distance = sitk.SignedMaurerDistanceMap(
+        image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True
+    )
+    return np.maximum(sitk.GetArrayFromImage(distance), 0)
 
 
 def _extent(mask: np.ndarray, axis: int) -> tuple[int, int]:
@@ -590,16 +627,36 @@ def _midline_x(grid: sitk.Image, regions: dict[str, Any]) -> float:
 def _blobs(
     image: np.ndarray, spacing: np.ndarray, options: ProposeOptions
 ) -> list[tuple[tuple[int, int, int], float, float]]:
-    """Bright blobs by scale-normalised Laplacian of Gaussian: local maxima of ``-sigma² LoG``
-    over space and scale, strongest first, as (voxel, sigma mm, response in % enhancement)."""
-    responses = np.stack([-(s**2) * ndimage.gaussian_laplace(image, s / spacing) for s in BLOB_SCALES_MM])
-    local = ndimage.maximum_filter(responses, size=(3, 3, 3, 3), mode="nearest")
-    peaks = np.argwhere((responses == local) & (responses >= options.min_blob_response))
-    order = np.argsort(-responses[tuple(peaks.T)])
+    """Bright blobs by scale-normalised Laplacian of Gaussian: spatial local maxima of the
+    strongest ``-sigma² LoG`` over the scales, each at the scale that gave it, strongest first,
+    as (voxel, sigma mm, response in % enhancement)."""
+    responses = _log_responses(image, spacing)
+    best = responses.argmax(axis=0)
+    strongest = np.take_along_axis(responses, best[None], axis=0)[0]
+    del responses
+    local = ndimage.maximum_filter(strongest, size=3, mode="nearest")
+    peaks = np.argwhere((strongest == local) & (strongest >= options.min_blob_response))
+    order = np.argsort(-strongest[tuple(peaks.T)])
     return [
-        ((int(z), int(y), int(x)), BLOB_SCALES_MM[int(k)], float(responses[k, z, y, x]))
-        for k, z, y, x in peaks[order]
+        ((int(z), int(y), int(x)), BLOB_SCALES_MM[int(best[z, y, x])], float(strongest[z, y, x]))
+        for z, y, x in peaks[order]
     ]
+
+
+def _log_responses(image: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """``-sigma² LoG`` of the image at every BLOB_SCALES_MM, through one Fourier transform: the
+    Gaussian's and the Laplacian's transfer functions multiply its spectrum (the image is zero
+    outside the breast, so the transform's wrap-around adds nothing). float32, scales first."""
+    spectrum = np.fft.rfftn(image.astype(np.float32))
+    frequencies = [np.fft.fftfreq(n, d) for n, d in zip(image.shape[:-1], spacing[:-1], strict=True)]
+    frequencies.append(np.fft.rfftfreq(image.shape[-1], spacing[-1]))
+    axes = [f.reshape([-1 if a == k else 1 for a in range(3)]) ** 2 for k, f in enumerate(frequencies)]
+    squared = (axes[0] + axes[1] + axes[2]).astype(np.float32)  # |f|², cycles per mm
+    out = np.empty((len(BLOB_SCALES_MM), *image.shape), np.float32)
+    for k, sigma in enumerate(BLOB_SCALES_MM):
+        transfer = (sigma**2 * 4 * np.pi**2) * squared * np.exp(-2 * np.pi**2 * sigma**2 * squared)
+        out[k] = np.fft.irfftn(spectrum * transfer, s=image.shape)
+    return out
 
 
 def _crop(shape: tuple[int, ...], centre: tuple[int, ...], reach: np.ndarray) -> tuple[slice, ...]:
@@ -638,18 +695,23 @@ def _region(
 
 def _blobness(image: np.ndarray, peak: tuple[int, int, int], scale: float, spacing: np.ndarray) -> float:
     """|l1| / |l3| of the Hessian at the peak at the blob's scale (eigenvalues by magnitude; 0
-    unless all are negative): near 1 for a ball, near 0 for a tube or a sheet."""
-    box = _crop(image.shape, peak, np.ceil(4 * scale / spacing) + 2)
-    crop = image[box]
-    centre = tuple(c - b.start for c, b in zip(peak, box, strict=True))
+    unless all are negative): near 1 for a ball, near 0 for a tube or a sheet. The Hessian of
+    the Gaussian-smoothed image at one point is the image weighted by the Gaussian's second
+    derivatives there: six sums over the blob's neighbourhood, no filtering."""
+    box = _crop(image.shape, peak, np.ceil(4 * scale / spacing) + 1)
+    crop = image[box].astype(np.float64)
+    offsets = [
+        (np.arange(b.start, b.stop) - c) * d for b, c, d in zip(box, peak, spacing, strict=True)
+    ]  # mm from the peak, per axis
+    gauss = [np.exp(-(o**2) / (2 * scale**2)) for o in offsets]
+    first = [-o / scale**2 * g for o, g in zip(offsets, gauss, strict=True)]
+    second = [(o**2 / scale**4 - 1 / scale**2) * g for o, g in zip(offsets, gauss, strict=True)]
     hessian = np.zeros((3, 3))
     for i in range(3):
         for j in range(i, 3):
-            order = [0, 0, 0]
-            order[i] += 1
-            order[j] += 1
-            value = ndimage.gaussian_filter(crop, scale / spacing, order=order)[centre]
-            hessian[i, j] = hessian[j, i] = value / (spacing[i] * spacing[j])
+            factors = [second[a] if a == i == j else first[a] if a in (i, j) else gauss[a] for a in range(3)]
+            kernel = factors[0][:, None, None] * factors[1][None, :, None] * factors[2][None, None, :]
+            hessian[i, j] = hessian[j, i] = float(np.sum(crop * kernel))
     eigen = np.linalg.eigvalsh(hessian)
     eigen = eigen[np.argsort(np.abs(eigen))]
     return 0.0 if np.any(eigen >= 0) else float(abs(eigen[0]) / abs(eigen[2]))
@@ -779,7 +841,7 @@ def _score(numbers: dict[str, Any]) -> tuple[float, list[str]]:
     """A candidate's score (0-1, less 0.3 when cut by the field of view) and its reasons."""
     shares = numbers["shares"]
     raw = {
-        "blob": (numbers["blob_response"] - 100.0) / 300.0,
+        "blob": (numbers["blob_response"] - 35.0) / 105.0,
         "blobness": (numbers["blobness"] - 0.4) / 0.4,
         "enhancement": (numbers["mean"] - 50.0) / 100.0,
         "curve": shares["washout"] + 0.5 * shares["plateau"],
