@@ -329,8 +329,10 @@ def _delineate(
             )
         threshold = background + tolerance * (lesion - background)
         region = _grow(roi, seed, min(threshold, float(values[tuple(seed[::-1])])), opts.fill_holes)
-        if opening_mm > 0:
-            radius = [max(1, int(round(opening_mm / sp))) for sp in spacing]
+        # The opening's ball in voxels per axis: none along an axis coarser than the opening
+        # (a 1 mm opening must not take away whole 2 mm slices of a small lesion).
+        radius = [int(round(opening_mm / sp)) for sp in spacing]
+        if any(radius):
             region = _keep_seed_component(sitk.BinaryMorphologicalOpening(region, radius), seed)
         current = sitk.GetArrayViewFromImage(region).astype(bool)
         if not current.any():
@@ -414,12 +416,18 @@ def segment_from_seed(
     if opts.polarity == "auto":
         opts = replace(opts, polarity=_polarity(full, index, opts))
     radius = min(_START_RADIUS_MM, opts.max_diameter_mm)
+    # A region that leaks is tried again tighter: a higher threshold and an opening that cuts the
+    # thin bridges (a vessel leaving the lesion); last, the tighter threshold alone, for a lesion
+    # too small to survive the opening.
     attempts = [
         (opts.tolerance, opts.opening_mm),
         (min(0.75, opts.tolerance + 0.15), max(opts.opening_mm, 1.0)),
         (min(0.85, opts.tolerance + 0.25), max(opts.opening_mm, 2.0)),
+        (min(0.85, opts.tolerance + 0.25), opts.opening_mm),
     ]
+    attempts = list(dict.fromkeys(attempts))
     reach = 0.0
+    emptied = False
     for tolerance, opening_mm in attempts:
         while True:
             roi_raw, local_seed, whole = _crop(full, index, radius)
@@ -433,10 +441,8 @@ def segment_from_seed(
                 continue
             break
         if not mask.any():
-            raise SegmentationError(
-                "nothing could be grown from the seed (an opening removed everything around it); "
-                "move the seed into the lesion's body or lower opening_mm"
-            )
+            emptied = True
+            continue
         if whole and mask.all():
             raise SegmentationError(
                 "the region grown from the seed fills the whole image: nothing at the seed stands out "
@@ -446,6 +452,11 @@ def segment_from_seed(
         if reach <= opts.max_diameter_mm and not reaches_edge:
             _check_larger_than_seed_ball(mask, local_seed, roi.GetSpacing(), opts)
             return _paste(full, roi_raw, region)
+    if emptied and reach == 0.0:
+        raise SegmentationError(
+            "nothing could be grown from the seed (an opening removed everything around it); "
+            "move the seed into the lesion's body or lower opening_mm"
+        )
     raise SegmentationError(
         f"the region grown from the seed leaks into surrounding tissue (reaches {reach:.0f} mm from "
         f"the seed, more than max_diameter_mm={opts.max_diameter_mm:g}, even with a tighter "
