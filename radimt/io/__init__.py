@@ -12,7 +12,14 @@ Examples
 True
 """
 
-from radimt.io.masks import read_dicom_seg, read_mask, read_rtstruct, write_dicom_seg, write_mask
+from radimt.io.masks import (
+    read_dicom_seg,
+    read_mask,
+    read_rtstruct,
+    write_dicom_seg,
+    write_kinetic_map_seg,
+    write_mask,
+)
 from radimt.io.seeds import Seed, read_seeds, read_seeds_csv, read_slicer_markups
 
 __all__ = [
@@ -24,5 +31,6 @@ __all__ = [
     "read_seeds_csv",
     "read_slicer_markups",
     "write_dicom_seg",
+    "write_kinetic_map_seg",
     "write_mask",
 ]

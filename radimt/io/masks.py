@@ -112,15 +112,111 @@ def write_dicom_seg(
     (the source's series and images are still referenced). With ``keep_phi`` it files into the
     source's study.
     """
+    description = hd.seg.SegmentDescription(
+        segment_number=1,
+        segment_label=label,
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=codes.SCT.Lesion,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
+        algorithm_identification=_algorithm("radimt seeded region growing"),
+    )
+    _write_segmentation(
+        mask,
+        [description],
+        series,
+        path,
+        label=label,
+        kind="segmentation",
+        series_number=series_number,
+        keep_phi=keep_phi,
+        pseudonym=pseudonym,
+        reproducible=reproducible,
+    )
+
+
+def _algorithm(name: str) -> hd.AlgorithmIdentificationSequence:
+    return hd.AlgorithmIdentificationSequence(
+        name=name, family=codes.cid7162.NeighborhoodAnalysis, version=__version__
+    )
+
+
+#: The kinetic map's segments: delayed curve type, CAD colours (blue, yellow, red) in CIELab.
+KINETIC_SEGMENTS = (
+    ("persistent", "Persistent delayed phase (type I)", (32.3, 79.2, -107.9)),
+    ("plateau", "Plateau delayed phase (type II)", (97.1, -21.6, 94.5)),
+    ("washout", "Washout delayed phase (type III)", (53.2, 80.1, 67.2)),
+)
+
+
+def write_kinetic_map_seg(
+    kinetic_map: sitk.Image,
+    series: SeriesInfo,
+    path: str | os.PathLike[str],
+    *,
+    label: str = "kinetic map",
+    keep_phi: bool = False,
+    pseudonym: str = "anonymous",
+    reproducible: bool = False,
+) -> None:
+    """Write a CAD-style kinetic colour map as a DICOM SEG over the DCE phase ``series``: one
+    segment per delayed curve type (persistent, plateau, washout), coloured as breast CAD
+    systems colour them (blue, yellow, red), so OHIF and 3D Slicer overlay it on the DCE.
+
+    ``kinetic_map`` holds 1, 2, 3 for the three types (0 elsewhere) on the series' grid
+    (:attr:`radimt.propose.Proposal.kinetic_map`). De-identification as for
+    :func:`write_dicom_seg`.
+    """
+    descriptions = [
+        hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=name,
+            segmented_property_category=codes.SCT.Tissue,  # enhancing breast tissue, by curve
+            segmented_property_type=codes.SCT.Tissue,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=_algorithm(f"radimt kinetic map: {meaning}"),
+            display_color=hd.color.CIELabColor(*lab),
+        )
+        for number, (name, meaning, lab) in enumerate(KINETIC_SEGMENTS, start=1)
+    ]
+    _write_segmentation(
+        kinetic_map,
+        descriptions,
+        series,
+        path,
+        label=label,
+        kind="kinetic map",
+        series_number=9003,
+        keep_phi=keep_phi,
+        pseudonym=pseudonym,
+        reproducible=reproducible,
+    )
+
+
+def _write_segmentation(
+    labels: sitk.Image,
+    descriptions: Sequence[hd.seg.SegmentDescription],
+    series: SeriesInfo,
+    path: str | os.PathLike[str],
+    *,
+    label: str,
+    kind: str,
+    series_number: int,
+    keep_phi: bool,
+    pseudonym: str,
+    reproducible: bool,
+) -> None:
+    """A BINARY DICOM SEG of ``labels`` (segment numbers, 0 = none) over ``series``."""
     frames, geometry = order_slices(series.frames, series.label)
-    if not same_grid(mask, _grid_image(geometry)):
+    if not same_grid(labels, _grid_image(geometry)):
         raise MaskError(
             f"the mask is not on the grid of {series.label}; carry it over with "
             "radimt.resample_mask(mask, reference) before writing DICOM SEG"
         )
-    array = sitk.GetArrayFromImage(mask).astype(bool)
+    array = sitk.GetArrayFromImage(labels).astype(np.uint8)
+    if len(descriptions) == 1:
+        array = (array > 0).astype(np.uint8)
     if reproducible:  # from the source series, the label and the mask: never one UID for two masks
-        content = hashlib.sha256(np.packbits(array).tobytes()).hexdigest()[:16]
+        content = hashlib.sha256(array.tobytes()).hexdigest()[:16]
         series_uid, instance_uid, dimension_uid = (
             derived_uid(series.series_uid, "seg", label, content, *part)
             for part in ((), ("instance",), ("dimensions",))
@@ -137,23 +233,11 @@ def write_dicom_seg(
         source_images = [sources[f.path] for f in frames]
         pixel = array
     first = next(iter(sources.values()))
-    description = hd.seg.SegmentDescription(
-        segment_number=1,
-        segment_label=label,
-        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-        segmented_property_type=codes.SCT.Lesion,
-        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
-        algorithm_identification=hd.AlgorithmIdentificationSequence(
-            name="radimt seeded region growing",
-            family=codes.cid7162.NeighborhoodAnalysis,
-            version=__version__,
-        ),
-    )
     seg = hd.seg.Segmentation(
         source_images=source_images,
-        pixel_array=pixel.astype(np.uint8),
+        pixel_array=pixel,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=[description],
+        segment_descriptions=list(descriptions),
         series_instance_uid=series_uid,
         series_number=series_number,
         sop_instance_uid=instance_uid,
@@ -162,7 +246,7 @@ def write_dicom_seg(
         manufacturer_model_name="radimt",
         software_versions=__version__,
         device_serial_number="0",
-        series_description=series_description("segmentation", label),
+        series_description=series_description(kind, label),
         omit_empty_frames=False,
         content_date=_date(first, "ContentDate", "SeriesDate", "StudyDate"),
         content_time=_time(first, "ContentTime", "SeriesTime", "StudyTime"),
@@ -178,7 +262,7 @@ def write_dicom_seg(
             element.value = dimension_uid
     if not keep_phi:
         deidentify(seg, pseudonym)
-        seg.SeriesDescription = series_description("segmentation", label)  # radimt's own words
+        seg.SeriesDescription = series_description(kind, label)  # radimt's own words
     with atomic_path(path) as tmp:
         seg.save_as(tmp)
 
