@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_batch.py
 	$(BIN)/python benchmarks/bench_classify.py
+	$(BIN)/python benchmarks/bench_propose.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache out

@@ -31,6 +31,7 @@ from radimt.errors import RadimtError
 from radimt.features import extract_features
 from radimt.kinetics import KineticCurve, KineticMaps, KineticOptions, kinetic_curve, kinetic_maps
 from radimt.measure import longest_diameter_mm, mask_volume_mm3
+from radimt.propose import ProposeOptions, propose
 from radimt.robustness import robustness
 from radimt.segment import SegmentOptions, resample_mask, segment_from_seed, subtraction
 
@@ -42,6 +43,7 @@ __all__ = [
     "KineticMaps",
     "KineticOptions",
     "PlanarImage",
+    "ProposeOptions",
     "RadimtError",
     "SegmentOptions",
     "SeriesInfo",
@@ -61,6 +63,7 @@ __all__ = [
     "load_study",
     "longest_diameter_mm",
     "mask_volume_mm3",
+    "propose",
     "resample_mask",
     "robustness",
     "scan",

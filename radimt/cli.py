@@ -305,6 +305,36 @@ def cmd_synth_cohort(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth_scenes(args: argparse.Namespace) -> int:
+    from radimt.synth.scene import write_scene_cohort
+
+    truths = write_scene_cohort(args.out, args.studies, seed=args.seed)
+    lesions = sum(len(t["lesions"]) for t in truths)
+    print(f"wrote {len(truths)} DCE studies ({lesions} lesions; truth.json in each) to {args.out}")
+    return 0
+
+
+def cmd_propose(args: argparse.Namespace) -> int:
+    from radimt.pipeline.candidates import propose_studies
+    from radimt.propose import ProposeOptions
+
+    given = {
+        "enhancement_threshold_pct": args.threshold,
+        "min_score": args.min_score,
+        "max_candidates": args.max_candidates,
+    }
+    options = ProposeOptions(**{name: value for name, value in given.items() if value is not None})
+    count, failed = propose_studies(
+        args.inputs, args.out, maps=args.maps, options=options, keep_phi=args.keep_phi
+    )
+    maps = f"; kinetic maps and report in {args.maps}" if args.maps else ""
+    print(f"{count} candidate(s) in {args.out}{maps}")
+    print(f"next: radimt batch {args.out} --pipeline pipelines/breast_mri.yaml --out OUT")
+    for study, reason in failed:
+        print(f"{study}: failed: {reason}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("features", help="features.csv from radimt batch (label column required)")
     parser.add_argument("--label", default="label", help="label column")
@@ -493,6 +523,33 @@ def build_parser() -> argparse.ArgumentParser:
     cohort.add_argument("--n-mimics", type=int, default=108)
     cohort.add_argument("--seed", type=int, default=0)
     cohort.set_defaults(func=cmd_synth_cohort)
+    scenes = synth_sub.add_parser(
+        "scenes", help="whole-breast DCE studies with lesions and every distractor (tests radimt propose)"
+    )
+    scenes.add_argument("--out", required=True, help="output folder")
+    scenes.add_argument("--studies", type=int, default=5)
+    scenes.add_argument("--seed", type=int, default=1000, help="first study's random seed")
+    scenes.set_defaults(func=cmd_synth_scenes)
+
+    proposer = sub.add_parser(
+        "propose", help="ranked lesion candidates from the DCE, written as a manifest radimt batch runs"
+    )
+    proposer.add_argument(
+        "inputs", nargs="+", metavar="STUDY|MANIFEST", help="study folders or manifest CSVs"
+    )
+    proposer.add_argument("--out", required=True, help="candidates.csv (a radimt manifest: rank = lesion_id)")
+    proposer.add_argument(
+        "--maps", help="folder for each study's kinetic map (DICOM SEG and MIP) and report.html"
+    )
+    proposer.add_argument(
+        "--threshold", type=float, help="initial enhancement that counts, %% (default 50: BI-RADS medium)"
+    )
+    proposer.add_argument(
+        "--min-score", type=float, help="candidates under this score are left out (default 0.3)"
+    )
+    proposer.add_argument("--max-candidates", type=int, help="at most this many per study (default 10)")
+    proposer.add_argument("--keep-phi", action="store_true", help="keep patient identifiers in the SEG")
+    proposer.set_defaults(func=cmd_propose)
     return parser
 
 

@@ -99,6 +99,20 @@ _IDENTITY = {
     "Label": ("", "the mask value measured (pyradiomics manifest)"),
     "Label_channel": ("", "the component of a vector mask (pyradiomics manifest)"),
 }
+#: What ``radimt propose`` said about the candidate a row was seeded from (carried by batch;
+#: not features: the classifier leaves them out unless named with ``--clinical``).
+_CANDIDATE = {
+    "candidate_score": ("", "radimt propose's rank score (0-1): how lesion-like the candidate is"),
+    "candidate_volume_mm3": ("mm³", "the candidate's volume on propose's ~1.5 mm working grid"),
+    "candidate_longest_diameter_mm": ("mm", "the candidate's longest diameter on propose's working grid"),
+    "candidate_peak_initial_enhancement_pct": (
+        "%",
+        "90th percentile of the candidate's initial enhancement (first post-contrast phase)",
+    ),
+    "candidate_curve_type": ("", "worst-curve type of the candidate: I persistent, II plateau, III washout"),
+    "candidate_laterality": ("", "the breast the candidate lies in: L (patient left) or R"),
+    "candidate_reasons": ("", "why the candidate ranks where it does: each score part and its share"),
+}
 #: Size of a lesion on the image it was delineated on (also ``<key>_lesion_*`` on another modality).
 _SIZE = {
     "reference_role": ("", "the role of the image the lesion was delineated on"),
@@ -260,6 +274,9 @@ def describe(column: str, intensity_units: Mapping[str, str] | None = None) -> C
     if column in _IDENTITY:
         unit, meaning = _IDENTITY[column]
         return ColumnEntry(column, unit, meaning)
+    if column in _CANDIDATE:
+        unit, meaning = _CANDIDATE[column]
+        return ColumnEntry(column, unit, meaning, "dce", "DCE phases (radimt propose)")
     if column.startswith("diagnostics_"):
         return ColumnEntry(column, "", f"pyradiomics diagnostic {column[len('diagnostics_') :]}", "image")
     if column.startswith("lesion_") and column[len("lesion_") :] in _SIZE:
@@ -363,6 +380,7 @@ def dictionary_markdown() -> str:
     ]
     names = [
         *_IDENTITY,
+        *_CANDIDATE,
         *(f"lesion_{k}" for k in _SIZE),
         *(f"kinetic_{k}" for k in _CURVE),
         *(f"kinetic_suspicious_{k}" for k in _CURVE),

@@ -61,7 +61,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from radimt.dicom.study import DCE
+from radimt.dicom.study import DCE, Study
 from radimt.errors import RadimtError
 from radimt.kinetics import KineticOptions, kinetic_curve
 from radimt.measure import longest_diameter_mm
@@ -95,7 +95,8 @@ class ProposeOptions:
 
     Examples
     --------
-    >>> ProposeOptions(enhancement_threshold_pct=100.0).min_diameter_mm
+    >>> import radimt
+    >>> radimt.ProposeOptions(enhancement_threshold_pct=100.0).min_diameter_mm
     5.0
     """
 
@@ -217,14 +218,14 @@ class Proposal:
 
 
 def propose(
-    dce: DCE, options: ProposeOptions | None = None, kinetics: KineticOptions | None = None
+    dce: DCE | Study, options: ProposeOptions | None = None, kinetics: KineticOptions | None = None
 ) -> Proposal:
     """Ranked enhancing-lesion candidates and the kinetic map of a DCE (see the module notes).
 
     Parameters
     ----------
     dce
-        ``study.dce``: at least one pre- and one post-contrast phase.
+        ``study.dce`` (or the study): at least one pre- and one post-contrast phase.
     options
         The rules (:class:`ProposeOptions`).
     kinetics
@@ -243,6 +244,10 @@ def propose(
     """
     options = options or ProposeOptions()
     kinetics = kinetics or KineticOptions()
+    if isinstance(dce, Study):
+        if dce.dce is None:
+            raise RadimtError(f"{dce.path}: no DCE series to look for lesions in (roles: {dce.roles})")
+        dce = dce.dce
     n_pre = int(kinetics.n_baseline or dce.n_precontrast)
     if len(dce.phases) <= n_pre:
         raise RadimtError(f"the DCE has {len(dce.phases)} phase(s), none after its {n_pre} pre-contrast")
@@ -443,7 +448,7 @@ def _translation(fixed: np.ndarray, moving: np.ndarray) -> np.ndarray:
     a, b = edges(fixed), edges(moving)
     cross = np.fft.rfftn(b) * np.conj(np.fft.rfftn(a))
     cross /= np.maximum(np.abs(cross), 1e-12)
-    correlation = np.fft.irfftn(cross, s=a.shape)
+    correlation = np.fft.irfftn(cross, s=a.shape, axes=(0, 1, 2))
     peak = np.unravel_index(int(np.argmax(correlation)), correlation.shape)
     shift = np.zeros(3)
     for axis in range(3):
@@ -655,7 +660,7 @@ def _log_responses(image: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     out = np.empty((len(BLOB_SCALES_MM), *image.shape), np.float32)
     for k, sigma in enumerate(BLOB_SCALES_MM):
         transfer = (sigma**2 * 4 * np.pi**2) * squared * np.exp(-2 * np.pi**2 * sigma**2 * squared)
-        out[k] = np.fft.irfftn(spectrum * transfer, s=image.shape)
+        out[k] = np.fft.irfftn(spectrum * transfer, s=image.shape, axes=(0, 1, 2))
     return out
 
 
@@ -685,8 +690,11 @@ def _region(
     at_peak = float(image[peak])
     if not middle.any():
         return np.zeros(crop.shape, bool), box, 0.0
-    # the peak's own enhancement, unless it is a ring's dark middle (then the ring's)
-    top = at_peak if at_peak >= 50.0 else float(crop[middle].max())
+    # the peak's own enhancement, unless it is a ring's dark middle: then the ring's, which lies
+    # out to the blob's radius
+    if at_peak < 50.0:
+        middle = (distance <= radius) & (crop > 0)
+    top = float(crop[middle].max()) if at_peak < 50.0 else at_peak
     allowed = (crop <= 1.15 * top) | (distance <= radius)  # no brighter hill beyond its radius
     labels, _ = ndimage.label((crop >= 0.5 * top) & allowed, structure=np.ones((3, 3, 3), bool))
     touched = np.unique(labels[middle & (labels > 0)])

@@ -48,6 +48,7 @@ FLOORS: list[tuple[str, ...]] = [
         "radimt.ibsi_texture",
         "radimt.robustness",
         "radimt.dictionary",
+        "radimt.propose",
     ),
     # 3: masks and results as DICOM, synthetic studies, the classifier
     ("radimt.io", "radimt.synth", "radimt.classify"),

@@ -147,10 +147,13 @@ def read_manifest(
     seed_columns = _modality_seed_columns(columns)
     keep = set(keep_columns)
     extra_columns = [c for c in columns if c not in RESERVED and c not in seed_columns and c != ""]
+    def carried(column: str) -> bool:
+        return column in CARRIED or column in keep or column.startswith(CANDIDATE_PREFIX)
+
     for column in extra_columns:
-        if column not in CARRIED and column not in keep:
+        if not carried(column):
             problems.append(_unknown_column(column))
-    extra_columns = [c for c in extra_columns if c in CARRIED or c in keep]
+    extra_columns = [c for c in extra_columns if carried(c)]
     reference_dims = 2 if role(reference).planar else 3
     for line, row in enumerate(rows, start=2):
         study_id = row["study_id"]
@@ -189,6 +192,8 @@ def read_manifest(
 #: Columns carried into features.csv without being declared: the patient (``group``), ``site`` and
 #: ``scanner``, which the classifier's grouping and harmonisation read.
 CARRIED = ("group", "site", "scanner")
+#: Columns ``radimt propose`` writes about each candidate (score, size, reasons...), carried too.
+CANDIDATE_PREFIX = "candidate_"
 _DECLARE = (
     "to carry a column of your own into features.csv, declare it "
     "(--keep-columns NAME, or keep_columns in the pipeline)"

@@ -137,11 +137,13 @@ def breast_scene(
     distractors: tuple[str, ...] = ("heart", "vessels", "bpe", "nipple", "skin", "foci", "motion"),
     fat_sat: bool | None = None,
     noise: float = 2.5,
+    motion: tuple[float, float, float] | None = None,
 ) -> Scene:
     """A bilateral axial breast DCE with 1-3 lesions (``n_lesions``) and ``distractors``.
 
-    ``motion`` applies with probability 0.3, ``fat_sat`` is drawn when ``None``; every other
-    draw follows ``seed``.
+    The ``motion`` distractor applies with probability 0.3 (a shift of the post-contrast phases
+    by up to 1.4 voxels), or exactly ``motion`` (x, y, z voxels) when given; ``fat_sat`` is
+    drawn when ``None``; every other draw follows ``seed``.
     """
     rng = np.random.default_rng(seed)
     grid = grid or Grid((232, 150, 56), (1.5, 1.5, 2.0), (-174.0, -125.0, -56.0))
@@ -321,6 +323,8 @@ def breast_scene(
     shift = np.zeros(3)
     if "motion" in distractors and rng.random() < 0.3:
         shift = np.array([rng.uniform(-1, 1), rng.uniform(0.7, 1.4) * rng.choice([-1, 1]), 0.0])  # voxels
+    if motion is not None:
+        shift = np.asarray(motion, float)
     phases = []
     for p in range(len(times)):
         signal = pre.copy()
@@ -411,3 +415,13 @@ def scene_dce(scene: Scene):
         image.SetDirection(scene.grid.direction)
         images.append(image)
     return DCE(phases=images, times=np.asarray(scene.times, float), time_source="synthetic", series=[])
+
+
+def write_scene_cohort(out: str | os.PathLike[str], studies: int, seed: int = 1000) -> list[dict[str, Any]]:
+    """Write ``studies`` whole-breast DCE studies (:func:`breast_scene` seeds ``seed``,
+    ``seed + 1``...) as DICOM folders ``out/scene<seed>/`` with their truth, and return it."""
+    truths = []
+    for k in range(studies):
+        study_id = f"scene{seed + k}"
+        truths.append(write_scene(os.path.join(os.fspath(out), study_id), breast_scene(seed + k), study_id))
+    return truths
