@@ -314,6 +314,13 @@ def cmd_synth_scenes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    from radimt.review import serve
+
+    serve(args.out, port=args.port, reviewer=args.reviewer, open_browser=args.open)
+    return 0
+
+
 def cmd_propose(args: argparse.Namespace) -> int:
     from radimt.pipeline.candidates import propose_studies
     from radimt.propose import ProposeOptions
@@ -550,6 +557,15 @@ def build_parser() -> argparse.ArgumentParser:
     proposer.add_argument("--max-candidates", type=int, help="at most this many per study (default 10)")
     proposer.add_argument("--keep-phi", action="store_true", help="keep patient identifiers in the SEG")
     proposer.set_defaults(func=cmd_propose)
+
+    review = sub.add_parser(
+        "review", help="review every lesion of a run in the browser: accept, reject or re-seed"
+    )
+    review.add_argument("out", metavar="OUT", help="the --out folder of a radimt batch run")
+    review.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    review.add_argument("--reviewer", help="name recorded with each decision (default: your user name)")
+    review.add_argument("--open", action="store_true", help="open the page in the default browser")
+    review.set_defaults(func=cmd_review)
     return parser
 
 

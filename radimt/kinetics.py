@@ -370,9 +370,9 @@ class KineticCurve:
         ax.set_ylim(min(-10.0, float(np.nanmin(self.mean.enhancement)) - 10), top)
         m = self.mean
         ax.set_title(
-            f"{m.initial_phase} initial, {m.delayed_phase} delayed: type {m.curve_type}", fontsize=10
+            f"{m.initial_phase} initial, {m.delayed_phase} delayed: type {m.curve_type}", fontsize=11
         )
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=9, loc="lower right", framealpha=0.8)
         fig.tight_layout()
         return fig
 

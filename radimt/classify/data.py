@@ -180,13 +180,13 @@ def _usable_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, str]
     keep = pd.Series(True, index=frame.index)
     reasons = pd.Series("", index=frame.index)
     if "status" in frame:
-        status = frame["status"].fillna("").astype(str).str.strip()
+        status = _text(frame["status"]).str.strip()
         bad = status.ne("done")
-        error = frame["error"].fillna("").astype(str) if "error" in frame else ""
+        error = _text(frame["error"]) if "error" in frame else ""
         reasons[bad] = (status + ": " + error)[bad].str.rstrip(": ")
         keep &= ~bad
     if "review_status" in frame:
-        rejected = frame["review_status"].fillna("").astype(str).str.strip().eq("rejected") & keep
+        rejected = _text(frame["review_status"]).str.strip().eq("rejected") & keep
         reasons[rejected] = "rejected in review"
         keep &= ~rejected
     excluded = [
@@ -206,6 +206,11 @@ def excluded_lines(excluded: list[dict[str, str]]) -> list[str]:
     return [
         f"study {e['study_id']} lesion {e['lesion_id']} (line {e['line']}): {e['reason']}" for e in excluded
     ]
+
+
+def _text(column: pd.Series) -> pd.Series:
+    """A column as text, empty cells as '' (an all-empty column reads as float NaN)."""
+    return column.astype(object).where(column.notna(), "").astype(str)
 
 
 def _lines(rows: pd.Series) -> str:

@@ -190,8 +190,9 @@ def read_manifest(
 
 
 #: Columns carried into features.csv without being declared: the patient (``group``), ``site`` and
-#: ``scanner``, which the classifier's grouping and harmonisation read.
-CARRIED = ("group", "site", "scanner")
+#: ``scanner``, which the classifier's grouping and harmonisation read, and ``review_status``
+#: (``radimt review``'s revised manifest; the classifier leaves rejected lesions out).
+CARRIED = ("group", "site", "scanner", "review_status")
 #: Columns ``radimt propose`` writes about each candidate (score, size, reasons...), carried too.
 CANDIDATE_PREFIX = "candidate_"
 _DECLARE = (

@@ -6,53 +6,137 @@ import base64
 import datetime as _dt
 import html
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from radimt.dictionary import describe
 from radimt.io.atomic import atomic_path
 from radimt.pipeline.config import PipelineConfig
 from radimt.pipeline.manifest import LesionTask, lesion_dir
 from radimt.pipeline.quality import TableQuality
 from radimt.pipeline.record import LesionRecord
 
-KEY_NUMBERS = (
-    ("lesion_longest_diameter_mm", "diameter mm", "{:.1f}"),
-    ("lesion_volume_cm3", "volume cm³", "{:.2f}"),
-    ("lesion_area_mm2", "area mm² (2D)", "{:.0f}"),
-    ("kinetic_initial_phase", "initial", "{}"),
-    ("kinetic_delayed_phase", "delayed", "{}"),
-    ("kinetic_curve_type", "type", "{}"),
-    ("kinetic_suspicious_curve_type", "worst type", "{}"),
-    ("kinetic_ser", "SER", "{:.2f}"),
-    ("adc_median_um2_ms", "ADC median", "{:.2f}"),
-    ("adc_min_region_mean_um2_ms", "ADC darkest", "{:.2f}"),
-    ("ct_rim_core_ratio", "CT rim/core", "{:.2f}"),
+#: The summary table's columns: title and how to make its cell from the row.
+SUMMARY = (
+    "study",
+    "lesion",
+    "label",
+    "size",
+    "kinetics",
+    "SER",
+    "ADC median (µm²/ms)",
+    "other modalities",
+    "status",
 )
 
+#: The numbers listed under each lesion, in this order, when the row has them; units from the
+#: data dictionary.
+LESION_NUMBERS = (
+    "lesion_longest_diameter_mm",
+    "lesion_volume_cm3",
+    "lesion_area_mm2",
+    "lesion_perimeter_mm",
+    "lesion_circularity",
+    "kinetic_initial_enhancement_pct",
+    "kinetic_initial_phase",
+    "kinetic_delayed_phase",
+    "kinetic_curve_type",
+    "kinetic_suspicious_curve_type",
+    "kinetic_ser",
+    "kinetic_time_to_peak_s",
+    "adc_median_um2_ms",
+    "adc_min_region_mean_um2_ms",
+    "ct_rim_core_ratio",
+)
+_OTHER_SIZE = re.compile(r"^(?P<key>[a-z_]+?)_lesion_(?P<name>longest_diameter_mm|area_mm2|volume_cm3)$")
+
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
-th{background:#f2f2f2}
+body{font-family:system-ui,sans-serif;margin:1.2em;color:#222;font-size:16px;max-width:1400px}
+table{border-collapse:collapse;margin:1em 0;width:100%}
+td,th{border:1px solid #ccc;padding:4px 7px;font-size:14px;text-align:left;vertical-align:top}
+th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .quality{background:#fff4d6;border:1px solid #e6c35c;padding:.4em .8em}
+.review{background:#e9f2fb;border:1px solid #9cc0e6;padding:.4em .8em}
 .failed{background:#fde8e8}.lesion{border-top:2px solid #ddd;padding:.6em 0}
-.lesion img{height:220px;margin-right:8px;border:1px solid #eee}.note{color:#666;font-size:12px}
+.figures{display:flex;flex-wrap:wrap;gap:8px}.figures img{height:300px;max-width:100%;border:1px solid #eee}
+.numbers td{font-size:15px}.note{color:#555;font-size:14px}
+.status{max-width:16em;overflow-wrap:anywhere}.id{overflow-wrap:anywhere;max-width:12em}
 """
 
+#: In report.html: when the page is served by ``radimt review`` (its URL carries the token), a link
+#: to the review page; opened as a file, the script does nothing.
+_REVIEW_LINK = """<script>
+(function(){var t=new URLSearchParams(location.search).get("token");
+if(location.protocol.indexOf("http")===0&&t){var a=document.getElementById("reviewlink");
+a.innerHTML='<a href="/?token='+encodeURIComponent(t)+'">Open the review page</a>: '+
+'accept, reject or re-seed every lesion.';}})();
+</script>"""
 
-def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
+
+def _number(row: dict[str, Any], key: str) -> str:
+    """A row's value as text with the unit its column has ('' when absent)."""
     value = row.get(key)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
         return ""
-    try:
-        return html.escape(fmt.format(value))
-    except (ValueError, TypeError):
-        return html.escape(str(value))
+    entry = describe(key)
+    unit = f" {entry.unit}" if entry and entry.unit else ""
+    if isinstance(value, float):
+        text = f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}" if abs(value) < 100 else f"{value:.0f}"
+    else:
+        text = str(value)
+    return html.escape(text + unit)
+
+
+def _size(row: dict[str, Any]) -> str:
+    parts = [_number(row, k) for k in ("lesion_longest_diameter_mm", "lesion_volume_cm3", "lesion_area_mm2")]
+    return "<br>".join(p for p in parts if p)
+
+
+def _kinetics(row: dict[str, Any]) -> str:
+    if not row.get("kinetic_curve_type"):
+        return ""
+    worst = row.get("kinetic_suspicious_curve_type", "")
+    phases = f"{row.get('kinetic_initial_phase', '')} / {row.get('kinetic_delayed_phase', '')}"
+    return html.escape(f"{phases}: type {row['kinetic_curve_type']} (worst {worst})")
+
+
+def _other_modalities(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each other modality's name and size (``("US", "12.4 mm, 113 mm²")``)."""
+    sizes: dict[str, list[str]] = {}
+    for key in row:
+        match = _OTHER_SIZE.match(key)
+        if match and _number(row, key):
+            sizes.setdefault(match["key"], []).append(_number(row, key))
+    return [(key.replace("_", " ").upper(), ", ".join(values)) for key, values in sizes.items()]
 
 
 def _img(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def _meaning(key: str) -> str:
+    """A column's name in words for the lesion's table (``longest diameter``)."""
+    words = {
+        "lesion_longest_diameter_mm": "longest diameter",
+        "lesion_volume_cm3": "volume",
+        "lesion_area_mm2": "area (2D)",
+        "lesion_perimeter_mm": "perimeter (2D)",
+        "lesion_circularity": "circularity (2D)",
+        "kinetic_initial_enhancement_pct": "initial enhancement",
+        "kinetic_initial_phase": "initial phase",
+        "kinetic_delayed_phase": "delayed phase",
+        "kinetic_curve_type": "curve type (whole lesion)",
+        "kinetic_suspicious_curve_type": "curve type (most suspicious region)",
+        "kinetic_ser": "signal enhancement ratio",
+        "kinetic_time_to_peak_s": "time to peak",
+        "adc_median_um2_ms": "ADC median",
+        "adc_min_region_mean_um2_ms": "ADC darkest region",
+        "ct_rim_core_ratio": "CT rim / core",
+    }
+    return words.get(key, key)
 
 
 def write_report(
@@ -80,19 +164,36 @@ def write_report(
             if quality is not None and quality.lines()
             else []
         ),
-        "<table><tr><th>study</th><th>lesion</th><th>label</th>",
-        *[f"<th>{html.escape(title)}</th>" for _, title, _ in KEY_NUMBERS],
-        "<th>status</th></tr>",
+        "<p class='review' id='reviewlink'>Check every lesion in the browser: <code>radimt review "
+        f"{html.escape(str(out))}</code> (accept, reject or re-seed; written back to the run).</p>",
+        "<table><tr>",
+        *[f"<th>{html.escape(title)}</th>" for title in SUMMARY],
+        "</tr>",
     ]
     for task, result, reason in entries:
         row = result.row if result else {}
         css = " class='failed'" if result is None else ""
-        cells = "".join(f"<td>{_cell(row, key, fmt)}</td>" for key, _, fmt in KEY_NUMBERS)
         status = "done" if result else html.escape(reason or "")
+        anchor = f"{html.escape(task.safe_study)}-{html.escape(task.safe_lesion)}"
+        cells = [
+            f"<a href='#{anchor}'>{html.escape(task.study_id)}</a>",
+            html.escape(task.lesion_id),
+            html.escape(task.label),
+            _size(row),
+            _kinetics(row),
+            _number(row, "kinetic_ser"),
+            _number(row, "adc_median_um2_ms").replace(" µm²/ms", ""),
+            "<br>".join(f"{name} {size}" for name, size in _other_modalities(row)),
+            status,
+        ]
+        classes = ["id", "", "", "num", "", "num", "num", "", "status"]
         parts.append(
-            f"<tr{css}><td><a href='#{html.escape(task.safe_study)}-{html.escape(task.safe_lesion)}'>"
-            f"{html.escape(task.study_id)}</a></td><td>{html.escape(task.lesion_id)}</td>"
-            f"<td>{html.escape(task.label)}</td>{cells}<td>{status}</td></tr>"
+            f"<tr{css}>"
+            + "".join(
+                f"<td class='{c}'>{v}</td>" if c else f"<td>{v}</td>"
+                for c, v in zip(classes, cells, strict=True)
+            )
+            + "</tr>"
         )
     parts.append("</table>")
     if failed:
@@ -107,11 +208,16 @@ def write_report(
     for task, result, _ in done:
         folder = lesion_dir(out, task)
         anchor = f"{html.escape(task.safe_study)}-{html.escape(task.safe_lesion)}"
-        images = "".join(_img(folder / name) for name in result.figures if (folder / name).exists())
-        numbers = ", ".join(
-            f"{title} {_cell(result.row, key, fmt)}"
-            for key, title, fmt in KEY_NUMBERS
-            if _cell(result.row, key, fmt)
+        names = [*result.figures, *sorted(p.name for p in folder.glob("thumb_*.png"))]
+        images = "".join(_img(folder / name) for name in names if (folder / name).exists())
+        numbers = "".join(
+            f"<tr><td>{html.escape(_meaning(key))}</td><td class='num'>{_number(result.row, key)}</td></tr>"
+            for key in LESION_NUMBERS
+            if _number(result.row, key)
+        )
+        others = "".join(
+            f"<tr><td>{name}: size</td><td class='num'>{size}</td></tr>"
+            for name, size in _other_modalities(result.row)
         )
         skipped = (result.provenance or {}).get("skipped_roles", {})
         left_out = "".join(
@@ -121,9 +227,10 @@ def write_report(
         label = f" ({html.escape(task.label)})" if task.label else ""
         title = f"{html.escape(task.study_id)} — lesion {html.escape(task.lesion_id)}{label}"
         parts.append(
-            f"<div class='lesion' id='{anchor}'><h3>{title}</h3>{images}"
-            f"<p>{numbers}</p>{left_out}<p class='note'>{result.seconds:.1f} s</p></div>"
+            f"<div class='lesion' id='{anchor}'><h3>{title}</h3><div class='figures'>{images}</div>"
+            f"<table class='numbers' style='width:auto'>{numbers}{others}</table>{left_out}"
+            f"<p class='note'>{result.seconds:.1f} s</p></div>"
         )
-    parts.append("</body></html>")
+    parts.append(_REVIEW_LINK + "</body></html>")
     with atomic_path(path) as tmp:
         Path(tmp).write_text("\n".join(parts), encoding="utf-8")

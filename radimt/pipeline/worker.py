@@ -22,7 +22,15 @@ import matplotlib.pyplot as plt
 import SimpleITK as sitk
 
 from radimt._version import __version__
-from radimt.analysis import LesionInput, LesionResult, analyse_image_file, analyse_lesion, role_image
+from radimt.analysis import (
+    LesionInput,
+    LesionResult,
+    Reference,
+    analyse_image_file,
+    analyse_lesion,
+    reference_image,
+    role_image,
+)
 from radimt.dicom.study import Study, load_study
 from radimt.errors import RadimtError
 from radimt.io import write_dicom_seg, write_mask
@@ -33,6 +41,7 @@ from radimt.pipeline.manifest import LesionTask, lesion_dir
 from radimt.pipeline.record import ERROR, RESULT, LesionRecord, LesionStatus, write_json
 from radimt.progress import StageClock
 from radimt.report.overlay import overlay_png
+from radimt.report.review_view import write_thumbnail, write_view
 from radimt.roles import Role
 from radimt.segment import resample_mask
 
@@ -130,6 +139,8 @@ def process_study(
             (folder / ERROR).unlink(missing_ok=True)
             statuses.append(LesionStatus(task.study_id, task.lesion_id, "done", "", record.seconds))
         except Exception as exc:  # noqa: BLE001 - any failure is recorded, never fatal
+            if study is not None and task.image_path is None:
+                _failure_view(study, task, config, folder)
             statuses.append(
                 record_failure(
                     folder,
@@ -198,6 +209,7 @@ def _process_lesion(
         row = pyradiomics_names(row, config.analysis.roles[0])
     with clock.stage("figures"):
         figures = _lesion_figures(study, config, folder, result)
+        _review_views(study, task, folder, result)
     if keep_phi:
         row["dicom_study_instance_uid"] = study.study_uid
     return LesionRecord(row=row, curves=result.curve_rows(), figures=figures, provenance=result.provenance)
@@ -213,7 +225,10 @@ def _lesion_figures(study: Study, config: PipelineConfig, folder: Path, result: 
         title=f"{reference.upper()}: {result.row['lesion_longest_diameter_mm']:.1f} mm",
     )
     figures = [f"overlay_{reference}.png"]
-    for role in config.analysis.roles:
+    carried_roles = list(config.analysis.roles)
+    if Role.ADC in carried_roles and Role.DWI not in carried_roles and study.dwi is not None:
+        carried_roles.append(Role.DWI)  # the DWI the ADC came from: its own panel
+    for role in carried_roles:
         if role == reference or role.planar or role in result.modalities:
             continue  # a 2D modality has no carried mask; one with its own seed gets its own overlay
         carried = _carried_overlay(study, role, result.mask, config, folder)
@@ -232,6 +247,66 @@ def _lesion_figures(study: Study, config: PipelineConfig, folder: Path, result: 
         plt.close(fig)
         figures.append("tic.png")
     return figures
+
+
+def _seed_point(image: sitk.Image, task: LesionTask) -> tuple[float, ...] | None:
+    """The task's seed as a point of ``image``'s space (an index seed of that image converted)."""
+    if task.seed is None:
+        return None
+    if not task.seed_is_index:
+        return tuple(float(v) for v in task.seed)
+    try:
+        return tuple(image.TransformContinuousIndexToPhysicalPoint([float(v) for v in task.seed]))
+    except RuntimeError:
+        return None
+
+
+def _planar_title(study: Study, reference: Reference) -> str:
+    """A 2D image's label with the breast it shows, when its header says (``MG CC (series 30),
+    left breast``)."""
+    for planar in [*(study.mg or []), *(study.us or [])]:
+        if planar.series is reference.series and planar.laterality in ("L", "R"):
+            side = "left" if planar.laterality == "L" else "right"
+            return f"{reference.label}, {side} breast"
+    return reference.label
+
+
+def _review_views(study: Study, task: LesionTask, folder: Path, result: LesionResult) -> None:
+    """What ``radimt review`` shows: the reference around the lesion, and each 2D image whole."""
+    reference = result.reference
+    write_view(
+        folder,
+        reference.image,
+        result.mask,
+        label=reference.label,
+        role=str(reference.role or ""),
+        seed=_seed_point(reference.image, task),
+    )
+    if reference.image.GetDimension() == 2:
+        write_thumbnail(
+            folder / f"thumb_{reference.role or 'image'}.png",
+            reference.image,
+            result.mask,
+            title=reference.label,
+        )
+    for key, (image, mask) in result.modalities.items():
+        if image.image.GetDimension() == 2:
+            write_thumbnail(folder / f"thumb_{key}.png", image.image, mask, title=image.label)
+
+
+def _failure_view(study: Study, task: LesionTask, config: PipelineConfig, folder: Path) -> None:
+    """For a lesion that failed, the reference image around its seed, to re-seed it from the
+    review page; nothing when even that image cannot be had (the failure says why)."""
+    try:
+        reference = reference_image(
+            study, config.analysis.reference, series=task.seed_series, dce_phase=config.analysis.dce_phase
+        )
+        seed = _seed_point(reference.image, task)
+        write_view(
+            folder, reference.image, None, label=reference.label, role=str(reference.role or ""), seed=seed
+        )
+    except Exception as exc:  # noqa: BLE001 - the lesion's own failure is what matters
+        log.debug("%s lesion %s: no review view (%s)", task.study_id, task.lesion_id, exc)
 
 
 #: The role prefix of features from pyradiomics-style rows (an image file of unknown kind).
@@ -282,7 +357,12 @@ def _carried_overlay(
             return None
         moved = resample_mask(mask, image)
         name = f"overlay_{role}.png"
-        overlay_png(image, moved, folder / name, title=role.upper())
+        title = role.upper()
+        if role == Role.DWI and study.dwi is not None:
+            title = f"DWI b = {float(study.dwi.b_values[-1]):.0f} s/mm²"
+        elif role == Role.ADC:
+            title = "ADC (µm²/ms)"
+        overlay_png(image, moved, folder / name, title=title)
         return name
     except RadimtError:
         return None

@@ -55,7 +55,7 @@ def overlay_png(
         ax.contour(labels.astype(float), levels=[0.5], colors="red", linewidths=1.2)
     ax.set_axis_off()
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=13)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
