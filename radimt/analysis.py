@@ -508,6 +508,10 @@ def lesion_features(
         row.update({f"dce_{k}": v for k, v in rim.items()})
         sub = subtraction(study.dce, config.dce_phase)
         row["dce_margin_sharpness_per_mm"] = margin_sharpness(sub, carried[Role.DCE])
+        for note in study.dce.left_out:  # the curve has fewer points than the scanner acquired
+            row.provenance.setdefault("warnings", []).append(
+                {"role": "dce", "kind": "time point left out (missing slices)", "message": note}
+            )
     # Each role's image is read (or fitted) only when it has a mask: a lesion measured on US or MG
     # alone does not load the DCE phases, fit the ADC or read the CT.
     adc = study_adc(study) if Role.ADC in carried else None

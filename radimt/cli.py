@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
 import re
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from radimt._version import __version__
 from radimt.errors import RadimtError
@@ -278,7 +281,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from radimt.io.tables import write_table
 
     model = load_model(args.model)
-    card = load_model_card(args.model)
+    card = load_model_card(args.model, model)
     if not card:
         log.warning("%s: no model card beside the model; the decision threshold is 0.5", args.model)
     threshold = float(card.get("threshold", 0.5))
@@ -569,6 +572,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so the batch stops its workers and leaves as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's or ``kill``'s stop) unwinds like Ctrl-C: a batch then stops its
+    worker processes instead of leaving them writing after it ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = _negative_values(sys.argv[1:] if argv is None else argv)
@@ -577,7 +602,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        return args.func(args)
+        with _terminate_as_interrupt():
+            return args.func(args)
+    except Terminated:
+        print("radimt: stopped (SIGTERM); a batch resumes where it stopped when run again", file=sys.stderr)
+        return 143
     except RadimtError as exc:
         message = _flag_names(str(exc)) if args.command in ("evaluate", "train") else str(exc)
         print(f"radimt: error: {message}", file=sys.stderr)

@@ -88,6 +88,10 @@ class ConfigError(RadimtError):
     """A pipeline configuration is invalid."""
 
 
+class OutputFolderError(RadimtError):
+    """A path radimt would write leads outside the output folder (a planted symbolic link)."""
+
+
 class OptionError(RadimtError, ValueError):
     """An option (of segmentation, kinetics, an analysis) has the wrong type or is out of range.
 

@@ -43,6 +43,7 @@ import yaml
 
 from radimt.errors import FeatureError, MaskError
 from radimt.grids import nonzero_box, same_grid
+from radimt.io.yamlfiles import safe_load
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,13 @@ def load_params(preset: str | os.PathLike[str]) -> dict[str, Any]:
             f"unknown feature preset {name!r}: use one of {PRESETS} or a pyradiomics YAML file"
         )
     try:
-        params = yaml.safe_load(_read_yaml(str(path))) or {}
+        params = safe_load(_read_yaml(str(path))) or {}
     except yaml.YAMLError as exc:
         raise FeatureError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(params, dict):
+        raise FeatureError(
+            f"{path}: a pyradiomics parameter file is a mapping, not a {type(params).__name__}"
+        )
     unknown = set(params) - {"imageType", "featureClass", "setting", "voxelSetting"}
     if unknown:
         raise FeatureError(f"{path}: unknown top-level keys {sorted(unknown)} (pyradiomics parameter file)")

@@ -34,6 +34,7 @@ FLOORS: list[tuple[str, ...]] = [
         "radimt.measure",
         "radimt.io.tables",
         "radimt.io.seeds",
+        "radimt.io.yamlfiles",
         "radimt.io.deidentify",
     ),
     # 2: the science of one image and mask

@@ -144,6 +144,7 @@ def load_table(
         features[column] = values
     if not features:
         raise ClassifierError("no numeric feature columns in the table (NaN-only or text only)")
+    refuse_infinite(features)
     X = pd.DataFrame(features).reset_index(drop=True)
     if config.harmonize and config.harmonize not in frame:
         raise ClassifierError(f"no column {config.harmonize!r} to harmonise by")
@@ -199,6 +200,25 @@ def _usable_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, str]
         for i in frame.index[~keep]
     ]
     return frame[keep], excluded  # the index keeps the table's line numbers
+
+
+def refuse_infinite(columns: dict[str, pd.Series]) -> None:
+    """Refuse feature values of ±infinity, naming each column and its table lines (a series'
+    index is the row's position in the table, header = line 1).
+
+    An infinite feature is a fault of the analysis that made it (a ratio over a zero), not a
+    large number: no imputation or scaling can use it, and scikit-learn stops on it.
+    """
+    found = []
+    for column, values in columns.items():
+        infinite = pd.Series(np.isinf(values.to_numpy(float)), index=values.index)
+        if infinite.any():
+            found.append(f"{column}: infinite at line {_lines(infinite).replace(', ', ', line ')}")
+    if found:
+        raise ClassifierError(
+            "feature values of ±infinity (" + "; ".join(found[:10]) + "): find why the analysis "
+            "produced them, or blank those cells (a blank is imputed and said so)"
+        )
 
 
 def excluded_lines(excluded: list[dict[str, str]]) -> list[str]:

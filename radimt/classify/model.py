@@ -29,7 +29,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from radimt.classify.config import ModelConfig
-from radimt.classify.data import BATCH_COLUMN, Dataset, numeric_column, smallest_class
+from radimt.classify.data import BATCH_COLUMN, Dataset, numeric_column, refuse_infinite, smallest_class
 from radimt.classify.harmonisation import ComBat
 from radimt.classify.statistics import binary_auc
 from radimt.errors import ClassifierError
@@ -324,6 +324,7 @@ def train(data: Dataset, config: ModelConfig | None = None) -> Pipeline:
     fitted.classes_names_ = list(data.classes)
     fitted.harmonize_ = config.harmonize
     fitted.batch_levels_ = list(data.batch_levels) if config.harmonize else []
+    fitted.threshold_ = float(config.threshold)  # the card says it too; predict checks they agree
     return fitted
 
 
@@ -350,7 +351,9 @@ def predict(model: Pipeline, table: pd.DataFrame, unknown_site: str = "refuse") 
     missing = [n for n in names if n not in table]
     if missing:
         raise ClassifierError(f"{len(missing)} feature column(s) the model needs are missing: {missing[:10]}")
-    X = pd.DataFrame({n: numeric_column(table[n], n, clinical=False)[0] for n in names})
+    columns = {n: numeric_column(table[n], n, clinical=False)[0] for n in names}
+    refuse_infinite({n: v.reset_index(drop=True) for n, v in columns.items()})
+    X = pd.DataFrame(columns)
     site_column = getattr(model, "harmonize_", None)
     out = table[[c for c in ID_COLUMNS if c in table]].copy()
     if site_column:

@@ -331,6 +331,10 @@ def _slice_positions(s: SeriesInfo) -> frozenset[float]:
     return frozenset(round(float(np.dot(f.position, normal)), 1) for f in s.frames if f.position is not None)
 
 
+#: How a time point of the dynamic acquisition that misses slices is noted (and set aside).
+INCOMPLETE_PHASE = "incomplete time point"
+
+
 def _group_dynamic(stacks: Sequence[SeriesInfo]) -> None:
     """Keep as DCE the complete phases of the largest dynamic acquisition.
 
@@ -370,9 +374,11 @@ def _group_dynamic(stacks: Sequence[SeriesInfo]) -> None:
             continue
         if s in family:
             s.role = "other"
+            position = (
+                f" (temporal position {s.temporal_position})" if s.temporal_position is not None else ""
+            )
             s.note = (
-                f"incomplete time point: {s.n_images} of {full} slice positions "
-                f"(temporal position {s.temporal_position}); left out of the DCE"
+                f"{INCOMPLETE_PHASE}: {s.n_images} of {full} slice positions{position}; left out of the DCE"
             )
         else:
             s.role, s.note = "t1", "contrast-enhanced T1 with another geometry than the dynamic series"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -12,7 +13,7 @@ from functools import cached_property
 import numpy as np
 import SimpleITK as sitk
 
-from radimt.dicom.roles import assign_roles
+from radimt.dicom.roles import INCOMPLETE_PHASE, assign_roles
 from radimt.dicom.scan import SeriesInfo, SkippedFile, scan_files, suffix_shared_numbers
 from radimt.dicom.volume import PlanarImage, read_planar, read_volume
 from radimt.errors import MixedOrientationError, MixedStudyError, RoleError, TimingError
@@ -69,6 +70,8 @@ class DCE:
     arrival_source: str = ""
     #: Images derived from the phases (subtractions), computed once: see ``radimt.subtraction``.
     derived: dict = field(default_factory=dict, repr=False, compare=False)
+    #: Time points of the acquisition left out because they miss slices (one sentence each).
+    left_out: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -337,6 +340,7 @@ class Study:
         if not stacks:
             return None
         ordered, times, source = dce_timing(stacks)
+        left_out = _incomplete_phases(self.series, ordered)
         phases = [read_volume(s) for s in ordered]
         _check_same_grid(phases, ordered, "DCE phases")
         n_pre = _precontrast_count(ordered)
@@ -349,6 +353,7 @@ class Study:
             n_precontrast=n_pre,
             arrival_s=arrival,
             arrival_source=why,
+            left_out=left_out,
         )
 
     @cached_property
@@ -471,6 +476,36 @@ def adc_unit_factor(values: np.ndarray, units: str | None = None) -> float:
     if high < ADC_SI_THRESHOLD:
         return 1e3
     return 1.0
+
+
+def _incomplete_phases(series: Sequence[SeriesInfo], kept: Sequence[SeriesInfo]) -> list[str]:
+    """Sentences for the dynamic time points set aside for missing slices.
+
+    Raises
+    ------
+    TimingError
+        A time point before the first kept phase is incomplete: the pre-contrast baseline would
+        silently become a post-contrast phase.
+    """
+    incomplete = [s for s in series if s.role == "other" and s.note.startswith(INCOMPLETE_PHASE)]
+    if not incomplete:
+        return []
+
+    def when(s: SeriesInfo) -> tuple[float, float]:
+        start = min(s.times("acquisition") or s.times("content") or [math.inf])
+        return (s.temporal_position if s.temporal_position is not None else math.inf, start)
+
+    positioned = all(s.temporal_position is not None for s in (*kept, *incomplete))
+    by = 0 if positioned else 1  # temporal positions when every stack has one, else start times
+    first = min(when(s)[by] for s in kept)
+    for s in incomplete:
+        earlier = when(s)[by] < first
+        if earlier:
+            raise TimingError(
+                f"{s.label}: the DCE's first time point misses slices ({s.note}); radimt will not take "
+                "the first post-contrast phase as the baseline: re-export the complete dynamic series"
+            )
+    return [f"{s.label}: {s.note}" for s in incomplete]
 
 
 def dce_timing(stacks: list[SeriesInfo]) -> tuple[list[SeriesInfo], np.ndarray, str]:

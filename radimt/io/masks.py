@@ -74,6 +74,7 @@ def read_mask(
         mask = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise MaskError(f"{path}: cannot read this mask ({str(exc).splitlines()[0]})") from None
+    mask = _three_dimensions_at_most(mask, path, reference)
     if mask.GetNumberOfComponentsPerPixel() > 1:
         mask = sitk.VectorIndexSelectionCast(mask, label_channel or 0)
     mask = sitk.Cast(mask != 0 if label is None else mask == label, sitk.sitkUInt8)
@@ -82,6 +83,30 @@ def read_mask(
     if not np.any(sitk.GetArrayViewFromImage(mask)):
         what = "the mask is empty" if label is None else f"the mask holds no voxel of label {label}"
         raise MaskError(f"{path}: {what}" + (" on the reference grid" if reference else ""))
+    return mask
+
+
+def _three_dimensions_at_most(
+    mask: sitk.Image, path: str | os.PathLike[str], reference: sitk.Image | None
+) -> sitk.Image:
+    """A 2D or 3D mask (a 4D file with one volume is that volume); anything else is refused
+    before its values are compared, naming the file and both dimensions."""
+    size = mask.GetSize()
+    if mask.GetDimension() == 4 and size[3] == 1:
+        mask = sitk.Extract(mask, [*size[:3], 0], [0, 0, 0, 0])
+    wanted = reference.GetDimension() if reference is not None else None
+    if mask.GetDimension() > 3:
+        shape = "×".join(str(n) for n in size)
+        for_what = f" for a {wanted}D image" if wanted else ""
+        raise MaskError(
+            f"{path}: a {mask.GetDimension()}D mask ({shape} voxels){for_what}; radimt reads 2D or 3D "
+            "masks: save the lesion's mask as one 3D volume (one label per lesion)"
+        )
+    if wanted is not None and mask.GetDimension() != wanted:
+        raise MaskError(
+            f"{path}: a {mask.GetDimension()}D mask for a {wanted}D image; give the mask of this "
+            "image's own grid"
+        )
     return mask
 
 
@@ -322,14 +347,27 @@ def _segment_number(names: dict[int, str], segment: int | str | None, path) -> i
     raise MaskError(f"{path}: no segment {segment!r}; segments are {_listing(names)}")
 
 
-def _listing(names: dict[int, str]) -> str:
-    return ", ".join(f"{n} '{name}'" for n, name in sorted(names.items()))
+def _listing(names: dict[int, str], shown: int = 10) -> str:
+    listed = [f"{n} '{name}'" for n, name in sorted(names.items())]
+    more = f", and {len(listed) - shown} more" if len(listed) > shown else ""
+    return ", ".join(listed[:shown]) + more
+
+
+def _segment_labels(ds: pydicom.Dataset) -> dict[int, str]:
+    """Segment number -> label, in one pass over the Segment Sequence (a SEG may declare
+    thousands: looking each number up again would cost the square of their count)."""
+    return {int(item.SegmentNumber): str(item.get("SegmentLabel", "")) for item in ds.SegmentSequence}
 
 
 def read_dicom_seg(
     path: str | os.PathLike[str], reference: sitk.Image, segment: int | str | None = None
 ) -> sitk.Image:
     """One segment of a DICOM SEG as a uint8 mask on ``reference``'s grid.
+
+    highdicom reads the SEG as a volume. A SEG highdicom cannot index (archive SEGs whose
+    dimension index holds the plane position only, as dcm4che wrote TCIA's) is read by each
+    frame's own plane position and segment number instead. FRACTIONAL segments are inside
+    where the fraction is at least 0.5.
 
     Parameters
     ----------
@@ -341,16 +379,41 @@ def read_dicom_seg(
         Segment number or label; may be left out when the SEG holds one segment.
     """
     try:
-        seg = hd.seg.segread(str(path))
+        ds = pydicom.dcmread(str(path))
+        if ds.get("Modality") != "SEG" or "SegmentSequence" not in ds:
+            raise ValueError("no Segment Sequence: not a Segmentation object")
+        names = _segment_labels(ds)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a named error
         raise MaskError(f"{path}: not a readable DICOM SEG ({type(exc).__name__}: {exc})") from None
-    names = {n: seg.get_segment_description(n).segment_label for n in seg.segment_numbers}
     number = _segment_number(names, segment, path)
-    check_frame_of_reference(reference, str(seg.get("FrameOfReferenceUID", "")) or None, what="segmentation")
+    check_frame_of_reference(reference, str(ds.get("FrameOfReferenceUID", "")) or None, what="segmentation")
     try:
-        volume = seg.get_volume(segment_numbers=[number], combine_segments=True, dtype=np.uint8)
-    except Exception as exc:  # noqa: BLE001
-        raise MaskError(f"{path}: segment {number} does not form a regular volume ({exc})") from None
+        image = _seg_volume(ds, number)
+    except Exception as exc:  # noqa: BLE001 - highdicom cannot index it: the frames say where they lie
+        log.info("%s: highdicom cannot read it as a volume (%s); placing its frames by position", path, exc)
+        try:
+            image = _seg_by_frame_positions(ds, number)
+        except MaskError as why:
+            raise MaskError(
+                f"{path}: segment {number} does not form a regular volume ({exc}; by frame positions: {why})"
+            ) from None
+    mask = (
+        resample_mask(image, reference, method="nearest")
+        if not same_grid(image, reference)
+        else _tagged(image, reference)
+    )
+    if not np.any(sitk.GetArrayViewFromImage(mask)):
+        raise MaskError(
+            f"{path}: segment {number} '{names[number]}' has no voxel inside the reference image "
+            "(it lies elsewhere in the patient, or is empty); read it onto the series it was drawn on"
+        )
+    return mask
+
+
+def _seg_volume(ds: pydicom.Dataset, number: int) -> sitk.Image:
+    """A segment as highdicom assembles it (its own grid)."""
+    seg = hd.seg.Segmentation.from_dataset(ds, copy=False)
+    volume = seg.get_volume(segment_numbers=[number], combine_segments=True, dtype=np.uint8)
     affine = np.asarray(volume.affine, float)
     columns = [affine[:3, 2], affine[:3, 1], affine[:3, 0]]  # x = column, y = row, z = slice
     spacing = [float(np.linalg.norm(c)) for c in columns]
@@ -360,11 +423,78 @@ def read_dicom_seg(
     image.SetDirection(
         np.column_stack([c / s for c, s in zip(columns, spacing, strict=True)]).ravel().tolist()
     )
-    return (
-        resample_mask(image, reference, method="nearest")
-        if not same_grid(image, reference)
-        else _tagged(image, reference)
-    )
+    return image
+
+
+def _frame_item(ds: pydicom.Dataset, i: int, group: str) -> pydicom.Dataset | None:
+    """Frame ``i``'s item of a functional group: its own, else the shared one."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    shared = ds.get("SharedFunctionalGroupsSequence") or []
+    for owner in (per_frame[i] if i < len(per_frame) else None, shared[0] if shared else None):
+        if owner is not None and owner.get(group):
+            return owner.get(group)[0]
+    return None
+
+
+def _seg_by_frame_positions(ds: pydicom.Dataset, number: int) -> sitk.Image:
+    """A segment built from its frames' Plane Position, Plane Orientation and Pixel Measures,
+    without any dimension index: frames lie on a regular lattice along the plane normal
+    (missing planes are empty)."""
+    kind = str(ds.get("SegmentationType", "BINARY")).upper()
+    if kind not in ("BINARY", "FRACTIONAL"):
+        raise MaskError(f"a {kind} SEG needs its dimension index")
+    frames = np.asarray(ds.pixel_array)
+    frames = frames.reshape(-1, *frames.shape[-2:])
+    positions, chosen = [], []
+    orientation, spacing = None, None
+    for i in range(frames.shape[0]):
+        ident = _frame_item(ds, i, "SegmentIdentificationSequence")
+        if ident is None or int(ident.ReferencedSegmentNumber) != number:
+            continue
+        plane, orient, measures = (
+            _frame_item(ds, i, g)
+            for g in ("PlanePositionSequence", "PlaneOrientationSequence", "PixelMeasuresSequence")
+        )
+        if plane is None or orient is None or measures is None:
+            raise MaskError(f"frame {i + 1} has no plane position, orientation or pixel spacing")
+        this = np.asarray(orient.ImageOrientationPatient, float)
+        if orientation is not None and not np.allclose(this, orientation, atol=1e-4):
+            raise MaskError("its frames lie in planes of different orientations")
+        orientation, spacing = this, measures
+        positions.append(np.asarray(plane.ImagePositionPatient, float))
+        chosen.append(i)
+    if not chosen or orientation is None or spacing is None:
+        raise MaskError(f"no frame of segment {number}")
+    row, column = orientation[:3], orientation[3:]
+    normal = np.cross(row, column)
+    points = np.asarray(positions)
+    depth = points @ normal
+    in_plane = points - np.outer(depth, normal)
+    if np.abs(in_plane - in_plane[0]).max() > 1e-2:
+        raise MaskError("its frames are shifted within their planes")
+    levels = np.unique(np.round(depth, 3))
+    steps = np.diff(levels)
+    if steps.size:
+        step = float(steps.min())
+        ratios = steps / step
+        if np.abs(ratios - np.round(ratios)).max() > 1e-2:
+            raise MaskError(f"its planes are not evenly spaced ({sorted(set(np.round(steps, 3)))} mm apart)")
+    else:
+        step = float(spacing.get("SpacingBetweenSlices") or spacing.get("SliceThickness") or 1.0)
+    slices = np.round((depth - levels[0]) / step).astype(int)
+    rows, cols = frames.shape[-2:]
+    volume = np.zeros((int(slices.max()) + 1, rows, cols), np.uint8)
+    maximum = float(ds.get("MaximumFractionalValue") or 1) if kind == "FRACTIONAL" else 1.0
+    for k, i in zip(slices, chosen, strict=True):
+        inside = frames[i] >= 0.5 * maximum if kind == "FRACTIONAL" else frames[i] > 0
+        volume[k] |= inside.astype(np.uint8)
+    pixel = [float(v) for v in spacing.PixelSpacing]  # row spacing (between rows), column spacing
+    image = sitk.GetImageFromArray(volume)
+    image.SetSpacing((pixel[1], pixel[0], step))
+    first = int(np.argmin(depth))
+    image.SetOrigin(points[first].tolist())
+    image.SetDirection(np.column_stack([row, column, normal]).ravel().tolist())
+    return image
 
 
 def _tagged(mask: sitk.Image, reference: sitk.Image) -> sitk.Image:
@@ -392,14 +522,36 @@ def read_rtstruct(path: str | os.PathLike[str], reference: sitk.Image, roi: int 
     if frames.get(number):
         check_frame_of_reference(reference, frames[number], what=f"ROI '{names[number]}'")
     contours = next((c for c in ds.ROIContourSequence if int(c.ReferencedROINumber) == number), None)
+    where = f"{path}: ROI '{names[number]}'"
     closed = [
-        np.asarray(c.ContourData, float).reshape(-1, 3)
-        for c in (contours.get("ContourSequence") or [] if contours is not None else [])
+        _contour_points(c, n, where)
+        for n, c in enumerate(contours.get("ContourSequence") or [] if contours is not None else [], 1)
         if str(c.get("ContourGeometricType", "")).upper() == "CLOSED_PLANAR"
     ]
     if not closed:
-        raise MaskError(f"{path}: ROI '{names[number]}' holds no closed planar contours")
-    return _rasterise(closed, reference, f"{path}: ROI '{names[number]}'")
+        raise MaskError(f"{where} holds no closed planar contours")
+    return _rasterise(closed, reference, where)
+
+
+def _contour_points(contour: pydicom.Dataset, n: int, where: str) -> np.ndarray:
+    """A contour's ContourData as (n, 3) LPS points, or a MaskError naming the contour."""
+    try:
+        values = np.asarray(contour.get("ContourData") or [], float).ravel()
+    except (TypeError, ValueError) as exc:
+        raise MaskError(
+            f"{where}, contour {n}: ContourData holds values that are not numbers ({exc})"
+        ) from None
+    if values.size == 0 or values.size % 3:
+        raise MaskError(
+            f"{where}, contour {n}: ContourData holds {values.size} numbers, not x, y, z triples; "
+            "the structure set is damaged: export it again from the tool that drew it"
+        )
+    if not np.isfinite(values).all():
+        raise MaskError(
+            f"{where}, contour {n}: a ContourData value is not a finite number "
+            f"({values[~np.isfinite(values)][0]}); export the structure set again"
+        )
+    return values.reshape(-1, 3)
 
 
 def _to_index(reference: sitk.Image, points: np.ndarray) -> np.ndarray:

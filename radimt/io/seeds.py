@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,27 +78,51 @@ def read_slicer_markups(path: str | os.PathLike[str]) -> list[Seed]:
     """Seeds from a 3D Slicer markups file (``.mrk.json``), converted to LPS.
 
     Slicer writes control points in RAS unless ``coordinateSystem`` says ``LPS``; RAS points
-    are negated in x and y.
+    are negated in x and y. Positions must be three finite numbers in either system.
     """
     try:
         doc = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise SeedFileError(f"{path}: JSON nested too deeply to be a markups file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SeedFileError(f"{path}: not a readable markups JSON file ({exc})") from None
+    if not isinstance(doc, dict):
+        raise SeedFileError(
+            f"{path}: a markups file is a JSON object with a 'markups' list, not a {type(doc).__name__}"
+        )
+    markups = doc.get("markups", [])
+    if not isinstance(markups, list) or not all(isinstance(m, dict) for m in markups):
+        raise SeedFileError(f"{path}: markups is a list of objects (as 3D Slicer writes it)")
     seeds = []
-    for markup in doc.get("markups", []):
+    for markup in markups:
         system = str(markup.get("coordinateSystem", "RAS")).upper()
         if system not in ("RAS", "LPS"):
             raise SeedFileError(f"{path}: unknown coordinateSystem {system!r} (RAS or LPS)")
-        for i, point in enumerate(markup.get("controlPoints", [])):
-            position = point.get("position")
-            if not position or len(position) != 3:
-                raise SeedFileError(f"{path}: control point {i + 1} has no 3D position")
+        points = markup.get("controlPoints", [])
+        if not isinstance(points, list):
+            raise SeedFileError(f"{path}: controlPoints is a list of objects (as 3D Slicer writes it)")
+        for i, point in enumerate(points, start=1):
+            if not isinstance(point, dict):
+                raise SeedFileError(f"{path}: control point {i} is not an object")
+            position = _position(point.get("position"), f"{path}: control point {i}")
             if system == "RAS":
-                position = [p * s for p, s in zip(position, RAS_TO_LPS, strict=True)]
-            seeds.append(Seed(tuple(float(p) for p in position), False, str(point.get("label", ""))))
+                position = (-position[0], -position[1], position[2])  # RAS -> LPS
+            seeds.append(Seed(position, False, str(point.get("label", ""))))
     if not seeds:
         raise SeedFileError(f"{path}: no control points in this markups file")
     return seeds
+
+
+def _position(value: object, where: str) -> tuple[float, float, float]:
+    """Three finite numbers (JSON numbers, not text), or a SeedFileError naming the point."""
+    if not isinstance(value, list) or len(value) != 3:
+        raise SeedFileError(f"{where} has no 3D position (three numbers)")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise SeedFileError(f"{where}: position {value!r} must be three numbers (not text or null)")
+    if not all(math.isfinite(v) for v in value):
+        raise SeedFileError(f"{where}: position {value!r} must be three finite numbers")
+    x, y, z = (float(v) for v in value)
+    return x, y, z
 
 
 def read_seeds(path: str | os.PathLike[str]) -> list[Seed]:

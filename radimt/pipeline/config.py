@@ -10,6 +10,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import yaml
 from radimt.analysis import AnalysisConfig
 from radimt.errors import ConfigError, FeatureError, OptionError, RoleError
 from radimt.features import PRESETS, load_params, validate_params
+from radimt.io.yamlfiles import safe_load
 from radimt.kinetics import KineticOptions, kinetic_options
 from radimt.options import unknown_names
 from radimt.roles import ROLES, Role
@@ -165,8 +167,8 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
     path = Path(path)
     try:
         text = path.read_text()
+        data = safe_load(text) or {}
         root = yaml.compose(text)
-        data = yaml.safe_load(text) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read this pipeline ({exc})") from None
     if not isinstance(data, dict):
@@ -199,6 +201,10 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
                 "roles" if name in roles else "reference",
                 f"unknown role {name!r}; roles are {', '.join(ROLES)}",
             )
+    for role, selector in data.get("role_overrides", {}).items():
+        problem = _selector_problem(selector)
+        if problem:
+            fail("role_overrides", f"{role}: {problem}", option=role)
     segmentation = data.get("segmentation", {})
     kinetics = data.get("kinetics", {})
     for key, options, options_type, extra in (
@@ -263,6 +269,28 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
         pyradiomics_names=bool(data.get("pyradiomics_names", False)),
         keep_columns=tuple(str(c) for c in data.get("keep_columns", [])),
     )
+
+
+_SELECTOR = (
+    "expected a SeriesNumber, a list of them, or a regular expression matched against SeriesDescription"
+)
+
+
+def _selector_problem(selector: object, nested: bool = False) -> str:
+    """What is wrong with a role override's series selector ('' when nothing)."""
+    if isinstance(selector, int) and not isinstance(selector, bool):
+        return ""
+    if isinstance(selector, str):
+        if selector.strip().isdigit():
+            return ""
+        try:
+            re.compile(selector)
+        except re.error as exc:
+            return f"{selector!r} is not a regular expression ({exc})"
+        return ""
+    if isinstance(selector, list) and not nested and 0 < len(selector) <= 1000:
+        return next((p for p in (_selector_problem(s, nested=True) for s in selector) if p), "")
+    return f"{_SELECTOR}, got {type(selector).__name__} {str(selector)[:60]}"
 
 
 def _preset_problem(error: FeatureError, preset: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from radimt.analysis import MODALITY_KEYS, ModalitySeed
-from radimt.errors import ManifestError
+from radimt.errors import ManifestError, OutputFolderError
 from radimt.roles import ROLES, Role, role
 
 RESERVED = {
@@ -73,9 +73,43 @@ class LesionTask:
         return {"study_id": self.study_id, "lesion_id": self.lesion_id, "label": self.label, **self.extra}
 
 
+#: The longest study or lesion id a manifest may give (each becomes a folder name; file
+#: systems allow 255 bytes per name).
+MAX_ID_LENGTH = 128
+
+
 def lesion_dir(out: Path, task: LesionTask) -> Path:
     """Where a batch keeps one lesion's outputs: ``OUT/lesions/<study>/<lesion>`` (safe ids)."""
     return Path(out) / "lesions" / task.safe_study / task.safe_lesion
+
+
+def check_inside(out: Path, folder: Path) -> None:
+    """Refuse a folder under ``out`` that leads elsewhere (a symbolic link planted on the way):
+    radimt writes only inside its output folder.
+
+    Raises
+    ------
+    OutputFolderError
+        Naming the link and where it leads.
+    """
+    root = Path(out).resolve()
+    path = Path(out)
+    for part in folder.relative_to(out).parts:
+        path = path / part
+        if path.is_symlink() or (path.exists() and not path.resolve().is_relative_to(root)):
+            raise OutputFolderError(
+                f"{path} leads outside the output folder (to {path.resolve()}); radimt writes only "
+                f"inside {out}: remove that link, or choose another --out"
+            )
+
+
+def lesion_folder(out: Path, task: LesionTask) -> Path:
+    """:func:`lesion_dir`, created, after :func:`check_inside` (and again once created)."""
+    folder = lesion_dir(out, task)
+    check_inside(out, folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    check_inside(out, folder)
+    return folder
 
 
 def safe_id(value: str) -> str:
@@ -147,6 +181,7 @@ def read_manifest(
     seed_columns = _modality_seed_columns(columns)
     keep = set(keep_columns)
     extra_columns = [c for c in columns if c not in RESERVED and c not in seed_columns and c != ""]
+
     def carried(column: str) -> bool:
         return column in CARRIED or column in keep or column.startswith(CANDIDATE_PREFIX)
 
@@ -165,6 +200,12 @@ def read_manifest(
             problems.append(f"line {line}: study folder {row['path']!r} does not exist (relative to {base})")
         counters[study_id] += 1
         lesion_id = row.get("lesion_id") or (str(counters[study_id]) if per_study[study_id] > 1 else "1")
+        for name, value in (("study_id", study_id), ("lesion_id", lesion_id)):
+            if len(value) > MAX_ID_LENGTH:
+                problems.append(
+                    f"line {line}: {name} of {len(value)} characters ({value[:24]}...); ids are at most "
+                    f"{MAX_ID_LENGTH} characters (each names a folder of the output)"
+                )
         seed, is_index, mask_path = _lesion_locator(row, line, base, problems)
         if seed is not None and not row.get("seed_series") and len(seed) != reference_dims:
             problems.append(_wrong_dimensions(line, "seed", seed, is_index, reference, reference_dims))

@@ -16,6 +16,9 @@ from typing import Any
 
 from radimt.pipeline.record import LesionRecord
 
+#: The warning of a role whose lesion has too few grey levels for texture (radimt.features').
+FEW_GREY_LEVELS = "few grey levels"
+
 
 @dataclass
 class TableQuality:
@@ -41,6 +44,8 @@ class TableQuality:
             f"intensities {w['intensities']}): texture features cannot vary between lesions with fewer "
             f"than {w['minimum']}; choose a bin width of about (intensity range / 32) in this image's "
             "units, or a bin count"
+            if w["kind"] == FEW_GREY_LEVELS
+            else f"{w['role']}: {w['lesions']} lesion(s): {w['kind']} (e.g. {w['example']})"
             for w in self.warnings
         ]
         if self.constant_columns:
@@ -63,7 +68,7 @@ def warning_text(warnings: Sequence[Mapping[str, Any]]) -> str:
     """A lesion's warnings in one cell: ``adc: 1 grey level (bin width 25)``."""
     return "; ".join(
         f"{w.get('role', '?')}: {w.get('grey_levels')} grey level(s) ({w.get('binning')})"
-        if w.get("kind") == "few grey levels"
+        if w.get("kind") == FEW_GREY_LEVELS
         else f"{w.get('role', '?')}: {w.get('message', '')}"
         for w in warnings
     )
@@ -80,6 +85,16 @@ def table_quality(records: Sequence[LesionRecord], rows: Sequence[Mapping[str, A
             grouped.setdefault(key, []).append(warning)
     summary = []
     for (role, kind), found in sorted(grouped.items()):
+        if kind != FEW_GREY_LEVELS:
+            summary.append(
+                {
+                    "role": role,
+                    "kind": kind,
+                    "lesions": len(found),
+                    "example": str(found[0].get("message", "")),
+                }
+            )
+            continue
         levels = sorted({int(w.get("grey_levels", 0)) for w in found})
         span = str(levels[0]) if len(levels) == 1 else f"{levels[0]}-{levels[-1]}"
         ranges = [w["intensity_range"] for w in found if len(w.get("intensity_range") or []) == 2]

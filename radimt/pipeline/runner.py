@@ -11,27 +11,30 @@ uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import io
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from radimt._version import __version__
 from radimt.dictionary import dictionary, write_dictionary
-from radimt.errors import RadimtError
+from radimt.errors import ConfigError, OutputFolderError, RadimtError
 from radimt.io.atomic import atomic_path
 from radimt.io.tables import ID_COLUMNS, STATUS_COLUMNS, write_table
 from radimt.pipeline.config import PipelineConfig, load_config, resolved_options
-from radimt.pipeline.manifest import LesionTask, lesion_dir, read_manifest
+from radimt.pipeline.manifest import LesionTask, check_inside, lesion_dir, lesion_folder, read_manifest
 from radimt.pipeline.quality import TableQuality, lesion_warnings, table_quality, warning_text
 from radimt.pipeline.record import ERROR, LesionRecord, LesionStatus, write_json
 from radimt.pipeline.report import write_report
@@ -99,6 +102,35 @@ def _group_by_study(tasks: Sequence[LesionTask]) -> list[list[LesionTask]]:
     return list(groups.values())
 
 
+#: Dask's address schemes (``tcp://host:8786``; ``inproc://`` is in-process only).
+_SCHEDULER = re.compile(
+    r"^(?:(?P<scheme>tcp|tls|ucx|ws|wss)://)?(?P<host>\[[0-9a-fA-F:]+\]|[^:/\s]+):(?P<port>\d{1,5})/?$"
+)
+
+
+def check_scheduler(address: str) -> None:
+    """Refuse a ``--scheduler`` that is neither ``local-dask`` nor ``[scheme://]host:port``
+    before any work (Dask's own error names no option and reads as a radimt fault).
+
+    Examples
+    --------
+    >>> check_scheduler("tcp://10.0.0.5:8786")
+    >>> check_scheduler("tcp://host")
+    Traceback (most recent call last):
+    ...
+    radimt.errors.ConfigError: --scheduler tcp://host: ...
+    """
+    if address == "local-dask":
+        return
+    match = _SCHEDULER.match(address)
+    if match is None or not 1 <= int(match["port"]) <= 65535:
+        raise ConfigError(
+            f"--scheduler {address}: give the Dask scheduler as scheme://host:port with its port "
+            "(e.g. tcp://host:8786, as dask-scheduler prints it), or local-dask for a cluster on "
+            "this machine"
+        )
+
+
 def _execute(
     groups: list[list[LesionTask]],
     config: PipelineConfig,
@@ -108,7 +140,7 @@ def _execute(
     scheduler: str | None,
     seg: bool,
     keep_phi: bool,
-) -> Iterable[list[LesionStatus]]:
+) -> Generator[list[LesionStatus], None, None]:
     """Run :func:`process_study` over the study groups; yield statuses as they arrive."""
     if scheduler:
         from distributed import Client, LocalCluster, as_completed
@@ -160,12 +192,13 @@ def in_processes(
     as failed), and the run finishes with its tables.
     """
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
     from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("spawn")  # no inherited threads or locks
     lost: list[list[LesionTask]] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
         futures = {pool.submit(work, g): g for g in groups}
         for future in as_completed(futures):
             try:
@@ -174,14 +207,36 @@ def in_processes(
                 lost.append(futures[future])
                 continue
             yield result
-    for group in lost:
-        log.warning("a worker died; retrying study %s alone", group[0].study_id)
-        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        for group in lost:
+            log.warning("a worker died; retrying study %s alone", group[0].study_id)
+            pool.shutdown()
+            pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
             try:
                 result = pool.submit(work, group).result()
             except BrokenProcessPool:
                 result = on_lost(group)
-        yield result
+            yield result
+    except BaseException:  # Ctrl-C, SIGTERM, or the caller stopped early: no worker outlives us
+        stop_workers(pool)
+        raise
+    pool.shutdown()
+
+
+def stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop a process pool now: cancel queued studies and end the studies in flight.
+
+    An ended study leaves no result (every file is written atomically, and a lesion is done
+    only once its result.json is), so a rerun computes it again.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # CPython's; public in 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 WORKER_DIED = (
@@ -197,8 +252,13 @@ def record_lost(
     """Record every lesion of a study whose worker died as failed (an error.json each)."""
     statuses = []
     for task in tasks:
-        folder = lesion_dir(Path(out), task)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder = lesion_folder(Path(out), task)
+        except (OutputFolderError, OSError) as exc:
+            statuses.append(
+                LesionStatus(task.study_id, task.lesion_id, "failed", f"{type(exc).__name__}: {exc}", 0.0)
+            )
+            continue
         statuses.append(record_failure(folder, task, config, reason, 0.0))
     return statuses
 
@@ -254,6 +314,8 @@ def run_batch(
     """
     start_wall = _dt.datetime.now(_dt.timezone.utc)
     start = time.perf_counter()
+    if scheduler:
+        check_scheduler(scheduler)
     config = pipeline if isinstance(pipeline, PipelineConfig) else load_config(pipeline)
     if keep_columns:
         config = replace(config, keep_columns=tuple(dict.fromkeys([*config.keep_columns, *keep_columns])))
@@ -271,6 +333,8 @@ def run_batch(
             f"{', '.join(roles)} (their columns would collide without the role prefix)"
         )
     out_path = prepare_out(Path(out))
+    for task in tasks:  # before any work: a link planted in OUT is refused, never written through
+        check_inside(out_path, lesion_dir(out_path, task))
     remove_partial_files(out_path)
     pending = [t for t in tasks if force or not is_finished(out_path, t, config)]
     groups = _group_by_study(pending)
@@ -281,17 +345,20 @@ def run_batch(
             f"radimt {__version__} batch: {len(tasks)} lesion(s) of {Path(manifest).resolve()} with pipeline "
             f"{config.name!r} (digest {config.digest()}); {len(tasks) - len(pending)} already done"
         )
-        for statuses in _execute(
+        studies = _execute(
             groups, config, str(out_path), workers=workers, scheduler=scheduler, seg=seg, keep_phi=keep_phi
-        ):
-            progress.update(statuses[0].study_id, any(s.failed for s in statuses))
-            timings[statuses[0].study_id] = statuses[0].study_seconds
-            for status in statuses:
-                why = f": {status.reason}" if status.reason else ""
-                lesion = f"{status.study_id} lesion {status.lesion_id}"
-                run_log.say(f"{lesion} {status.status}{why} ({status.seconds} s)")
-            if on_study is not None:
-                on_study(statuses)
+        )
+        # closed on any exception (Ctrl-C, SIGTERM) so the workers stop with the batch
+        with contextlib.closing(studies):
+            for statuses in studies:
+                progress.update(statuses[0].study_id, any(s.failed for s in statuses))
+                timings[statuses[0].study_id] = statuses[0].study_seconds
+                for status in statuses:
+                    why = f": {status.reason}" if status.reason else ""
+                    lesion = f"{status.study_id} lesion {status.lesion_id}"
+                    run_log.say(f"{lesion} {status.status}{why} ({status.seconds} s)")
+                if on_study is not None:
+                    on_study(statuses)
         progress.close()
         summary, quality = assemble(tasks, config, out_path, table_format=table_format)
         summary.skipped = len(tasks) - len(pending)

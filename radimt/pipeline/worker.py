@@ -32,12 +32,12 @@ from radimt.analysis import (
     role_image,
 )
 from radimt.dicom.study import Study, load_study
-from radimt.errors import RadimtError
+from radimt.errors import OutputFolderError, RadimtError
 from radimt.io import write_dicom_seg, write_mask
 from radimt.io.atomic import atomic_path
 from radimt.io.sr import write_measurement_report
 from radimt.pipeline.config import PipelineConfig
-from radimt.pipeline.manifest import LesionTask, lesion_dir
+from radimt.pipeline.manifest import LesionTask, lesion_dir, lesion_folder
 from radimt.pipeline.record import ERROR, RESULT, LesionRecord, LesionStatus, write_json
 from radimt.progress import StageClock
 from radimt.report.overlay import overlay_png
@@ -123,8 +123,13 @@ def process_study(
         study_error = exc
     for task in tasks:
         t0 = time.perf_counter()
-        folder = lesion_dir(out_path, task)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder = lesion_folder(out_path, task)
+        except (OutputFolderError, OSError) as exc:  # nowhere safe to write: said, not written
+            reason = f"{type(exc).__name__}: {exc}"
+            log.error("%s lesion %s: %s", task.study_id, task.lesion_id, reason)
+            statuses.append(LesionStatus(task.study_id, task.lesion_id, "failed", reason, 0.0))
+            continue
         try:
             if study_error is not None:
                 raise study_error
