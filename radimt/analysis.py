@@ -36,7 +36,7 @@ from radimt.diffusion import adc_stats, study_adc
 from radimt.domain import kinetic_heterogeneity, margin_sharpness, rim_core
 from radimt.errors import OptionError, RadimtError, SeedError
 from radimt.features import FeatureRow, extract_features, load_params, pyradiomics_case
-from radimt.io.masks import read_dicom_seg, read_mask
+from radimt.io.masks import mask_source, read_dicom_mask, read_mask
 from radimt.kinetics import KineticCurve, kinetic_curve, kinetic_maps, kinetic_options
 from radimt.measure import longest_diameter_mm, size_columns
 from radimt.options import check_fields
@@ -377,7 +377,7 @@ def lesion_mask(
         if isinstance(lesion.mask, sitk.Image):
             return lesion.mask
         if lesion.mask.lower().endswith(".dcm"):
-            return read_dicom_seg(lesion.mask, reference.image)
+            return read_dicom_mask(lesion.mask, reference.image)
         return read_mask(lesion.mask, reference.image)
     seed, is_index = tuple(float(v) for v in lesion.seed), lesion.seed_is_index  # type: ignore[union-attr]
     if is_index and lesion.series is not None:
@@ -679,6 +679,8 @@ def analyse_lesion(
             study, {kind: mask}, config, images={kind: reference.image} if kind.planar else None
         )
     row, provenance = dict(features), features.provenance
+    if mask_source(mask):  # a mask another tool made: which one, and how radimt read it
+        provenance["mask"] = mask_source(mask)
     modalities = {}
     for other in others:
         with clock.stage("other modalities"):

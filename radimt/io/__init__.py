@@ -13,6 +13,8 @@ True
 """
 
 from radimt.io.masks import (
+    mask_source,
+    read_dicom_mask,
     read_dicom_seg,
     read_mask,
     read_rtstruct,
@@ -24,6 +26,8 @@ from radimt.io.seeds import Seed, read_seeds, read_seeds_csv, read_slicer_markup
 
 __all__ = [
     "Seed",
+    "mask_source",
+    "read_dicom_mask",
     "read_dicom_seg",
     "read_mask",
     "read_rtstruct",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from radimt.dicom.header import Frame
 from radimt.dicom.scan import SeriesInfo
 from radimt.dicom.uids import derived_uid
 from radimt.errors import FrameOfReferenceError, MaskError
-from radimt.grids import FRAME_OF_REFERENCE_KEY, check_frame_of_reference, same_grid
+from radimt.grids import FRAME_OF_REFERENCE_KEY, SERIES_UID_KEY, check_frame_of_reference, same_grid
 from radimt.io.atomic import atomic_path
 from radimt.io.deidentify import deidentify
 from radimt.segment import resample_mask
@@ -83,7 +84,25 @@ def read_mask(
     if not np.any(sitk.GetArrayViewFromImage(mask)):
         what = "the mask is empty" if label is None else f"the mask holds no voxel of label {label}"
         raise MaskError(f"{path}: {what}" + (" on the reference grid" if reference else ""))
-    return mask
+    inside = "non-zero voxels" if label is None else f"voxels of label {label}"
+    return _with_source(mask, None, path, f"label image ({inside})", "SimpleITK")
+
+
+def read_dicom_mask(
+    path: str | os.PathLike[str], reference: sitk.Image, segment: int | str | None = None
+) -> sitk.Image:
+    """A DICOM SEG segment or an RTSTRUCT ROI, by the object's Modality (see
+    :func:`read_dicom_seg` and :func:`read_rtstruct`); ``segment`` names the segment or ROI and
+    may be left out when the object holds one."""
+    try:
+        modality = pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=["Modality"]).get(
+            "Modality"
+        )
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a named error
+        raise MaskError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc})") from None
+    if modality == "RTSTRUCT":
+        return read_rtstruct(path, reference, segment)
+    return read_dicom_seg(path, reference, segment)
 
 
 def _three_dimensions_at_most(
@@ -334,16 +353,35 @@ def _grid_image(geometry: VolumeGeometry) -> sitk.Image:
     return image
 
 
-def _segment_number(names: dict[int, str], segment: int | str | None, path) -> int:
+def _segment_number(
+    names: dict[int, str], segment: int | str | None, path, background: str | None = None
+) -> int:
+    """The segment (or ROI) number ``segment`` names: a number, or a label naming exactly one.
+
+    ``background`` is the label of a LABELMAP SEG's segment 0, which is not a segment.
+    """
+    if background is not None and (
+        segment == 0 or (isinstance(segment, str) and segment.lower() == background.lower())
+    ):
+        raise MaskError(
+            f"{path}: segment 0 '{background}' is this LABELMAP SEG's background, not a segment; "
+            f"segments are {_listing(names)}"
+        )
     if segment is None:
         if len(names) != 1:
             raise MaskError(f"{path}: {len(names)} segments ({_listing(names)}); say which one")
         return next(iter(names))
     if isinstance(segment, int) and segment in names:
         return segment
-    for number, name in names.items():
-        if isinstance(segment, str) and name.lower() == segment.lower():
-            return number
+    if isinstance(segment, str):
+        matching = [n for n, name in names.items() if name.lower() == segment.lower()]
+        if len(matching) > 1:
+            numbers = ", ".join(str(n) for n in matching)
+            raise MaskError(
+                f"{path}: label {segment!r} names segments {numbers}; give the number of the one meant"
+            )
+        if matching:
+            return matching[0]
     raise MaskError(f"{path}: no segment {segment!r}; segments are {_listing(names)}")
 
 
@@ -366,8 +404,11 @@ def read_dicom_seg(
 
     highdicom reads the SEG as a volume. A SEG highdicom cannot index (archive SEGs whose
     dimension index holds the plane position only, as dcm4che wrote TCIA's) is read by each
-    frame's own plane position and segment number instead. FRACTIONAL segments are inside
-    where the fraction is at least 0.5.
+    frame's own plane position and segment number instead. On a 2D ``reference`` (MG, US, CR)
+    the segment's one frame is the mask, pixel for pixel. FRACTIONAL segments are inside where
+    the fraction is at least 0.5 (IBSI's partial-volume rule). A LABELMAP SEG's segment 0 is its
+    background, not a segment. :func:`mask_source` tells which producer wrote the SEG and how it
+    was read.
 
     Parameters
     ----------
@@ -385,45 +426,135 @@ def read_dicom_seg(
         names = _segment_labels(ds)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a named error
         raise MaskError(f"{path}: not a readable DICOM SEG ({type(exc).__name__}: {exc})") from None
-    number = _segment_number(names, segment, path)
+    if "TotalPixelMatrixRows" in ds:
+        raise MaskError(f"{path}: a SEG of a whole-slide microscopy image; radimt reads radiology images")
+    background = names.pop(0, None)  # a LABELMAP's segment 0
+    number = _segment_number(names, segment, path, background)
     check_frame_of_reference(reference, str(ds.get("FrameOfReferenceUID", "")) or None, what="segmentation")
-    try:
-        image = _seg_volume(ds, number)
-    except Exception as exc:  # noqa: BLE001 - highdicom cannot index it: the frames say where they lie
-        log.info("%s: highdicom cannot read it as a volume (%s); placing its frames by position", path, exc)
+    kind = str(ds.get("SegmentationType", "BINARY")).upper()
+    if reference.GetDimension() == 2:
+        mask, reading = _seg_on_planar(ds, number, reference, path), "the segment's 2D frame, pixel for pixel"
+    else:
         try:
-            image = _seg_by_frame_positions(ds, number)
-        except MaskError as why:
-            raise MaskError(
-                f"{path}: segment {number} does not form a regular volume ({exc}; by frame positions: {why})"
-            ) from None
-    mask = (
-        resample_mask(image, reference, method="nearest")
-        if not same_grid(image, reference)
-        else _tagged(image, reference)
-    )
+            image, reading = _seg_volume(ds, number), "highdicom volume"
+        except Exception as exc:  # noqa: BLE001 - highdicom cannot index it: the frames say where they lie
+            log.info(
+                "%s: highdicom cannot read it as a volume (%s); placing its frames by position", path, exc
+            )
+            try:
+                image, reading = _seg_by_frame_positions(ds, number), "frames placed by their plane positions"
+            except MaskError as why:
+                raise MaskError(
+                    f"{path}: segment {number} does not form a regular volume ({exc}; "
+                    f"by frame positions: {why})"
+                ) from None
+        mask = (
+            resample_mask(image, reference, method="nearest")
+            if not same_grid(image, reference)
+            else _tagged(image, reference)
+        )
     if not np.any(sitk.GetArrayViewFromImage(mask)):
         raise MaskError(
             f"{path}: segment {number} '{names[number]}' has no voxel inside the reference image "
             "(it lies elsewhere in the patient, or is empty); read it onto the series it was drawn on"
         )
+    fraction = " (fractions of at least 0.5)" if kind == "FRACTIONAL" else ""
+    return _with_source(
+        mask, ds, path, f"DICOM SEG {kind}{fraction}, segment {number} '{names[number]}'", reading
+    )
+
+
+#: The metadata key of a mask read from a file: where it came from, as JSON (see mask_source).
+MASK_SOURCE_KEY = "radimt_mask_source"
+
+
+def _with_source(
+    mask: sitk.Image, ds: pydicom.Dataset | None, path: str | os.PathLike[str], what: str, reading: str
+) -> sitk.Image:
+    source = {"file": os.path.basename(os.fspath(path)), "object": what, "reading": reading}
+    if ds is not None:
+        source["producer"] = " ".join(
+            str(ds.get(k, "")).strip() for k in ("Manufacturer", "ManufacturerModelName") if ds.get(k)
+        )
+        source["software"] = "\\".join(str(v) for v in _values(ds.get("SoftwareVersions")))
+    mask.SetMetaData(MASK_SOURCE_KEY, json.dumps(source))
     return mask
 
 
+def _values(value: object) -> list[object]:
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+
+
+def mask_source(mask: sitk.Image) -> dict[str, str]:
+    """Where a mask read by radimt came from: the file, the object (SEG type and segment, or
+    RTSTRUCT ROI), its producer and software, and how it was read; ``{}`` for other masks.
+
+    Examples
+    --------
+    >>> mask_source(sitk.Image(2, 2, sitk.sitkUInt8))
+    {}
+    """
+    if not mask.HasMetaDataKey(MASK_SOURCE_KEY):
+        return {}
+    return dict(json.loads(mask.GetMetaData(MASK_SOURCE_KEY)))
+
+
 def _seg_volume(ds: pydicom.Dataset, number: int) -> sitk.Image:
-    """A segment as highdicom assembles it (its own grid)."""
+    """A segment as highdicom assembles it (its own grid); fractions of at least 0.5 inside."""
     seg = hd.seg.Segmentation.from_dataset(ds, copy=False)
-    volume = seg.get_volume(segment_numbers=[number], combine_segments=True, dtype=np.uint8)
+    volume = seg.get_volume(segment_numbers=[number], combine_segments=False, dtype=np.float32)
+    array = np.asarray(volume.array)[..., 0]
     affine = np.asarray(volume.affine, float)
     columns = [affine[:3, 2], affine[:3, 1], affine[:3, 0]]  # x = column, y = row, z = slice
     spacing = [float(np.linalg.norm(c)) for c in columns]
-    image = sitk.GetImageFromArray((np.asarray(volume.array) > 0).astype(np.uint8))
+    image = sitk.GetImageFromArray((array >= 0.5).astype(np.uint8))
     image.SetSpacing(spacing)
     image.SetOrigin(affine[:3, 3].tolist())
     image.SetDirection(
         np.column_stack([c / s for c, s in zip(columns, spacing, strict=True)]).ravel().tolist()
     )
     return image
+
+
+def _seg_on_planar(ds: pydicom.Dataset, number: int, reference: sitk.Image, path) -> sitk.Image:
+    """A segment of a SEG on a 2D image (MG, US, CR): its one frame, which must have the
+    image's rows and columns."""
+    frames = _segment_frames(ds, number)
+    if len(frames) != 1:
+        raise MaskError(
+            f"{path}: segment {number} has {len(frames)} frames; a mask on a 2D image has one "
+            "(read a multi-frame SEG onto its 3D series)"
+        )
+    frame = frames[0][1]
+    if frame.shape != tuple(reference.GetSize()[::-1]):
+        raise MaskError(
+            f"{path}: the segment's frame is {frame.shape[1]}x{frame.shape[0]} pixels, the image "
+            f"{reference.GetSize()[0]}x{reference.GetSize()[1]}: not a SEG of this image"
+        )
+    mask = sitk.GetImageFromArray(frame.astype(np.uint8))
+    mask.CopyInformation(reference)
+    return mask
+
+
+def _segment_frames(ds: pydicom.Dataset, number: int) -> list[tuple[int, np.ndarray]]:
+    """The frames of one segment, (frame index, inside) each: BINARY non-zero, FRACTIONAL at
+    least half the maximum, LABELMAP equal to the segment number."""
+    kind = str(ds.get("SegmentationType", "BINARY")).upper()
+    pixels = np.asarray(ds.pixel_array)
+    pixels = pixels.reshape(-1, *pixels.shape[-2:])
+    maximum = float(ds.get("MaximumFractionalValue") or 1) if kind == "FRACTIONAL" else 1.0
+    out = []
+    for i in range(pixels.shape[0]):
+        if kind == "LABELMAP":
+            out.append((i, pixels[i] == number))
+            continue
+        ident = _frame_item(ds, i, "SegmentIdentificationSequence")
+        if ident is None or int(ident.ReferencedSegmentNumber) != number:
+            continue
+        out.append((i, pixels[i] >= 0.5 * maximum if kind == "FRACTIONAL" else pixels[i] > 0))
+    return out
 
 
 def _frame_item(ds: pydicom.Dataset, i: int, group: str) -> pydicom.Dataset | None:
@@ -440,17 +571,10 @@ def _seg_by_frame_positions(ds: pydicom.Dataset, number: int) -> sitk.Image:
     """A segment built from its frames' Plane Position, Plane Orientation and Pixel Measures,
     without any dimension index: frames lie on a regular lattice along the plane normal
     (missing planes are empty)."""
-    kind = str(ds.get("SegmentationType", "BINARY")).upper()
-    if kind not in ("BINARY", "FRACTIONAL"):
-        raise MaskError(f"a {kind} SEG needs its dimension index")
-    frames = np.asarray(ds.pixel_array)
-    frames = frames.reshape(-1, *frames.shape[-2:])
-    positions, chosen = [], []
+    frames = _segment_frames(ds, number)
+    positions = []
     orientation, spacing = None, None
-    for i in range(frames.shape[0]):
-        ident = _frame_item(ds, i, "SegmentIdentificationSequence")
-        if ident is None or int(ident.ReferencedSegmentNumber) != number:
-            continue
+    for i, _ in frames:
         plane, orient, measures = (
             _frame_item(ds, i, g)
             for g in ("PlanePositionSequence", "PlaneOrientationSequence", "PixelMeasuresSequence")
@@ -462,8 +586,7 @@ def _seg_by_frame_positions(ds: pydicom.Dataset, number: int) -> sitk.Image:
             raise MaskError("its frames lie in planes of different orientations")
         orientation, spacing = this, measures
         positions.append(np.asarray(plane.ImagePositionPatient, float))
-        chosen.append(i)
-    if not chosen or orientation is None or spacing is None:
+    if not frames or orientation is None or spacing is None:
         raise MaskError(f"no frame of segment {number}")
     row, column = orientation[:3], orientation[3:]
     normal = np.cross(row, column)
@@ -482,17 +605,14 @@ def _seg_by_frame_positions(ds: pydicom.Dataset, number: int) -> sitk.Image:
     else:
         step = float(spacing.get("SpacingBetweenSlices") or spacing.get("SliceThickness") or 1.0)
     slices = np.round((depth - levels[0]) / step).astype(int)
-    rows, cols = frames.shape[-2:]
+    rows, cols = frames[0][1].shape
     volume = np.zeros((int(slices.max()) + 1, rows, cols), np.uint8)
-    maximum = float(ds.get("MaximumFractionalValue") or 1) if kind == "FRACTIONAL" else 1.0
-    for k, i in zip(slices, chosen, strict=True):
-        inside = frames[i] >= 0.5 * maximum if kind == "FRACTIONAL" else frames[i] > 0
+    for k, (_, inside) in zip(slices, frames, strict=True):
         volume[k] |= inside.astype(np.uint8)
     pixel = [float(v) for v in spacing.PixelSpacing]  # row spacing (between rows), column spacing
     image = sitk.GetImageFromArray(volume)
     image.SetSpacing((pixel[1], pixel[0], step))
-    first = int(np.argmin(depth))
-    image.SetOrigin(points[first].tolist())
+    image.SetOrigin(points[int(np.argmin(depth))].tolist())
     image.SetDirection(np.column_stack([row, column, normal]).ravel().tolist())
     return image
 
@@ -505,22 +625,44 @@ def _tagged(mask: sitk.Image, reference: sitk.Image) -> sitk.Image:
     return out
 
 
-def read_rtstruct(path: str | os.PathLike[str], reference: sitk.Image, roi: int | str) -> sitk.Image:
+def read_rtstruct(
+    path: str | os.PathLike[str], reference: sitk.Image, roi: int | str | None = None
+) -> sitk.Image:
     """One ROI of an RT Structure Set, rasterised onto ``reference`` (3D) as a uint8 mask.
 
     Closed planar contours are filled on the slice they lie in (even-odd rule, so holes drawn
-    as inner contours stay holes). Contours must lie in ``reference``'s slice planes.
+    as inner contours stay holes). Contours must lie in ``reference``'s slice planes. ``roi``
+    (number or name) may be left out when the set holds one ROI. A structure set whose
+    FrameOfReferenceUID differs from the image's is read when it names the image's own series
+    as the one drawn on (rt-utils wrote such sets before 2023), with a warning and a note in
+    :func:`mask_source`.
     """
-    ds = pydicom.dcmread(str(path), force=True)
+    try:
+        ds = pydicom.dcmread(str(path), force=True)
+        names = {int(r.ROINumber): str(r.ROIName) for r in ds.StructureSetROISequence}
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a named error
+        raise MaskError(f"{path}: not a readable RT Structure Set ({type(exc).__name__}: {exc})") from None
     if "ROIContourSequence" not in ds:
         raise MaskError(f"{path}: not an RT Structure Set (no ROIContourSequence)")
-    names = {int(r.ROINumber): str(r.ROIName) for r in ds.StructureSetROISequence}
     number = _segment_number(names, roi, path)
     frames = {
         int(r.ROINumber): str(r.get("ReferencedFrameOfReferenceUID", "")) for r in ds.StructureSetROISequence
     }
+    reading = "closed planar contours filled on their slices (even-odd rule)"
     if frames.get(number):
-        check_frame_of_reference(reference, frames[number], what=f"ROI '{names[number]}'")
+        try:
+            check_frame_of_reference(reference, frames[number], what=f"ROI '{names[number]}'")
+        except FrameOfReferenceError:
+            series = reference.GetMetaData(SERIES_UID_KEY) if reference.HasMetaDataKey(SERIES_UID_KEY) else ""
+            if not series or series not in _referenced_series(ds):
+                raise
+            note = (
+                f"its FrameOfReferenceUID {frames[number]} is not the image's "
+                f"{reference.GetMetaData(FRAME_OF_REFERENCE_KEY)}, but it names this very series "
+                f"({series}) as the one drawn on, as rt-utils wrote them before 2023: accepted"
+            )
+            log.warning("%s: %s", path, note)
+            reading += f"; {note}"
     contours = next((c for c in ds.ROIContourSequence if int(c.ReferencedROINumber) == number), None)
     where = f"{path}: ROI '{names[number]}'"
     closed = [
@@ -530,7 +672,19 @@ def read_rtstruct(path: str | os.PathLike[str], reference: sitk.Image, roi: int 
     ]
     if not closed:
         raise MaskError(f"{where} holds no closed planar contours")
-    return _rasterise(closed, reference, where)
+    mask = _rasterise(closed, reference, where)
+    return _with_source(mask, ds, path, f"RTSTRUCT ROI {number} '{names[number]}'", reading)
+
+
+def _referenced_series(ds: pydicom.Dataset) -> set[str]:
+    """The SeriesInstanceUIDs a structure set says its contours were drawn on."""
+    return {
+        str(series.SeriesInstanceUID)
+        for frame in ds.get("ReferencedFrameOfReferenceSequence") or []
+        for study in frame.get("RTReferencedStudySequence") or []
+        for series in study.get("RTReferencedSeriesSequence") or []
+        if "SeriesInstanceUID" in series
+    }
 
 
 def _contour_points(contour: pydicom.Dataset, n: int, where: str) -> np.ndarray:
