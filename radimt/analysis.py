@@ -31,7 +31,7 @@ import SimpleITK as sitk
 from radimt.dicom.geometry import order_slices
 from radimt.dicom.scan import SeriesInfo
 from radimt.dicom.study import Study
-from radimt.dicom.volume import read_planar, read_volume
+from radimt.dicom.volume import in_pixels, read_planar, read_volume, spacing_source
 from radimt.diffusion import adc_stats, study_adc
 from radimt.domain import kinetic_heterogeneity, margin_sharpness, rim_core
 from radimt.errors import OptionError, RadimtError, SeedError
@@ -295,7 +295,11 @@ def reference_image(
         chosen = study.find(series)
         if wanted == Role.DCE and chosen.role == Role.DCE and study.dce is not None:
             return _dce_reference(study, dce_phase)
-        image = read_planar(chosen, point=point).image if chosen.is_planar else read_volume(chosen)
+        image = (
+            read_planar(chosen, point=point, spacing_mm=study.mg_spacing_mm).image
+            if chosen.is_planar
+            else read_volume(chosen)
+        )
         # a series without a known role is taken as the reference role (an MR volume if none)
         kind = role(chosen.role) if chosen.role in REFERENCE_ORDER else (wanted or Role.T1)
         return Reference(image, chosen, kind, f"series {chosen.key}")
@@ -312,7 +316,17 @@ def reference_image(
     if found is None:
         raise RadimtError(f"{study.path}: no {wanted} series for the reference role {wanted}")
     if wanted.planar:
-        planar = getattr(study, wanted)[0]
+        images = getattr(study, wanted)
+        if len(images) > 1:  # never the first of several views silently
+            listing = ", ".join(
+                f"{p.series.key} ({' '.join(x for x in (p.laterality, p.view) if x) or 'no view'})"
+                for p in images
+            )
+            raise RadimtError(
+                f"{study.path}: {len(images)} {wanted} images ({listing}); say which one the lesion is on "
+                "with the manifest's seed_series (or a view seed such as mg_cc_seed_i)"
+            )
+        planar = images[0]
         return Reference(planar.image, planar.series, wanted, f"{wanted.upper()} {planar.series.key}")
     if wanted == Role.DWI:
         return Reference(found, study.dwi.series[-1], wanted, "DWI (highest b-value)")  # type: ignore[union-attr]
@@ -387,7 +401,25 @@ def lesion_mask(
     options = dict(segmentation or {})
     kind = reference.role or Role.T1
     modality = options.pop("modality", None) or kind.segmentation_preset
+    if in_pixels(reference.image):  # film without a pixel size: delineate at the digitiser's scale
+        return _segment_film(reference.image, seed, is_index, modality, options)
     return segment_from_seed(reference.image, seed, seed_is_index=is_index, modality=modality, **options)
+
+
+#: The sampling CBIS-DDSM's digitisers used (42–50 µm, the collection's description): the scale a
+#: film without a pixel size is delineated at (the preset's sizes are in mm). Its sizes stay in px.
+FILM_DELINEATION_SPACING_MM = 0.05
+
+
+def _segment_film(
+    image: sitk.Image, seed: tuple[float, ...], is_index: bool, modality: str, options: dict[str, Any]
+) -> sitk.Image:
+    scaled = sitk.Image(image)
+    scaled.SetSpacing([FILM_DELINEATION_SPACING_MM] * image.GetDimension())
+    point = seed if is_index else tuple(v * FILM_DELINEATION_SPACING_MM for v in seed)  # px -> mm
+    mask = segment_from_seed(scaled, point, seed_is_index=is_index, modality=modality, **options)
+    mask.CopyInformation(image)
+    return mask
 
 
 def _index_to_point(series: SeriesInfo, index: tuple[float, ...]) -> tuple[float, ...]:
@@ -494,8 +526,11 @@ def lesion_features(
         raise RadimtError(f"{study.path}: no mask for any role of this study")
     ref_mask = carried[reference]
     row["lesion_reference_role"] = reference.value
-    row.update(size_columns(ref_mask))  # volume for 3D, area, perimeter, circularity for 2D
-    row["lesion_longest_diameter_mm"] = longest_diameter_mm(ref_mask)
+    pixels = any(in_pixels(image) for image in (images or {}).values())  # film without a pixel size
+    row.update(size_columns(ref_mask, in_pixels=pixels))  # volume for 3D; area, perimeter... for 2D
+    row["lesion_longest_diameter_px" if pixels else "lesion_longest_diameter_mm"] = longest_diameter_mm(
+        ref_mask
+    )
 
     if Role.DCE in carried and study.dce is not None:
         curve = kinetic_curve(study.dce, carried[Role.DCE], **config.kinetics)
@@ -681,6 +716,8 @@ def analyse_lesion(
     row, provenance = dict(features), features.provenance
     if mask_source(mask):  # a mask another tool made: which one, and how radimt read it
         provenance["mask"] = mask_source(mask)
+    if spacing_source(reference.image):  # a 2D image: where its pixel size came from
+        provenance["pixel_spacing"] = spacing_source(reference.image)
     modalities = {}
     for other in others:
         with clock.stage("other modalities"):
@@ -691,6 +728,8 @@ def analyse_lesion(
                 provenance.setdefault("warnings", []).append({**warning, "role": other.key})
             provenance["skipped_roles"].pop(other.role, None)
             provenance.setdefault("modalities", {})[other.key] = image.label
+            if spacing_source(image.image):
+                provenance.setdefault("modality_pixel_spacing", {})[other.key] = spacing_source(image.image)
     seen = {kind, *(o.role for o in others), *provenance["roles"]}
     for separate in map(role, study.roles):
         if separate.own_session and separate not in seen:
@@ -727,6 +766,11 @@ def analyse_modality(
             raise RadimtError(
                 f"{study.path}: no mammographic view {seed.view} for {seed.key}; views: {found}"
             )
+        if len({p.laterality for p in views}) > 1:  # both breasts' CC: which one cannot be guessed
+            listing = ", ".join(f"{p.series.key} ({p.laterality or '?'})" for p in views)
+            raise RadimtError(
+                f"{study.path}: {len(views)} {seed.view} views ({listing}); give {seed.key}_series"
+            )
         series = views[0].series.key
     lesion = LesionInput(seed=seed.seed, seed_is_index=seed.seed_is_index, series=series)
     image = reference_image(study, seed.role, series=series, point=_planar_point(study, lesion))
@@ -747,7 +791,8 @@ def analyse_modality(
         elif name.startswith(f"{seed.role}_"):
             numbers[f"{seed.key}_{name[len(seed.role) + 1 :]}"] = value
     if f"{seed.key}_margin_sharpness_per_mm" not in numbers:  # CT has its own, from lesion_features
-        numbers[f"{seed.key}_margin_sharpness_per_mm"] = margin_sharpness(image.image, mask)
+        unit = "px" if in_pixels(image.image) else "mm"
+        numbers[f"{seed.key}_margin_sharpness_per_{unit}"] = margin_sharpness(image.image, mask)
     return image, mask, numbers, features.provenance
 
 

@@ -190,6 +190,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         diagnostics=args.diagnostics,
         keep_columns=[c.strip() for c in args.keep_columns.split(",") if c.strip()],
         pyradiomics_names=args.pyradiomics_names,
+        mg_spacing_mm=args.mg_spacing,
     )
     print(
         f"{summary.total} lesions: {summary.done} done ({summary.skipped} from an earlier run), "
@@ -473,6 +474,13 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--out", required=True, help="output folder")
     batch.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     batch.add_argument("--scheduler", help="Dask scheduler address, or local-dask for a LocalCluster")
+    batch.add_argument(
+        "--mg-spacing",
+        type=float,
+        metavar="MM",
+        help="pixel size of mammograms whose header gives none (digitised film, e.g. 0.05); "
+        "without it their sizes are in pixels",
+    )
     batch.add_argument("--format", default="csv", choices=("csv", "parquet"), help="features table format")
     batch.add_argument(
         "--seg",

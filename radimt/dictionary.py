@@ -123,6 +123,10 @@ _SIZE = {
     "perimeter_mm": ("mm", "perimeter of a 2D lesion (SimpleITK's estimate of the boundary length)"),
     "circularity": ("", "4πA/P² of a 2D lesion (1 for a disc)"),
     "longest_diameter_mm": ("mm", "largest distance between two points of the mask's outer surface"),
+    # digitised film without a pixel size (CBIS-DDSM): sizes in pixels, never a guessed mm
+    "area_px2": ("px²", "area of a 2D lesion in pixels (the image gives no pixel size)"),
+    "perimeter_px": ("px", "perimeter of a 2D lesion in pixels (the image gives no pixel size)"),
+    "longest_diameter_px": ("px", "largest distance across the mask in pixels (no pixel size given)"),
 }
 _CURVE = {
     "initial_enhancement_pct": ("%", "highest enhancement in the initial phase (≤ 120 s after arrival)"),
@@ -307,9 +311,9 @@ def describe(column: str, intensity_units: Mapping[str, str] | None = None) -> C
     if match := re.fullmatch(rf"{_KEYS}_(?P<name>rim_core_ratio|rim_fraction)", column):
         unit, meaning = _RIM_PLAIN[match["name"]]
         return ColumnEntry(column, unit, meaning, match["key"], SOURCES.get(match["key"], ""))
-    if match := re.fullmatch(rf"{_KEYS}_margin_sharpness_per_mm", column):
+    if match := re.fullmatch(rf"{_KEYS}_margin_sharpness_per_(?P<unit>mm|px)", column):
         meaning = "mean boundary gradient over the lesion-to-surroundings contrast (sharper margin: higher)"
-        return ColumnEntry(column, "1/mm", meaning, match["key"], SOURCES[match["key"]])
+        return ColumnEntry(column, f"1/{match['unit']}", meaning, match["key"], SOURCES[match["key"]])
     if match := _RADIOMIC.match(column):
         return _radiomic(column, match, units)
     return None

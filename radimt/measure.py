@@ -37,13 +37,15 @@ def mask_volume_mm3(mask: sitk.Image) -> float:
     return voxel_count(mask) * float(np.prod(mask.GetSpacing()))
 
 
-def size_columns(mask: sitk.Image) -> dict[str, float]:
+def size_columns(mask: sitk.Image, in_pixels: bool = False) -> dict[str, float]:
     """A lesion's size as row columns, by the mask's dimension.
 
     3D: ``lesion_voxels``, ``lesion_volume_mm3``, ``lesion_volume_cm3``. 2D (a mammographic view,
     an ultrasound frame): ``lesion_voxels`` (pixels), ``lesion_area_mm2``, ``lesion_perimeter_mm``
     and ``lesion_circularity`` (4πA/P², 1 for a disc; the perimeter is SimpleITK's estimate of
-    the boundary length, not the staircase of pixel edges). A 2D lesion has no volume.
+    the boundary length, not the staircase of pixel edges). A 2D lesion has no volume. With
+    ``in_pixels`` (an image that gives no pixel size), ``lesion_area_px2`` and
+    ``lesion_perimeter_px`` instead: never a guessed millimetre.
     """
     count = voxel_count(mask)
     if mask.GetDimension() == 3:
@@ -55,10 +57,11 @@ def size_columns(mask: sitk.Image) -> dict[str, float]:
     shape.Execute(sitk.Cast(mask > 0, sitk.sitkUInt8))
     perimeter = shape.GetPerimeter(1) if shape.HasLabel(1) else 0.0
     circularity = 4 * np.pi * area / perimeter**2 if perimeter > 0 else float("nan")
+    unit = "px" if in_pixels else "mm"
     return {
         "lesion_voxels": count,
-        "lesion_area_mm2": area,
-        "lesion_perimeter_mm": float(perimeter),
+        f"lesion_area_{unit}2": area,
+        f"lesion_perimeter_{unit}": float(perimeter),
         "lesion_circularity": float(circularity),
     }
 

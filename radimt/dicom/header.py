@@ -11,6 +11,7 @@ import hashlib
 import logging
 import math
 import os
+import re
 import struct
 import warnings
 from dataclasses import dataclass, field, replace
@@ -112,6 +113,10 @@ class FileHeader:
     gantry_tilt: float | None = None  # GantryDetectorTilt (degrees)
     temporal_positions: int | None = None  # NumberOfTemporalPositions
     patient_key: str = ""  # a digest of PatientID (else PatientName): tells patients apart, never shown
+    conversion_type: str = ""  # ConversionType of a Secondary Capture (WSD: digitised film)
+    laterality_source: str = ""  # the attribute laterality was read from
+    view_source: str = ""  # the attribute view was read from
+    archive_view_in_id: bool = False  # PatientID ends with _LEFT_CC (CBIS-DDSM): one view, one "patient"
 
 
 @dataclass(frozen=True)
@@ -366,6 +371,69 @@ def _us_regions(ds: v.HeaderView) -> tuple[UltrasoundRegion, ...]:
     return tuple(regions)
 
 
+#: SOP classes of Secondary Capture images (1.2.840.10008.5.1.4.1.1.7 and its multi-frame kinds).
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+
+#: The CBIS-DDSM convention: each view is filed as its own "patient" whose PatientID ends with the
+#: side and view (``Mass-Test_P_00173_LEFT_CC``; ROI masks add the abnormality: ``..._CC_1``).
+_ARCHIVE_ID = re.compile(
+    r"^(?P<base>.+?)_(?P<side>LEFT|RIGHT)_(?P<view>CC|MLO|ML|LM|XCCL|SIO)(?:_\d+)?$", re.IGNORECASE
+)
+_VIEW_WORDS = {"CC": "CC", "MLO": "MLO", "ML": "ML", "LM": "LM", "XCCL": "XCCL"}
+
+
+def archive_view_in_id(patient_id: str) -> tuple[str, str, str] | None:
+    """(patient, laterality L/R, view) from a PatientID that carries the view, as CBIS-DDSM's
+    do (``Mass-Test_P_00173_LEFT_CC`` -> ``('Mass-Test_P_00173', 'L', 'CC')``); else ``None``.
+
+    Examples
+    --------
+    >>> archive_view_in_id("Calc-Training_P_00005_RIGHT_MLO_1")
+    ('Calc-Training_P_00005', 'R', 'MLO')
+    >>> archive_view_in_id("P_00005") is None
+    True
+    """
+    match = _ARCHIVE_ID.match(patient_id.strip())
+    if match is None:
+        return None
+    return match["base"], match["side"][0].upper(), match["view"].upper()
+
+
+def _laterality_and_view(ds: v.HeaderView, modality: str) -> tuple[str | None, str, str | None, str]:
+    """Laterality and view with the attribute each came from: the standard attributes first,
+    then, for projection images of the breast only, PatientOrientation (a view code written
+    there), descriptions, and a PatientID that carries them (CBIS-DDSM)."""
+    laterality, laterality_source = None, ""
+    for keyword in ("ImageLaterality", "Laterality"):
+        value = str(ds.get(keyword, "") or "").strip().upper()
+        if value:
+            laterality, laterality_source = value, keyword
+            break
+    view, view_source = _view(ds), ""
+    if view:
+        view_source = "ViewPosition" if ds.get("ViewPosition") else "ViewCodeSequence"
+    if modality not in ("MG", "CR", "DX"):
+        return laterality, laterality_source, view, view_source
+    archive = archive_view_in_id(str(ds.get("PatientID", "") or ""))
+    if view is None:
+        orientation = [str(x).strip().upper() for x in v.as_list(ds.get("PatientOrientation"))]
+        found = next((_VIEW_WORDS[x] for x in orientation if x in _VIEW_WORDS), None)
+        if found:
+            view, view_source = found, "PatientOrientation"
+    for keyword in ("SeriesDescription", "ImageComments"):
+        text = str(ds.get(keyword, "") or "").upper()
+        if view is None and (word := re.search(r"\b(MLO|CC|XCCL)\b", text)):
+            view, view_source = word.group(1), keyword
+        if laterality is None and (side := re.search(r"\b(LEFT|RIGHT)\b", text)):
+            laterality, laterality_source = side.group(1)[0], keyword
+    if archive is not None:
+        if laterality is None:
+            laterality, laterality_source = archive[1], "PatientID (CBIS-DDSM convention)"
+        if view is None:
+            view, view_source = archive[2], "PatientID (CBIS-DDSM convention)"
+    return laterality, laterality_source, view, view_source
+
+
 def _view(ds: v.HeaderView) -> str | None:
     view = str(ds.get("ViewPosition", "") or "").strip().upper()
     if view:
@@ -421,6 +489,7 @@ def read_frames(path: str) -> list[Frame]:
     if bits not in (8, 16, 32) or samples != 1 or not photometric.startswith("MONOCHROME"):
         offset = None  # colour, palette and packed-bit images are decoded by pydicom
     intent = ds.get("PresentationIntentType")
+    laterality, laterality_source, view, view_source = _laterality_and_view(ds, modality)
     header = FileHeader(
         path=path,
         sop_class_uid=sop_class,
@@ -446,8 +515,10 @@ def read_frames(path: str) -> list[Frame]:
         problem=problem,
         repetition_time=v.to_float(ds.get("RepetitionTime")),
         contrast_agent=str(ds.get("ContrastBolusAgent", "") or "") or None,
-        laterality=(str(ds.get("ImageLaterality", "") or ds.get("Laterality", "") or "").upper() or None),
-        view=_view(ds),
+        laterality=laterality,
+        laterality_source=laterality_source,
+        view=view,
+        view_source=view_source,
         presentation_intent=str(intent).upper() if intent else None,
         body_part=str(ds.get("BodyPartExamined", "") or "").upper() or None,
         pixel_spacing=v.to_floats(ds.get("PixelSpacing"), 2),  # type: ignore[arg-type]
@@ -469,6 +540,8 @@ def read_frames(path: str) -> list[Frame]:
         gantry_tilt=v.to_float(ds.get("GantryDetectorTilt")),
         temporal_positions=v.to_int(ds.get("NumberOfTemporalPositions")),
         patient_key=_patient_key(ds),
+        conversion_type=str(ds.get("ConversionType", "") or "").strip().upper(),
+        archive_view_in_id=archive_view_in_id(str(ds.get("PatientID", "") or "")) is not None,
     )
     if "PerFrameFunctionalGroupsSequence" in ds:
         items = len(ds.PerFrameFunctionalGroupsSequence)
@@ -514,9 +587,15 @@ def _xyz(values: Any) -> tuple[float, float, float]:
 def _patient_key(ds: v.HeaderView) -> str:
     """A short digest of PatientID (PatientName when there is no ID), "" when both are empty.
 
-    Enough to tell two patients in one folder apart without holding their identifiers.
+    Enough to tell two patients in one folder apart without holding their identifiers. A
+    PatientID carrying side and view (CBIS-DDSM: ``..._P_00173_LEFT_CC``) counts without them:
+    the four views of one patient, filed as four "patients", are one patient; two patients
+    still differ.
     """
     identity = str(ds.get("PatientID", "") or "").strip() or str(ds.get("PatientName", "") or "").strip()
+    archive = archive_view_in_id(identity)
+    if archive is not None:  # the views of one patient, filed apart (CBIS-DDSM): one patient
+        identity = archive[0]
     return hashlib.sha256(identity.encode()).hexdigest()[:12] if identity else ""
 
 

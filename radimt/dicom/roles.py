@@ -15,13 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from radimt.dicom.geometry import slice_normal
-from radimt.dicom.header import FLOAT_PIXEL_DATA, NO_PIXEL_DATA, FileHeader
+from radimt.dicom.header import FLOAT_PIXEL_DATA, NO_PIXEL_DATA, SECONDARY_CAPTURE_PREFIX, FileHeader
 from radimt.dicom.scan import SeriesInfo
 from radimt.dicom.volume import ultrasound_spacing
 from radimt.errors import DicomReadError, RoleError
 from radimt.roles import ROLES
 
-SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 MAMMOGRAPHY_VIEWS = {"CC", "MLO", "ML", "LM", "XCCL", "XCCM", "FB", "SIO", "LMO", "AT", "CV"}
 
 _LOCALIZER = re.compile(r"locali[sz]er|scout|survey|3[- ]?plane|\bloc\b|pilot", re.I)
@@ -148,7 +147,7 @@ def classify_stack(
     if header.problem == NO_PIXEL_DATA or (header.problem or "").startswith(FLOAT_PIXEL_DATA):
         return "other", header.problem or ""
     if header.sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX) or s.modality in {"SC", "OT"}:
-        return "other", "secondary capture (a copy of a screen, not an acquisition)"
+        return _secondary_capture(s, desc)
     if "LOCALIZER" in types or _LOCALIZER.search(desc):
         return "other", "localizer/scout"
     if s.modality == "CT":
@@ -159,7 +158,7 @@ def classify_stack(
         return "ct", f"CT ({'/'.join(s.image_type[:3])}){note}"
     intent = f" ({header.presentation_intent})" if header.presentation_intent else ""
     if s.modality == "MG":
-        return "mg", f"mammogram{intent}"
+        return "mg", f"mammogram{intent}{_view_note(header)}"
     if s.modality in {"CR", "DX"}:
         if header.body_part == "BREAST" or (header.view or "") in MAMMOGRAPHY_VIEWS:
             return "mg", f"{s.modality} image of the breast{intent}"
@@ -174,6 +173,46 @@ def classify_stack(
     if s.modality != "MR":
         return "other", f"modality {s.modality or 'unknown'} is not used by radimt"
     return _classify_mr(s, types, desc, original, repeated, context)
+
+
+#: ConversionType of digitised film (DF: digitised film, WSD: workstation, DV: digitised video).
+DIGITISED = {"DF", "WSD", "DV"}
+_ROI_MASK = re.compile(r"\broi\b.*\bmask|\bmask images?\b", re.I)
+_CROPPED = re.compile(r"\bcrop", re.I)
+_MAMMOGRAM = re.compile(r"mammogra", re.I)
+
+
+def _secondary_capture(s: SeriesInfo, desc: str) -> tuple[str, str]:
+    """A Secondary Capture is a screen copy, except digitised film mammograms (CBIS-DDSM files
+    each view as an MG Secondary Capture): those are mammograms, their ROI masks and cropped
+    lesions are named and set aside."""
+    header = s.first.header
+    if s.modality != "MG":
+        return "other", "secondary capture (a copy of a screen, not an acquisition)"
+    if _ROI_MASK.search(desc):
+        return "other", "the archive's ROI mask of a mammogram (give its file as the lesion's mask)"
+    if _CROPPED.search(desc):
+        return "other", "cropped lesion image (a crop of a mammogram, not a view)"
+    if header.conversion_type in DIGITISED or _MAMMOGRAM.search(desc):
+        digitised = header.conversion_type in DIGITISED
+        why = f"ConversionType {header.conversion_type}" if digitised else "description"
+        return "mg", f"digitised film mammogram (Secondary Capture, {why}){_view_note(header)}"
+    return "other", "secondary capture (a copy of a screen, not an acquisition)"
+
+
+def _view_note(header: FileHeader) -> str:
+    """Where a mammogram's view and laterality came from, when not the standard attributes."""
+    said = [
+        f"{what} {value} from {source}"
+        for what, value, source in (
+            ("view", header.view, header.view_source),
+            ("laterality", header.laterality, header.laterality_source),
+        )
+        if value and source not in ("ViewPosition", "ImageLaterality", "ViewCodeSequence", "")
+    ]
+    if header.archive_view_in_id:
+        said.append("one patient with its other views (CBIS-DDSM: PatientID = patient_SIDE_VIEW)")
+    return f"; {', '.join(said)}" if said else ""
 
 
 def _us_calibrated(header: FileHeader) -> bool:

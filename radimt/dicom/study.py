@@ -122,6 +122,7 @@ def load_study(
     path: str | os.PathLike[str],
     roles: Mapping[str, object] | None = None,
     study_uid: str | Sequence[str] | None = None,
+    mg_spacing_mm: float | None = None,
 ) -> Study:
     """Scan a study folder and return a :class:`Study` whose images load on first access.
 
@@ -134,6 +135,9 @@ def load_study(
     study_uid
         The StudyInstanceUID(s) to keep when the folder holds several studies; the others are
         left out (listed in ``Study.skipped``).
+    mg_spacing_mm
+        The pixel size of mammograms whose header gives none (digitised film: the digitiser's
+        sampling); without it their sizes are in pixels.
 
     Raises
     ------
@@ -152,7 +156,9 @@ def load_study(
     """
     stacks, skipped = scan_files(path)
     stacks, left_out = one_patient_one_study_per_role(stacks, os.fspath(path), study_uid, roles)
-    return Study(os.fspath(path), stacks, skipped + left_out)
+    study = Study(os.fspath(path), stacks, skipped + left_out)
+    study.mg_spacing_mm = mg_spacing_mm
+    return study
 
 
 def one_patient_one_study_per_role(
@@ -194,6 +200,7 @@ def one_patient_one_study_per_role(
             role
             for role in {s.role for s in stacks} - {"other"}
             if len({s.first.header.study_uid for s in stacks if s.role == role}) > 1
+            and not _views_filed_apart([s for s in stacks if s.role == role])
         )
         if shared:
             listing = "; ".join(
@@ -207,6 +214,12 @@ def one_patient_one_study_per_role(
                 "study its own folder"
             )
     return stacks, left_out
+
+
+def _views_filed_apart(stacks: Sequence[SeriesInfo]) -> bool:
+    """Mammograms whose PatientIDs carry side and view (CBIS-DDSM files each view as its own
+    patient and study): views of one patient (the patient check has passed), not two exams."""
+    return all(s.role == "mg" and s.first.header.archive_view_in_id for s in stacks)
 
 
 def _groups(stacks: Sequence[SeriesInfo], key) -> dict[str, list[str]]:
@@ -240,6 +253,7 @@ class Study:
         self.series = series
         self.skipped = skipped or []
         self.derived: dict = {}  # images computed from the series once (e.g. a fitted ADC map)
+        self.mg_spacing_mm: float | None = None  # for mammograms whose header gives no pixel size
 
     def __repr__(self) -> str:
         roles = ", ".join(f"{r}={len(self.series_for(r))}" for r in self.roles)
@@ -391,7 +405,7 @@ class Study:
     def mg(self) -> list[PlanarImage] | None:
         """Mammograms (2D), one per view, with laterality and view."""
         stacks = self.series_for("mg")
-        return [read_planar(s) for s in stacks] or None
+        return [read_planar(s, spacing_mm=self.mg_spacing_mm) for s in stacks] or None
 
     @cached_property
     def us(self) -> list[PlanarImage] | None:

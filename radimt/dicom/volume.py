@@ -10,7 +10,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from radimt.dicom.geometry import order_slices
-from radimt.dicom.header import FileHeader, Frame, UltrasoundRegion
+from radimt.dicom.header import SECONDARY_CAPTURE_PREFIX, FileHeader, Frame, UltrasoundRegion
 from radimt.dicom.pixels import allocate, decode_file, read_frames_into, stored_dtype
 from radimt.dicom.scan import SeriesInfo
 from radimt.errors import DicomReadError
@@ -222,11 +222,34 @@ def _invert_monochrome1(values: np.ndarray, header: FileHeader, frame: Frame) ->
     return flipped.astype(np.float32)
 
 
-def read_planar(series: SeriesInfo, point: tuple[float, float] | None = None) -> PlanarImage:
+#: The spacing source of an image read in pixels (the header gives no pixel size).
+IN_PIXELS = "none: sizes in pixels (the header gives no pixel size)"
+#: Metadata key set on an image whose spacing is 1 pixel, not 1 mm.
+PIXEL_UNITS_KEY = "radimt_pixel_units"
+#: Metadata key naming where a 2D image's pixel size came from (``spacing_source``).
+SPACING_SOURCE_KEY = "radimt_spacing_source"
+
+
+def spacing_source(image: sitk.Image) -> str:
+    """Where a 2D image read by radimt took its pixel size from ('' for other images)."""
+    return image.GetMetaData(SPACING_SOURCE_KEY) if image.HasMetaDataKey(SPACING_SOURCE_KEY) else ""
+
+
+def in_pixels(image: sitk.Image) -> bool:
+    """Whether ``image``'s spacing is in pixels (digitised film without a pixel size)."""
+    return image.HasMetaDataKey(PIXEL_UNITS_KEY)
+
+
+def read_planar(
+    series: SeriesInfo, point: tuple[float, float] | None = None, spacing_mm: float | None = None
+) -> PlanarImage:
     """Read a mammogram, projection radiograph or ultrasound image (all frames of one file).
 
     ``point`` (column, row in pixels), e.g. the seed, picks the ultrasound region whose
-    calibration applies when an image holds several.
+    calibration applies when an image holds several. A projection image without a pixel size
+    takes ``spacing_mm`` (the digitiser's sampling, which the user knows), else, for digitised
+    film (CBIS-DDSM), spacing 1 with ``spacing_source`` :data:`IN_PIXELS` (see
+    :func:`in_pixels`); other images without one are refused.
     """
     header = series.first.header
     if header.problem:
@@ -244,7 +267,16 @@ def read_planar(series: SeriesInfo, point: tuple[float, float] | None = None) ->
             if not agree:
                 log.warning("%s: %s", series.label, spacing_note)
     else:
-        (spacing, source), region = projection_spacing(header), None
+        region = None
+        try:
+            spacing, source = projection_spacing(header)
+        except DicomReadError:
+            if spacing_mm is not None:
+                spacing, source = (spacing_mm, spacing_mm), f"given ({spacing_mm:g} mm; the header has none)"
+            elif header.sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX):
+                spacing, source = (1.0, 1.0), IN_PIXELS
+            else:
+                raise
     frames = sorted(series.frames, key=lambda f: f.index)
     _check_rescale(frames, series.label)
     if header.pixel_offset is not None:
@@ -258,6 +290,9 @@ def read_planar(series: SeriesInfo, point: tuple[float, float] | None = None) ->
     image = sitk.GetImageFromArray(values[0])
     image.SetSpacing(sitk_spacing)
     tag_provenance(image, header)
+    image.SetMetaData(SPACING_SOURCE_KEY, source)
+    if source == IN_PIXELS:
+        image.SetMetaData(PIXEL_UNITS_KEY, "1")
     cine = None
     if values.shape[0] > 1:
         cine = sitk.GetImageFromArray(values)

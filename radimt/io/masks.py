@@ -102,7 +102,43 @@ def read_dicom_mask(
         raise MaskError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc})") from None
     if modality == "RTSTRUCT":
         return read_rtstruct(path, reference, segment)
-    return read_dicom_seg(path, reference, segment)
+    if modality in ("SEG", None):
+        return read_dicom_seg(path, reference, segment)
+    return read_mask_image(path, reference)
+
+
+def read_mask_image(path: str | os.PathLike[str], reference: sitk.Image) -> sitk.Image:
+    """A binary DICOM image on a 2D image's pixel grid as its mask (non-zero inside): the ROI
+    masks archives ship as images (CBIS-DDSM's "ROI mask images", Secondary Captures of the full
+    mammogram's size)."""
+    try:
+        ds = pydicom.dcmread(str(path))
+        pixels = np.asarray(ds.pixel_array)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a named error
+        raise MaskError(f"{path}: not a readable DICOM mask image ({type(exc).__name__}: {exc})") from None
+    if reference.GetDimension() != 2 or pixels.ndim != 2:
+        raise MaskError(
+            f"{path}: a DICOM image used as a mask must be one 2D frame on a 2D image (a mammogram); "
+            "give a 3D mask as DICOM SEG, RTSTRUCT, NIfTI or NRRD"
+        )
+    if pixels.shape != tuple(reference.GetSize()[::-1]):
+        raise MaskError(
+            f"{path}: the mask image is {pixels.shape[1]}x{pixels.shape[0]} pixels, the image "
+            f"{reference.GetSize()[0]}x{reference.GetSize()[1]}: not a mask of this image (a cropped "
+            "lesion image is not a mask)"
+        )
+    values = np.unique(pixels)
+    if values.size > 2:
+        raise MaskError(
+            f"{path}: the image holds {values.size} values, not a binary mask (0 and one other); "
+            "is it a cropped lesion image?"
+        )
+    if not np.any(pixels):
+        raise MaskError(f"{path}: the mask image is empty")
+    mask = sitk.GetImageFromArray((pixels > 0).astype(np.uint8))
+    mask.CopyInformation(reference)
+    kind = str(ds.get("SeriesDescription", "") or ds.get("Modality", "image"))
+    return _with_source(mask, ds, path, f"binary image ({kind})", "non-zero pixels, pixel for pixel")
 
 
 def _three_dimensions_at_most(

@@ -53,6 +53,9 @@ class PipelineConfig:
     keep_columns
         Manifest columns of the user's own (``age``, ``birads``) to carry into features.csv
         besides the identifying ones; any other unknown column is refused as a likely typo.
+    mg_spacing_mm
+        The pixel size of mammograms whose header gives none (digitised film: the digitiser's
+        sampling, e.g. 0.05 for CBIS-DDSM's 50 µm); without it their sizes are in pixels.
     """
 
     name: str = "pipeline"
@@ -62,6 +65,7 @@ class PipelineConfig:
     diagnostics: bool | None = None
     pyradiomics_names: bool = False
     keep_columns: tuple[str, ...] = ()
+    mg_spacing_mm: float | None = None
 
     def image_file_params(self) -> str | dict[str, Any]:
         """The pyradiomics parameters of a pyradiomics-style row (an image file and a mask):
@@ -113,6 +117,8 @@ class PipelineConfig:
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration as JSON-ready data (run.json)."""
         data: dict[str, Any] = json.loads(json.dumps(asdict(self)))
+        if data.get("mg_spacing_mm") is None:  # absent, as before it existed (digests unchanged)
+            data.pop("mg_spacing_mm", None)
         return data
 
     def digest(self) -> str:
@@ -149,6 +155,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "diagnostics": (bool, type(None)),
     "pyradiomics_names": bool,
     "keep_columns": list,
+    "mg_spacing_mm": (int, float),
 }
 
 
@@ -187,7 +194,11 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
     for key, value in data.items():
         if key not in _TYPES:
             fail(key, f"unknown setting; settings are {', '.join(_TYPES)}", value_node=False)
-        if not isinstance(value, _TYPES[key]) or isinstance(value, bool) and key in ("dce_phase", "rim_mm"):
+        if (
+            not isinstance(value, _TYPES[key])
+            or isinstance(value, bool)
+            and key in ("dce_phase", "rim_mm", "mg_spacing_mm")
+        ):
             fail(key, f"expected {_type_name(_TYPES[key])}, got {type(value).__name__} {value!r}")
     roles = data.get("roles", [str(r) for r in AnalysisConfig.roles])
     for name in [
@@ -226,6 +237,8 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
         fail("dce_phase", f"expected a post-contrast phase number (1 or more), got {data['dce_phase']}")
     if not 0 <= data.get("rim_mm", 0) < 1e3:
         fail("rim_mm", f"expected a rim width from 0 mm, got {data['rim_mm']}")
+    if "mg_spacing_mm" in data and not 0 < data["mg_spacing_mm"] <= 1:
+        fail("mg_spacing_mm", f"expected a pixel size above 0 and up to 1 mm, got {data['mg_spacing_mm']}")
     presets = {}
     for name, preset in data.get("presets", {}).items():
         if not isinstance(preset, str):
@@ -268,6 +281,7 @@ def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
         diagnostics=data.get("diagnostics"),
         pyradiomics_names=bool(data.get("pyradiomics_names", False)),
         keep_columns=tuple(str(c) for c in data.get("keep_columns", [])),
+        mg_spacing_mm=float(data["mg_spacing_mm"]) if "mg_spacing_mm" in data else None,
     )
 
 

@@ -35,9 +35,12 @@ SUMMARY = (
 #: data dictionary.
 LESION_NUMBERS = (
     "lesion_longest_diameter_mm",
+    "lesion_longest_diameter_px",
     "lesion_volume_cm3",
     "lesion_area_mm2",
+    "lesion_area_px2",
     "lesion_perimeter_mm",
+    "lesion_perimeter_px",
     "lesion_circularity",
     "kinetic_initial_enhancement_pct",
     "kinetic_initial_phase",
@@ -50,7 +53,9 @@ LESION_NUMBERS = (
     "adc_min_region_mean_um2_ms",
     "ct_rim_core_ratio",
 )
-_OTHER_SIZE = re.compile(r"^(?P<key>[a-z_]+?)_lesion_(?P<name>longest_diameter_mm|area_mm2|volume_cm3)$")
+_OTHER_SIZE = re.compile(
+    r"^(?P<key>[a-z_]+?)_lesion_(?P<name>longest_diameter_(mm|px)|area_(mm2|px2)|volume_cm3)$"
+)
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.2em;color:#222;font-size:16px;max-width:1400px}
@@ -90,7 +95,8 @@ def _number(row: dict[str, Any], key: str) -> str:
 
 
 def _size(row: dict[str, Any]) -> str:
-    parts = [_number(row, k) for k in ("lesion_longest_diameter_mm", "lesion_volume_cm3", "lesion_area_mm2")]
+    sizes = ("longest_diameter_mm", "longest_diameter_px", "volume_cm3", "area_mm2", "area_px2")
+    parts = [_number(row, f"lesion_{k}") for k in sizes]
     return "<br>".join(p for p in parts if p)
 
 
@@ -121,9 +127,12 @@ def _meaning(key: str) -> str:
     """A column's name in words for the lesion's table (``longest diameter``)."""
     words = {
         "lesion_longest_diameter_mm": "longest diameter",
+        "lesion_longest_diameter_px": "longest diameter",
         "lesion_volume_cm3": "volume",
         "lesion_area_mm2": "area (2D)",
+        "lesion_area_px2": "area (2D)",
         "lesion_perimeter_mm": "perimeter (2D)",
+        "lesion_perimeter_px": "perimeter (2D)",
         "lesion_circularity": "circularity (2D)",
         "kinetic_initial_enhancement_pct": "initial enhancement",
         "kinetic_initial_phase": "initial phase",

@@ -279,6 +279,7 @@ def run_batch(
     diagnostics: bool | None = None,
     pyradiomics_names: bool | None = None,
     keep_columns: Sequence[str] = (),
+    mg_spacing_mm: float | None = None,
 ) -> BatchSummary:
     """Run the pipeline over every lesion of a manifest; see the module notes.
 
@@ -311,6 +312,8 @@ def run_batch(
         Override the pipeline's settings of the same names (``None`` keeps them).
     keep_columns
         Manifest columns to carry into features.csv, besides the pipeline's ``keep_columns``.
+    mg_spacing_mm
+        Overrides the pipeline's ``mg_spacing_mm`` (pixel size of mammograms without one).
     """
     start_wall = _dt.datetime.now(_dt.timezone.utc)
     start = time.perf_counter()
@@ -324,6 +327,10 @@ def run_batch(
         config = replace(config, diagnostics=diagnostics)
     if pyradiomics_names is not None:
         config = replace(config, pyradiomics_names=pyradiomics_names)
+    if mg_spacing_mm is not None:
+        if not 0 < mg_spacing_mm <= 1:
+            raise ConfigError(f"--mg-spacing {mg_spacing_mm:g}: a pixel size above 0 and up to 1 mm")
+        config = replace(config, mg_spacing_mm=float(mg_spacing_mm))
     if table_format not in ("csv", "parquet"):
         raise RadimtError(f"unknown --format {table_format!r}: csv or parquet")
     roles = config.analysis.roles

@@ -117,7 +117,10 @@ def process_study(
         if tasks[0].image_path is None:
             with study_clock.stage("scan headers"):
                 study = load_study(
-                    tasks[0].path, roles=config.role_overrides or None, study_uid=tasks[0].study_uid
+                    tasks[0].path,
+                    roles=config.role_overrides or None,
+                    study_uid=tasks[0].study_uid,
+                    mg_spacing_mm=config.mg_spacing_mm,
                 )
     except Exception as exc:  # noqa: BLE001 - recorded, the batch goes on
         study_error = exc
@@ -220,6 +223,14 @@ def _process_lesion(
     return LesionRecord(row=row, curves=result.curve_rows(), figures=figures, provenance=result.provenance)
 
 
+def _longest(row: dict, stem: str) -> str:
+    """The longest diameter with its unit (``12.3 mm``; ``240 px`` for film without a pixel size)."""
+    for unit in ("mm", "px"):
+        if f"{stem}_{unit}" in row:
+            return f"{row[f'{stem}_{unit}']:.1f} {unit}"
+    return "? mm"
+
+
 def _lesion_figures(study: Study, config: PipelineConfig, folder: Path, result: LesionResult) -> list[str]:
     """Overlays on the reference image and the carried roles, and the time-intensity plot."""
     reference = result.reference.role or Role.T1
@@ -227,7 +238,7 @@ def _lesion_figures(study: Study, config: PipelineConfig, folder: Path, result: 
         result.reference.image,
         result.mask,
         folder / f"overlay_{reference}.png",
-        title=f"{reference.upper()}: {result.row['lesion_longest_diameter_mm']:.1f} mm",
+        title=f"{reference.upper()}: {_longest(result.row, 'lesion_longest_diameter')}",
     )
     figures = [f"overlay_{reference}.png"]
     carried_roles = list(config.analysis.roles)
@@ -240,10 +251,8 @@ def _lesion_figures(study: Study, config: PipelineConfig, folder: Path, result: 
         if carried:
             figures.append(carried)
     for key, (image, mask) in result.modalities.items():  # the lesion on its other modalities
-        longest = result.row.get(f"{key}_lesion_longest_diameter_mm", float("nan"))
-        overlay_png(
-            image.image, mask, folder / f"overlay_{key}.png", title=f"{image.label}: {longest:.1f} mm"
-        )
+        longest = _longest(result.row, f"{key}_lesion_longest_diameter")
+        overlay_png(image.image, mask, folder / f"overlay_{key}.png", title=f"{image.label}: {longest}")
         figures.append(f"overlay_{key}.png")
     if result.kinetic_curve is not None:
         fig = result.kinetic_curve.plot()
