@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_batch.py
 	$(BIN)/python benchmarks/bench_classify.py
 	$(BIN)/python benchmarks/bench_propose.py
+	$(BIN)/python benchmarks/bench_ibsi2.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache out

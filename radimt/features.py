@@ -43,6 +43,7 @@ import yaml
 
 from radimt.errors import FeatureError, MaskError
 from radimt.grids import nonzero_box, same_grid
+from radimt.ibsi_filters import FilterSettings, filter_response
 from radimt.io.yamlfiles import safe_load
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,15 @@ def validate_params(params: Mapping[str, Any], where: str) -> None:
         raise FeatureError(f"{where}: not a valid pyradiomics parameter set ({first})") from None
 
 
+def _ibsi_log_sigmas(params: dict[str, Any], what: str) -> list[float]:
+    """The sigmas (mm) of an IBSI-2 LoG under ``preset="ibsi"``, taken out of the image types
+    pyradiomics runs (its LoG scales the response by sigma²; IBSI 2's does not)."""
+    sigmas = (params["imageType"].pop("LoG") or {}).get("sigma", params["setting"].get("sigma"))
+    if not sigmas or not all(_is_number(s) and s > 0 for s in sigmas):
+        raise FeatureError(f"{what}: LoG needs its sigma values in mm (imageType LoG: {{sigma: [1.0, 3.0]}})")
+    return [float(s) for s in sigmas]
+
+
 def _is_number(value: object, whole: bool = False) -> bool:
     kinds = (int,) if whole else (int, float)
     return isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(float(value))  # type: ignore[arg-type]
@@ -185,8 +195,6 @@ def _refuse_what_ibsi_defines_otherwise(params: dict[str, Any]) -> None:
         problems.append("resegmentRange (give IBSISettings(resegment_range=..., outlier_sigma=...))")
     if setting.get("resampledPixelSpacing"):
         problems.append("resampledPixelSpacing (its grid is not IBSI's; give IBSISettings(spacing=...))")
-    if "LoG" in params["imageType"]:
-        problems.append("LoG (pyradiomics scales the response by sigma^2; IBSI-2 does not)")
     if problems:
         raise FeatureError(
             "preset 'ibsi' follows IBSI, where pyradiomics differs on: " + "; ".join(problems)
@@ -436,8 +444,17 @@ def extract_features(
             "interpolator": str(setting.get("interpolator", "sitkBSpline")),
             "grid": "pyradiomics' own (the mask's bounding box at the new spacing, origin kept)",
         }
+    ibsi_log = os.fspath(preset) == "ibsi" and "LoG" in params["imageType"]
+    sigmas = _ibsi_log_sigmas(params, what) if ibsi_log else []
     try:
-        raw = _extractor(params).execute(work_image, work_mask, label=1)
+        raw = dict(_extractor(params).execute(work_image, work_mask, label=1))
+        for sigma in sigmas:  # IBSI-2's LoG (no sigma² scaling), then pyradiomics on its response
+            log_filter = FilterSettings("log", boundary="mirror", sigma_mm=sigma)
+            response = filter_response(sitk.Cast(work_image, sitk.sitkFloat64), log_filter)
+            original = {**params, "imageType": {"Original": {}}}
+            for key, value in _extractor(original).execute(response, work_mask, label=1).items():
+                if key.startswith("original_"):
+                    raw[f"log-ibsi-sigma-{sigma:g}-mm-3D_{key[len('original_') :]}"] = value
     except (ValueError, RuntimeError, IndexError) as exc:
         raise FeatureError(f"{what}: pyradiomics could not compute features ({exc})") from exc
     row = FeatureRow()

@@ -38,6 +38,7 @@ from scipy.spatial import ConvexHull
 
 from radimt.features import FeatureError, extract_features, load_params
 from radimt.grids import nonzero_box
+from radimt.ibsi_filters import FilterSettings, response_in_box
 from radimt.ibsi_processing import IBSISettings, discretise, intensity_mask, interpolate
 from radimt.ibsi_texture import DEPENDENCE_NAMES, DISTANCE_NAMES, size_features, texture_features
 from radimt.measure import boundary_face_points
@@ -72,6 +73,7 @@ def ibsi_features(
     mask: sitk.Image,
     settings: IBSISettings | None = None,
     families: Iterable[str] | None = None,
+    filter: FilterSettings | None = None,
     **pyradiomics_settings: Any,
 ) -> dict[tuple[str, str, str], float]:
     """IBSI-1 feature values keyed by ``(family, feature, aggregation)`` as the IBSI reference
@@ -90,6 +92,11 @@ def ibsi_features(
         the per-slice 2D aggregation).
     families
         IBSI families to compute (``FAMILIES``); all by default.
+    filter
+        An IBSI-2 filter (:class:`radimt.ibsi_filters.FilterSettings`): the intensity families
+        IBSI 2 computes on response maps (statistics and the intensity histogram, the latter
+        with a fixed bin number) in its order: interpolation, then filtering, then the
+        re-segmentation of the original image's intensities, whose mask the response is read in.
 
     Raises
     ------
@@ -111,6 +118,8 @@ def ibsi_features(
             "For pyradiomics features under pyradiomics' settings use "
             "radimt.extract_features(image, mask, preset='ibsi', ...)"
         )
+    if filter is not None:
+        return _filtered_features(image, mask, settings, filter, wanted if families is not None else None)
     image, mask = interpolate(image, mask, settings)
     values = sitk.GetArrayViewFromImage(image).astype(np.float64)
     roi = sitk.GetArrayViewFromImage(mask) > 0
@@ -183,6 +192,58 @@ def _dispersion(values: np.ndarray) -> tuple[float, float, float]:
     q1, q3 = np.percentile(values, [25, 75])
     qcod = float((q3 - q1) / (q3 + q1)) if (q3 + q1) else float("nan")
     return mad, cov, qcod
+
+
+#: The families IBSI 2 computes on a filter's response map.
+FILTERED_FAMILIES = ("statistics", "intensity_histogram")
+
+
+def _filtered_features(
+    image: sitk.Image,
+    mask: sitk.Image,
+    settings: IBSISettings,
+    filter: FilterSettings,
+    families: set[str] | None,
+) -> dict[tuple[str, str, str], float]:
+    """Statistics and intensity histogram of the response map in IBSI 2's order: interpolate,
+    filter, re-segment on the original intensities."""
+    wanted = set(FILTERED_FAMILIES) if families is None else families
+    if wanted - set(FILTERED_FAMILIES):
+        raise FeatureError(
+            f"IBSI 2 computes {' and '.join(FILTERED_FAMILIES)} on a filter's response map, not "
+            f"{sorted(wanted - set(FILTERED_FAMILIES))}"
+        )
+    if "intensity_histogram" in wanted and settings.bin_count is None:
+        raise FeatureError(
+            "the intensity histogram of a response map needs a fixed bin number "
+            "(IBSISettings(bin_count=...)): a bin width in the image's units means nothing after filtering"
+        )
+    image, mask = interpolate(image, mask, settings)
+    values = sitk.GetArrayViewFromImage(image).astype(np.float64)
+    roi = sitk.GetArrayViewFromImage(mask) > 0
+    kept = intensity_mask(values, roi, settings)  # on the original intensities
+    spacing = np.asarray(image.GetSpacing()[::-1], float)
+    response_values = response_in_box(values, spacing, roi, filter)  # the ROI's box and the kernel's reach
+    response = sitk.GetImageFromArray(response_values)
+    response.CopyInformation(image)
+    levels = discretise(response_values, kept, settings)
+    kept_mask = sitk.GetImageFromArray(kept.astype(np.uint8))
+    kept_mask.CopyInformation(mask)
+    base = extract_features(image, mask, preset="ibsi", feature_classes=["shape"])
+    raw = extract_features(response, kept_mask, preset="ibsi", feature_classes=["firstorder"])
+    level_image = sitk.GetImageFromArray(levels.astype(np.float64))
+    level_image.CopyInformation(image)
+    discretised = extract_features(level_image, kept_mask, preset="ibsi", feature_classes=["firstorder"])
+    sources = {"statistics": raw, "intensity_histogram": discretised}
+    out: dict[tuple[str, str, str], float] = {}
+    for m in mapping():
+        key = f"original_{m['pyradiomics_class']}_{m['pyradiomics_feature']}"
+        family = m["ibsi_family"]
+        if m["pyradiomics_class"] == "firstorder" and key in sources.get(family, {}):
+            value = sources[family][key]
+            out[(family, m["ibsi_feature"], "")] = value - 3.0 if m["transform"] == "minus3" else value
+    out.update(_extra_features(response, roi, kept, levels, base, settings))
+    return {key: value for key, value in out.items() if key[0] in wanted}
 
 
 def _extra_features(

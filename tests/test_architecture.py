@@ -46,6 +46,7 @@ FLOORS: list[tuple[str, ...]] = [
         "radimt.domain",
         "radimt.ibsi",
         "radimt.ibsi_processing",
+        "radimt.ibsi_filters",
         "radimt.ibsi_texture",
         "radimt.robustness",
         "radimt.dictionary",

@@ -201,7 +201,6 @@ def test_ibsi_features_take_ibsi_settings_not_pyradiomics_ones(lesion, setting):
         ({"binWidth": 25}, "binWidth 25"),
         ({"resegmentRange": [-500, 400]}, "resegmentRange"),
         ({"resampledPixelSpacing": [1, 1, 1]}, "resampledPixelSpacing"),
-        ({"image_types": ["Original", "LoG"]}, "LoG"),
     ],
 )
 def test_the_ibsi_preset_refuses_what_pyradiomics_computes_otherwise(lesion, change, named):
@@ -268,3 +267,23 @@ def test_ibsi_morans_i_and_gearys_c_by_convolution_equal_the_pairwise_definition
         pairwise = _autocorrelation(np.argwhere(roi) * np.asarray(spacing), image[roi])
         assert _autocorrelation_on_grid(roi, image, spacing) == pytest.approx(pairwise, rel=1e-9)
     assert roi.sum() > 5000
+
+
+def test_the_ibsi_preset_computes_ibsi2s_log_not_pyradiomics_scaled_one(lesion):
+    """Under preset 'ibsi', LoG is IBSI 2's (no sigma² scaling, mirror boundary, 4 sigma), its
+    response then described by pyradiomics: columns say so (log-ibsi-sigma-2-mm-3D_...)."""
+    from radimt.features import FeatureError
+    from radimt.ibsi_filters import FilterSettings, filter_response
+
+    image, mask = lesion
+    row = extract_features(
+        image, mask, preset="ibsi", binCount=32, image_types={"Original": {}, "LoG": {"sigma": [2.0]}}
+    )
+    response = sitk.GetArrayFromImage(
+        filter_response(image, FilterSettings("log", boundary="mirror", sigma_mm=2.0))
+    )
+    inside = sitk.GetArrayFromImage(mask) > 0
+    assert row["log-ibsi-sigma-2-mm-3D_firstorder_Mean"] == pytest.approx(response[inside].mean(), rel=1e-6)
+    assert "original_firstorder_Mean" in row and not any(k.startswith("log-sigma") for k in row)
+    with pytest.raises(FeatureError, match="LoG needs its sigma values in mm"):
+        extract_features(image, mask, preset="ibsi", binCount=32, image_types=["Original", "LoG"])

@@ -47,12 +47,11 @@ INTERPOLATED = [
     ),
     (
         "D: 2 mm, FBN 32, 3 SD",
-        {
+        {  # the intensity-volume histogram on HU as they are: IBSI's reference values for D are in HU
             "spacing": (2.0, 2.0, 2.0),
             "round_intensities": True,
             "bin_count": 32,
             "outlier_sigma": 3.0,
-            "ivh_bin_count": 1000,
         },
     ),
     (
