@@ -1,0 +1,55 @@
+"""`import radimt` and `radimt --help` stay light: heavy libraries load when a name needs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import radimt
+
+HEAVY = ("matplotlib", "radiomics", "highdicom", "dask", "distributed", "pandas", "sklearn", "SimpleITK")
+
+
+def _loaded_after(code: str) -> list[str]:
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_import_radimt_pulls_in_no_heavy_library():
+    assert _loaded_after("import radimt") == []
+
+
+def test_the_command_lines_help_and_version_pull_in_no_heavy_library():
+    code = (
+        "import contextlib, io\nfrom radimt.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+    )
+    for flags in ("['--version']", "['--help']", "['batch', '--help']"):
+        assert (
+            _loaded_after(code + f"    try:\n        main({flags})\n    except SystemExit:\n        pass")
+            == []
+        )
+
+
+def test_every_public_name_and_submodule_resolves():
+    for name in radimt.__all__:
+        assert getattr(radimt, name) is not None, name
+    assert radimt.dicom.read_planar is not None and radimt.ibsi_filters.FilterSettings is not None
+    assert set(radimt.__all__) <= set(dir(radimt))
+    try:
+        radimt.no_such_name  # noqa: B018
+    except AttributeError as exc:
+        assert "no attribute 'no_such_name'" in str(exc)
+    else:
+        raise AssertionError("an unknown name must raise AttributeError")
+
+
+def test_a_function_named_as_its_module_stays_the_function_after_the_module_is_imported():
+    code = (
+        "import importlib, radimt\n"
+        "importlib.import_module('radimt.propose'); importlib.import_module('radimt.robustness')\n"
+        "print(radimt.propose.__name__, callable(radimt.propose), callable(radimt.robustness))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["propose", "True", "True"]
