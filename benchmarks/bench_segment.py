@@ -46,8 +46,7 @@ def full_volume(image: sitk.Image, lesion: Lesion) -> sitk.Image:
     index = seed_index(image, lesion.centre)
     prepared = _prepare(image, opts)
     noise = _noise_sigma(sitk.GetArrayViewFromImage(image))
-    region, *_ = _delineate(prepared, index, opts, opts.tolerance, opts.opening_mm, noise)
-    return region
+    return _delineate(prepared, index, opts, opts.tolerance, opts.opening_mm, noise)
 
 
 def main() -> None:
