@@ -301,7 +301,7 @@ def _review_views(study: Study, task: LesionTask, folder: Path, result: LesionRe
             folder / f"thumb_{reference.role or 'image'}.png",
             reference.image,
             result.mask,
-            title=reference.label,
+            title=_planar_title(study, reference),
         )
     for key, (image, mask) in result.modalities.items():
         if image.image.GetDimension() == 2:

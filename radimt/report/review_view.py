@@ -159,8 +159,9 @@ def write_thumbnail(
         values = values[values.shape[0] // 2]
     sy, sx = image.GetSpacing()[1], image.GetSpacing()[0]
     lo, hi = np.percentile(values, [1, 99.5]) if values.size else (0, 1)
-    height_in = width_px / 100 * values.shape[0] * sy / max(values.shape[1] * sx, 1e-9)
-    fig, ax = plt.subplots(figsize=(width_px / 100, max(height_in, 1.0) + 0.4), dpi=100)
+    aspect = values.shape[0] * sy / max(values.shape[1] * sx, 1e-9)  # height over width
+    width_in = min(width_px / 100, 3.2 / max(aspect, 1e-9))  # a tall view keeps its title legible
+    fig, ax = plt.subplots(figsize=(width_in, max(width_in * aspect, 1.0) + 0.4), dpi=100)
     ax.imshow(values, cmap="gray", vmin=lo, vmax=hi, aspect=sy / sx, interpolation="antialiased")
     if mask is not None:
         labels = np.asarray(sitk.GetArrayViewFromImage(mask) > 0)
