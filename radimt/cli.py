@@ -199,7 +199,65 @@ def cmd_batch(args: argparse.Namespace) -> int:
     print(f"features: {args.out}/features.csv\nreport:   {args.out}/report.html")
     if summary.failed:
         print(f"failures: {args.out}/errors.csv", file=sys.stderr)
+    if args.push:
+        _push(args.out, args.push, args.protocol)
     return 0 if summary.ok else 1
+
+
+def _push(out: str, profile_path: str, protocol: str | None) -> None:
+    from radimt.pacs import connect, load_profile, push_run
+
+    transport = connect(load_profile(profile_path), protocol)
+    report = push_run(transport, out)
+    print(
+        f"pushed to {transport.profile.name}: {report.stored} stored, {report.already_there} already there "
+        f"({out}/pushed.csv)"
+    )
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    _push(args.out, args.pacs, args.protocol)
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from radimt.pacs import connect, load_profile, pull
+
+    queries = [{"StudyInstanceUID": v} for v in args.study_uid or []]
+    queries += [{"AccessionNumber": v} for v in args.accession or []]
+    queries += [{"PatientID": v} for v in args.patient_id or []]
+    if args.manifest:
+        import csv
+
+        with open(args.manifest, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        named = [r["study_uid"] for r in rows if (r.get("study_uid") or "").strip()]
+        if not named:
+            raise RadimtError(f"{args.manifest}: no study_uid column values to pull")
+        queries += [{"StudyInstanceUID": v.strip()} for v in dict.fromkeys(named)]
+    if not queries:
+        raise RadimtError("name the studies: --study-uid, --accession, --patient-id or --manifest")
+    transport = connect(load_profile(args.pacs), args.protocol)
+    pulled = pull(transport, queries, args.cache, connections=args.connections)
+    for study in pulled:
+        print(
+            f"{study.study_uid}: {study.instances} instances ({study.fetched} fetched now) in {study.folder}"
+        )
+    print(f"index: {args.cache}/pulled.csv")
+    if args.manifest:
+        from pathlib import Path
+
+        from radimt.io.tables import write_table
+
+        folders = {s.study_uid: str(Path(s.folder).resolve()) for s in pulled}
+        for row in rows:
+            uid = (row.get("study_uid") or "").strip()
+            if uid in folders:
+                row["path"] = folders[uid]
+        ready = Path(args.cache) / "manifest.csv"
+        write_table(rows, ready, id_columns=list(rows[0]))
+        print(f"manifest with the pulled folders: {ready} (radimt batch {ready} ...)")
+    return 0
 
 
 def _model_config(args: argparse.Namespace):
@@ -487,6 +545,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write a DICOM SEG per lesion and its DICOM SR measurement report (TID 1500)",
     )
+    batch.add_argument(
+        "--push",
+        metavar="PROFILE",
+        help="then store the run's SEG and SR on the PACS of this profile (with --seg)",
+    )
+    batch.add_argument(
+        "--protocol", choices=("dicomweb", "dimse"), help="for --push (default: the profile's)"
+    )
     batch.add_argument("--force", action="store_true", help="recompute lesions that are already done")
     batch.add_argument("--keep-phi", action="store_true", help="keep patient identifiers in DICOM outputs")
     batch.add_argument(
@@ -577,6 +643,25 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--reviewer", help="name recorded with each decision (default: your user name)")
     review.add_argument("--open", action="store_true", help="open the page in the default browser")
     review.set_defaults(func=cmd_review)
+
+    puller = sub.add_parser("pull", help="studies from a PACS into a local cache (DICOMweb or DIMSE)")
+    puller.add_argument(
+        "--pacs", required=True, metavar="PROFILE", help="the PACS profile (YAML; see README)"
+    )
+    puller.add_argument("--cache", required=True, help="cache folder: one folder per study")
+    puller.add_argument("--study-uid", nargs="+", help="StudyInstanceUIDs")
+    puller.add_argument("--accession", nargs="+", help="AccessionNumbers")
+    puller.add_argument("--patient-id", nargs="+", help="PatientIDs (every study of each)")
+    puller.add_argument("--manifest", help="a manifest whose study_uid column names the studies")
+    puller.add_argument("--protocol", choices=("dicomweb", "dimse"), help="default: the profile's")
+    puller.add_argument("--connections", type=int, default=4, help="series fetched at once (default 4)")
+    puller.set_defaults(func=cmd_pull)
+
+    pusher = sub.add_parser("push", help="store a run's SEG and SR on a PACS, next to the images")
+    pusher.add_argument("out", metavar="OUT", help="the --out folder of a radimt batch run with --seg")
+    pusher.add_argument("--pacs", required=True, metavar="PROFILE", help="the PACS profile (YAML)")
+    pusher.add_argument("--protocol", choices=("dicomweb", "dimse"), help="default: the profile's")
+    pusher.set_defaults(func=cmd_push)
     return parser
 
 

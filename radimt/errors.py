@@ -88,6 +88,10 @@ class ConfigError(RadimtError):
     """A pipeline configuration is invalid."""
 
 
+class PacsError(RadimtError):
+    """A PACS could not be reached, refused, or did not hold or take what was asked."""
+
+
 class OutputFolderError(RadimtError):
     """A path radimt would write leads outside the output folder (a planted symbolic link)."""
 

@@ -53,7 +53,7 @@ FLOORS: list[tuple[str, ...]] = [
         "radimt.propose",
     ),
     # 3: masks and results as DICOM, synthetic studies, the classifier
-    ("radimt.io", "radimt.synth", "radimt.classify"),
+    ("radimt.io", "radimt.synth", "radimt.classify", "radimt.pacs"),
     # 4: one lesion from study to row; figures and reports of one thing
     ("radimt.analysis", "radimt.report"),
     # 5: the batch
