@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Any
 
@@ -144,13 +144,7 @@ def ibsi_features(
         level_image, kept_mask, preset="ibsi", feature_classes=["firstorder"], **pyradiomics_settings
     )
     sources = {"morphology": base, "statistics": raw, "intensity_histogram": discretised}
-    out: dict[tuple[str, str, str], float] = {}
-    for m in mapping():
-        key = f"original_{m['pyradiomics_class']}_{m['pyradiomics_feature']}"
-        family = m["ibsi_family"]
-        if m["pyradiomics_class"] in ("shape", "firstorder") and key in sources.get(family, {}):
-            value = sources[family][key]
-            out[(family, m["ibsi_feature"], "")] = value - 3.0 if m["transform"] == "minus3" else value
+    out = _mapped(sources, ("shape", "firstorder"))
     out.update(_corrected_axes(base, mask))
     out.update(_extra_features(image, roi, kept, levels, base, settings))
     out.update(_matrix_families(levels, kept, roi))
@@ -229,46 +223,40 @@ def _filtered_features(
     levels = discretise(response_values, kept, settings)
     kept_mask = sitk.GetImageFromArray(kept.astype(np.uint8))
     kept_mask.CopyInformation(mask)
-    base = extract_features(image, mask, preset="ibsi", feature_classes=["shape"])
     raw = extract_features(response, kept_mask, preset="ibsi", feature_classes=["firstorder"])
     level_image = sitk.GetImageFromArray(levels.astype(np.float64))
     level_image.CopyInformation(image)
     discretised = extract_features(level_image, kept_mask, preset="ibsi", feature_classes=["firstorder"])
-    sources = {"statistics": raw, "intensity_histogram": discretised}
+    out = _mapped({"statistics": raw, "intensity_histogram": discretised}, ("firstorder",))
+    out.update(_dispersion_and_histogram(response_values[kept], levels[kept]))
+    return {key: value for key, value in out.items() if key[0] in wanted}
+
+
+def _mapped(
+    sources: Mapping[str, Mapping[str, float]], classes: tuple[str, ...]
+) -> dict[tuple[str, str, str], float]:
+    """pyradiomics' values under IBSI's names (``sources``: the pyradiomics row per IBSI family)."""
     out: dict[tuple[str, str, str], float] = {}
     for m in mapping():
         key = f"original_{m['pyradiomics_class']}_{m['pyradiomics_feature']}"
         family = m["ibsi_family"]
-        if m["pyradiomics_class"] == "firstorder" and key in sources.get(family, {}):
+        if m["pyradiomics_class"] in classes and key in sources.get(family, {}):
             value = sources[family][key]
             out[(family, m["ibsi_feature"], "")] = value - 3.0 if m["transform"] == "minus3" else value
-    out.update(_extra_features(response, roi, kept, levels, base, settings))
-    return {key: value for key, value in out.items() if key[0] in wanted}
+    return out
 
 
-def _extra_features(
-    image: sitk.Image,
-    roi: np.ndarray,
-    kept: np.ndarray,
-    levels: np.ndarray,
-    base: dict[str, float],
-    settings: IBSISettings,
+def _dispersion_and_histogram(
+    values: np.ndarray, grey_levels: np.ndarray
 ) -> dict[tuple[str, str, str], float]:
-    """The IBSI features pyradiomics lacks: ``roi`` is the morphological mask, ``kept`` the
-    intensity mask, ``levels`` its discretised grey levels."""
+    """The statistics and intensity-histogram features pyradiomics lacks, from the intensity
+    mask's values and their grey levels (1 .. the highest)."""
     stats: dict[str, float] = {}
     hist: dict[str, float] = {}
-    ivh: dict[str, float] = {}
-    morph: dict[str, float] = {}
-    points = _voxel_coordinates(image, roi)
-    values_all = sitk.GetArrayViewFromImage(image).astype(np.float64)
-    values = values_all[kept]
     mad, cov, qcod = _dispersion(values)
     stats["Intensity-based median absolute deviation"] = mad
     stats["Intensity-based coefficient of variation"] = cov
     stats["Intensity-based quartile coefficient of dispersion"] = qcod
-    # Intensity histogram of the grey levels 1 .. the highest.
-    grey_levels = levels[kept]
     mad, cov, qcod = _dispersion(grey_levels.astype(float))
     counts = np.bincount(grey_levels)[1:]
     grey = np.arange(1, len(counts) + 1)
@@ -281,6 +269,27 @@ def _extra_features(
     hist["Maximum histogram gradient intensity"] = float(grey[np.argmax(gradient)])
     hist["Minimum histogram gradient"] = float(gradient.min())
     hist["Minimum histogram gradient intensity"] = float(grey[np.argmin(gradient)])
+    return {
+        **{("statistics", name, ""): value for name, value in stats.items()},
+        **{("intensity_histogram", name, ""): value for name, value in hist.items()},
+    }
+
+
+def _extra_features(
+    image: sitk.Image,
+    roi: np.ndarray,
+    kept: np.ndarray,
+    levels: np.ndarray,
+    base: dict[str, float],
+    settings: IBSISettings,
+) -> dict[tuple[str, str, str], float]:
+    """The IBSI features pyradiomics lacks: ``roi`` is the morphological mask, ``kept`` the
+    intensity mask, ``levels`` its discretised grey levels."""
+    ivh: dict[str, float] = {}
+    morph: dict[str, float] = {}
+    points = _voxel_coordinates(image, roi)
+    values_all = sitk.GetArrayViewFromImage(image).astype(np.float64)
+    values = values_all[kept]
     ivh.update(intensity_volume_histogram(values, settings))
     # Local and global intensity peaks: mean intensity (every image voxel, in the ROI or not)
     # in a 1 cm³ sphere around each voxel of the intensity mask.
@@ -314,10 +323,8 @@ def _extra_features(
     a, b, c = 2 * np.sqrt(np.sort(np.linalg.eigvalsh(np.cov(points.T, ddof=1)))[::-1])
     morph["Volume density (approximate enclosing ellipsoid)"] = float(volume / (4 * math.pi * a * b * c / 3))
     morph["Area density (approximate enclosing ellipsoid)"] = float(area / _ellipsoid_area(a, b, c))
-    out: dict[tuple[str, str, str], float] = {}
+    out = _dispersion_and_histogram(values, levels[kept])
     for family, features in (
-        ("statistics", stats),
-        ("intensity_histogram", hist),
         ("intensity_volume_histogram", ivh),
         ("local_intensity", local),
         ("morphology", morph),
