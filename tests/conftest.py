@@ -69,3 +69,45 @@ def siemens_dwi_dir(tmp_path_factory) -> Path:
         with gzip.open(NIBABEL_DATA / name) as src, open(out / name[:-3], "wb") as dst:
             shutil.copyfileobj(src, dst)
     return out
+
+
+def highdicom_seg(folder: Path, labels: list[str]):
+    """A BINARY SEG written by highdicom over a small MR series it writes in ``folder / "t2"``,
+    one segment per label: segment 1 a 3x4x5 box (the truth), each further one a single voxel.
+    Returns the SEG, the series read as the reference image, and the truth ((k, j, i) array)."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    import radimt
+    from radimt.synth.writer import SeriesSpec, write_volume
+
+    grid = Grid((12, 10, 6), (0.9, 0.9, 2.0), (-5.0, 3.0, 10.0))
+    spec = SeriesSpec("hd", "t2", 4, "t2", "MR", frame_of_reference="mr")
+    paths = write_volume(str(folder / "t2"), spec, np.ones((6, 10, 12), np.uint16), grid)
+    sources = sorted((pydicom.dcmread(p) for p in paths), key=lambda d: int(d.InstanceNumber))
+    truth = np.zeros((6, 10, 12), np.uint8)
+    truth[2:5, 3:7, 4:9] = 1
+    planes = [truth] + [np.zeros_like(truth) for _ in labels[1:]]
+    for n, plane in enumerate(planes[1:]):
+        plane.flat[n % plane.size] = 1
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=np.stack(planes, axis=-1),
+        segmentation_type="BINARY",
+        segment_descriptions=[
+            hd.seg.SegmentDescription(
+                n, name, codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Lesion, "MANUAL"
+            )
+            for n, name in enumerate(labels, start=1)
+        ],
+        series_instance_uid=hd.UID(),
+        series_number=50,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="test",
+        manufacturer_model_name="test",
+        software_versions="1",
+        device_serial_number="1",
+    )
+    reference = radimt.dicom.read_volume(radimt.scan(folder / "t2")[0])
+    return seg, reference, truth

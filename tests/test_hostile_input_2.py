@@ -12,13 +12,10 @@ import pandas as pd
 import pydicom
 import pytest
 import SimpleITK as sitk
-from pydicom.sr.codedict import codes
 
-import radimt
 from radimt.errors import ConfigError, FeatureError, MaskError, SeedFileError
 from radimt.io import read_dicom_seg, read_mask, read_rtstruct, read_seeds
-from radimt.synth.writer import Grid, SeriesSpec, write_volume
-from tests.conftest import PYDICOM_DATA, REPO
+from tests.conftest import PYDICOM_DATA, REPO, highdicom_seg
 
 
 def _reference(size=(12, 10, 6), spacing=(0.9, 0.9, 2.0), origin=(-5.0, 3.0, 10.0)) -> sitk.Image:
@@ -65,44 +62,10 @@ def test_rtstruct_contour_data_that_is_not_points_is_a_mask_error(tmp_path, cont
 # -- DICOM SEG as archives write them --------------------------------------------------------
 
 
-def _highdicom_seg(tmp_path: Path, n_segments: int = 1, labels: list[str] | None = None):
-    grid = Grid((12, 10, 6), (0.9, 0.9, 2.0), (-5.0, 3.0, 10.0))
-    spec = SeriesSpec("hd", "t2", 4, "t2", "MR", frame_of_reference="mr")
-    paths = write_volume(str(tmp_path / "t2"), spec, np.ones((6, 10, 12), np.uint16), grid)
-    sources = sorted((pydicom.dcmread(p) for p in paths), key=lambda d: int(d.InstanceNumber))
-    truth = np.zeros((6, 10, 12), np.uint8)
-    truth[2:5, 3:7, 4:9] = 1
-    labels = labels or [f"segment {n}" for n in range(1, n_segments + 1)]
-    planes = [truth] + [np.zeros_like(truth) for _ in range(n_segments - 1)]
-    for n, plane in enumerate(planes[1:], start=1):
-        plane.flat[n % plane.size] = 1
-    seg = hd.seg.Segmentation(
-        source_images=sources,
-        pixel_array=np.stack(planes, axis=-1),
-        segmentation_type="BINARY",
-        segment_descriptions=[
-            hd.seg.SegmentDescription(
-                n, name, codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Lesion, "MANUAL"
-            )
-            for n, name in enumerate(labels, start=1)
-        ],
-        series_instance_uid=hd.UID(),
-        series_number=50,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="test",
-        manufacturer_model_name="test",
-        software_versions="1",
-        device_serial_number="1",
-    )
-    reference = radimt.dicom.read_volume(radimt.scan(tmp_path / "t2")[0])
-    return seg, reference, truth
-
-
 def test_a_seg_whose_dimension_index_has_no_segment_pointer_is_read_by_its_frame_positions(tmp_path):
     """As dcm4che wrote the TCIA archive SEGs: one dimension, the plane position, and the
     segment number only in each frame's Segment Identification."""
-    seg, reference, truth = _highdicom_seg(tmp_path)
+    seg, reference, truth = highdicom_seg(tmp_path, ["segment 1"])
     ds = seg
     ds.DimensionIndexSequence = [
         d
@@ -148,7 +111,7 @@ def test_the_real_ge_archive_seg_is_read_onto_its_dce(tmp_path):
 def test_segment_labels_are_indexed_once(tmp_path, monkeypatch):
     """A SEG declaring many segments: labels read from the Segment Sequence in one pass (highdicom's
     per-number lookup made 10,000 segments take 134 s)."""
-    seg, reference, truth = _highdicom_seg(tmp_path, 300, labels=[f"node {n}" for n in range(1, 301)])
+    seg, reference, truth = highdicom_seg(tmp_path, [f"node {n}" for n in range(1, 301)])
     seg.save_as(tmp_path / "many.seg.dcm")
 
     def one_by_one(*_a, **_k):

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 
-import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from pydicom.sr.codedict import codes
 
 import radimt
-from radimt.dicom import read_volume
 from radimt.errors import MaskError
 from radimt.io import (
     read_dicom_seg,
@@ -25,8 +22,7 @@ from radimt.io import (
 from radimt.io.deidentify import research_study_uid
 from radimt.segment import segment_from_seed, subtraction
 from radimt.synth.studies import write_mr_study
-from radimt.synth.writer import Grid, SeriesSpec, write_volume
-from tests.conftest import PYDICOM_DATA, small_spec
+from tests.conftest import PYDICOM_DATA, highdicom_seg, small_spec
 
 
 @pytest.fixture(scope="module")
@@ -100,35 +96,8 @@ def test_dicom_seg_needs_the_series_grid(study_with_mask, tmp_path):
 
 
 def test_reads_a_seg_written_by_highdicom_itself(tmp_path):
-    grid = Grid((12, 10, 6), (0.9, 0.9, 2.0), (-5.0, 3.0, 10.0))
-    spec = SeriesSpec("hd", "t2", 4, "t2", "MR", frame_of_reference="mr")
-    paths = write_volume(str(tmp_path / "t2"), spec, np.ones((6, 10, 12), np.uint16), grid)
-    sources = sorted((pydicom.dcmread(p) for p in paths), key=lambda d: int(d.InstanceNumber))
-    truth = np.zeros((6, 10, 12), np.uint8)
-    truth[2:5, 3:7, 4:9] = 1
-    other = np.zeros_like(truth)
-    other[0, 0, 0] = 1
-    seg = hd.seg.Segmentation(
-        source_images=sources,
-        pixel_array=np.stack([truth, other], axis=-1),
-        segmentation_type="BINARY",
-        segment_descriptions=[
-            hd.seg.SegmentDescription(
-                n, name, codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Lesion, "MANUAL"
-            )
-            for n, name in ((1, "tumour"), (2, "marker"))
-        ],
-        series_instance_uid=hd.UID(),
-        series_number=50,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="test",
-        manufacturer_model_name="test",
-        software_versions="1",
-        device_serial_number="1",
-    )
+    seg, reference, truth = highdicom_seg(tmp_path, ["tumour", "marker"])  # the marker: voxel (0, 0, 0)
     seg.save_as(tmp_path / "seg.dcm")
-    reference = read_volume(radimt.scan(tmp_path / "t2")[0])
     mask = read_dicom_seg(tmp_path / "seg.dcm", reference, segment="tumour")
     np.testing.assert_array_equal(sitk.GetArrayViewFromImage(mask), truth)
     with pytest.raises(MaskError, match="2 segments"):
