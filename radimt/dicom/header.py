@@ -379,7 +379,8 @@ SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 _ARCHIVE_ID = re.compile(
     r"^(?P<base>.+?)_(?P<side>LEFT|RIGHT)_(?P<view>CC|MLO|ML|LM|XCCL|SIO)(?:_\d+)?$", re.IGNORECASE
 )
-_VIEW_WORDS = {"CC": "CC", "MLO": "MLO", "ML": "ML", "LM": "LM", "XCCL": "XCCL"}
+#: View codes a digitised film may carry in PatientOrientation (CBIS-DDSM: "CC", "MLO").
+_VIEW_WORDS = frozenset({"CC", "MLO", "ML", "LM", "XCCL"})
 
 
 def archive_view_in_id(patient_id: str) -> tuple[str, str, str] | None:
@@ -417,7 +418,7 @@ def _laterality_and_view(ds: v.HeaderView, modality: str) -> tuple[str | None, s
     archive = archive_view_in_id(str(ds.get("PatientID", "") or ""))
     if view is None:
         orientation = [str(x).strip().upper() for x in v.as_list(ds.get("PatientOrientation"))]
-        found = next((_VIEW_WORDS[x] for x in orientation if x in _VIEW_WORDS), None)
+        found = next((x for x in orientation if x in _VIEW_WORDS), None)
         if found:
             view, view_source = found, "PatientOrientation"
     for keyword in ("SeriesDescription", "ImageComments"):
