@@ -461,7 +461,11 @@ def read_frames(path: str) -> list[Frame]:
     NotDicomError
         The file is empty, not DICOM, a DICOMDIR, or carries no image (e.g. a structured report).
     """
-    dataset, header_end, size, peek = _read_dataset(path)
+    return frames_of(path, *_read_dataset(path))
+
+
+def frames_of(path: str, dataset: Dataset, header_end: int, size: int, peek: bytes) -> list[Frame]:
+    """The frames of a file whose header :func:`_read_dataset` has read (see :func:`read_frames`)."""
     ds = v.HeaderView(dataset)
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from radimt.dicom.geometry import ORIENTATION_TOLERANCE, slice_normal
-from radimt.dicom.header import Frame, NotDicomError, read_frames
+from radimt.dicom.header import Frame, NotDicomError
+from radimt.dicom.templates import HeaderReader
 from radimt.errors import DicomReadError
 
 log = logging.getLogger(__name__)
@@ -186,9 +187,10 @@ def scan_files(path: str | os.PathLike[str]) -> tuple[list[SeriesInfo], list[Ski
     """
     frames: list[Frame] = []
     skipped: list[SkippedFile] = []
+    reader = HeaderReader()
     for file in iter_files(path):
         try:
-            frames.extend(read_frames(file))
+            frames.extend(reader.read(file))
         except NotDicomError as exc:
             skipped.append(SkippedFile(file, str(exc)))
         except Exception as exc:  # noqa: BLE001 - a broken header must not stop the scan

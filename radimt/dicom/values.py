@@ -89,14 +89,14 @@ class HeaderView:
         self._creators: dict[tuple[int, str], int] | None = None
 
     def get(self, keyword: str, default: Any = None) -> Any:
-        tag = _tag(keyword)
+        tag = tag_of(keyword)
         if tag not in self.present:
             return default
-        value = _fast_value(self.ds.get_item(tag))
-        return self.ds[tag].value if value is _SLOW else value
+        value = fast_value(self.ds.get_item(tag))
+        return self.ds[tag].value if value is SLOW else value
 
     def __contains__(self, keyword: str) -> bool:
-        return _tag(keyword) in self.present
+        return tag_of(keyword) in self.present
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.ds, name)
@@ -123,7 +123,8 @@ class HeaderView:
         return self.ds[private_tag].value if private_tag in self.present else None
 
 
-_SLOW = object()
+#: What :func:`fast_value` returns for an element only pydicom can convert.
+SLOW = object()
 _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "SH", "TM", "UI"}
 _BINARY_VRS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
 
@@ -136,8 +137,8 @@ def _dictionary_vr(tag: int) -> str | None:
         return None
 
 
-def _fast_value(elem: Any) -> Any:
-    """The value of a not-yet-converted element for the plain VRs a scan reads, else ``_SLOW``.
+def fast_value(elem: Any) -> Any:
+    """The value of a not-yet-converted element for the plain VRs a scan reads, else ``SLOW``.
 
     pydicom converts every element through its generic machinery (~10 µs each); the header
     scan reads ~30 per file, so plain ASCII text, numeric strings and little binary numbers are
@@ -150,10 +151,10 @@ def _fast_value(elem: Any) -> Any:
     vr = elem.VR or _dictionary_vr(elem.tag)
     raw = elem.value
     if raw is None or len(raw) == 0:
-        return _SLOW if vr not in _TEXT_VRS and vr not in _BINARY_VRS else None
+        return SLOW if vr not in _TEXT_VRS and vr not in _BINARY_VRS else None
     if vr in _TEXT_VRS:
         if max(raw) >= 0x80:
-            return _SLOW
+            return SLOW
         text = raw.decode("ascii").rstrip(" \x00")
         if vr != "UI":
             text = text.strip(" ")
@@ -161,7 +162,7 @@ def _fast_value(elem: Any) -> Any:
         return parts[0] if len(parts) == 1 else parts
     code = _BINARY_VRS.get(vr or "")
     if code is None:
-        return _SLOW
+        return SLOW
     size = struct.calcsize(code)
     count = len(raw) // size
     values = struct.unpack(("<" if elem.is_little_endian else ">") + code * count, raw[: count * size])
@@ -178,7 +179,8 @@ def as_list(value: Any) -> list:
 
 
 @functools.cache
-def _tag(keyword: str) -> int:
+def tag_of(keyword: str) -> int:
+    """The tag of a DICOM keyword (cached)."""
     tag = tag_for_keyword(keyword)
     if tag is None:
         raise KeyError(f"unknown DICOM keyword {keyword!r}")
