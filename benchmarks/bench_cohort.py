@@ -2,8 +2,8 @@
 
 N synthetic breast MRI studies at the size scanners write (DCE 6 phases of 512x512x160 in the
 three layouts, DWI b0/b800, ADC, T2; one 10-25 mm lesion each) are written once into
-benchmarks/data/cohort and reused. Then, on the same studies and the same feature settings
-(Original, LoG and wavelet on the early DCE subtraction, T2 and ADC):
+benchmarks/data/cohort and reused. For each of two feature settings (Original; Original + LoG +
+wavelet; on the early DCE subtraction, T2 and ADC):
 
 - ``radimt batch`` with 1 and with 2 workers (segmentation, kinetics, ADC statistics, features,
   overlays, report), from the command line, outputs recomputed;
@@ -11,11 +11,14 @@ benchmarks/data/cohort and reused. Then, on the same studies and the same featur
   subtraction, the pyradiomics command line (2 jobs) extracts the features with radimt's masks
   (no segmentation, no kinetics: radimt does more).
 
-Prints wall seconds per stage and in total, lesions per minute, the peak resident memory of the
-largest process (a worker), and the ratio to the user route; then one study profiled in-process
-by radimt stage. Medians are not taken (one run each: minutes per run); rerun to see the noise.
+Prints wall seconds, lesions per minute, the peak resident memory of the largest process (a
+worker) against the DCE's decoded size, and the ratio to the user route; then a study's second
+lesion, the workers on a larger cohort (1 and 2 local workers, a Dask LocalCluster of two
+single-thread workers), and one study profiled in-process by radimt stage. One run each
+(minutes per run): rerun to see the noise.
 
-Run: ``python benchmarks/bench_cohort.py [--studies 3]``  (about 1.5 GB of DICOM per 3 studies).
+Run: ``python benchmarks/bench_cohort.py [--studies 3] [--scaling-studies 12]`` (about 0.8 GB of
+DICOM per study).
 """
 
 from __future__ import annotations
@@ -40,7 +43,11 @@ from radimt.synth.writer import Grid
 DATA = Path(__file__).resolve().parent / "data" / "cohort"
 GRID = Grid((512, 512, 160), (0.4, 0.4, 1.0), (0.0, -102.4, -80.0))
 LAYOUTS = ("single", "per_phase", "pre_post")
-IMAGE_TYPES = {"Original": {}, "LoG": {"sigma": [1.0, 2.0, 3.0]}, "Wavelet": {}}
+#: The two feature settings the comparison runs: pyradiomics' image types in each.
+SETTINGS = {
+    "Original": {"Original": {}},
+    "Original + LoG + wavelet": {"Original": {}, "LoG": {"sigma": [1.0, 2.0, 3.0]}, "Wavelet": {}},
+}
 BIN = Path(sys.executable).parent
 
 
@@ -71,14 +78,14 @@ def write_studies(n: int) -> Path:
     return write_seed_manifest(manifest, rows)
 
 
-def pipeline_file(work: Path) -> Path:
-    """breast_mri with the filters of the comparison (LoG and wavelet on every role)."""
-    path = work / "cohort.yaml"
+def pipeline_file(work: Path, image_types: dict) -> Path:
+    """breast_mri with the image types of one setting on every role."""
+    path = work / f"cohort_{len(image_types)}.yaml"
     config = yaml.safe_load(
         (Path(__file__).resolve().parents[1] / "pipelines" / "breast_mri.yaml").read_text()
     )
     config["name"] = "cohort"
-    config["image_types"] = list(IMAGE_TYPES)
+    config["image_types"] = list(image_types)
     config["presets"] = {
         role: str(Path(__file__).resolve().parents[1] / "pipelines" / "params" / f"{preset}.yaml")
         for role, preset in config["presets"].items()
@@ -103,7 +110,7 @@ def measured(command: list[str]) -> tuple[float, float]:
     return time.perf_counter() - start, int(done.stdout.split()[-1]) / 1024
 
 
-def user_route(manifest: Path, masks: Path, work: Path) -> dict[str, tuple[float, float]]:
+def user_route(manifest: Path, masks: Path, work: Path, image_types: dict) -> dict[str, tuple[float, float]]:
     """dcm2niix, subtraction, pyradiomics CLI: {stage: (seconds, peak MB)}."""
     import numpy as np
     import SimpleITK as sitk
@@ -164,7 +171,7 @@ def user_route(manifest: Path, masks: Path, work: Path) -> dict[str, tuple[float
             writer.writerow(["Image", "Mask"])
             writer.writerows(rows[role])
         params = load_params(preset)
-        params["imageType"] = IMAGE_TYPES
+        params["imageType"] = image_types
         if role == "adc":  # dcm2niix keeps the scanner's 10^-6 mm²/s: the same bins are 1000x wider
             params["setting"]["binWidth"] = params["setting"].get("binWidth", 0.05) * 1000
         (work / f"{role}.yaml").write_text(yaml.safe_dump(params))
@@ -230,71 +237,122 @@ def profile_one(manifest: Path, pipeline: Path) -> list[tuple[str, float]]:
     return stages
 
 
+def batch_command(manifest: Path, pipeline: Path, out: Path, workers: int, scheduler: str = "") -> list[str]:
+    command = [str(BIN / "radimt"), "batch", str(manifest), "--pipeline", str(pipeline), "--out", str(out)]
+    command += ["--force", "--workers", str(workers)] + (["--scheduler", scheduler] if scheduler else [])
+    return command
+
+
+def second_lesion(manifest: Path, pipeline: Path, out: Path) -> tuple[float, float]:
+    """Seconds of a study's first and of its second lesion (a seed 2 mm away) in one batch."""
+    with open(manifest, newline="") as fh:
+        row = next(csv.DictReader(fh))
+    seed = [float(row[f"seed_{axis}"]) for axis in "xyz"]
+    two = out.parent / "two_lesions.csv"
+    with open(two, "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["study_id", "lesion_id", "path", "seed_x", "seed_y", "seed_z"])
+        writer.writerow([row["study_id"], 1, str(DATA / row["path"]), *seed])
+        writer.writerow([row["study_id"], 2, str(DATA / row["path"]), seed[0] + 2.0, *seed[1:]])
+    subprocess.run(batch_command(two, pipeline, out, 1), check=True, capture_output=True)
+    first, second = (
+        json.loads((out / "lesions" / row["study_id"] / str(k) / "result.json").read_text())["seconds"]
+        for k in (1, 2)
+    )
+    return first, second
+
+
+def compare(manifest: Path, n: int, work: Path, name: str, image_types: dict) -> None:
+    """One feature setting: radimt with 1 and 2 workers against the user route."""
+    pipeline = pipeline_file(work, image_types)
+    results, stages_by_run = [], []
+    for workers in (1, 2):
+        out = work / f"radimt_{workers}"
+        results.append(
+            (f"radimt batch --workers {workers}", *measured(batch_command(manifest, pipeline, out, workers)))
+        )
+        stages_by_run.append(batch_stages(out))
+    route = user_route(manifest, work / "radimt_1", work / "route", image_types)
+    print(
+        f"\n== {name}: {n} clinical-size synthetic breast MRI studies "
+        "(DCE 6 x 512x512x160, DWI, ADC, T2) ==\n"
+    )
+    print(f"{'route':<48} {'seconds':>8} {'lesions/min':>12} {'peak MB':>9}")
+    print("-" * 82)
+    for label, seconds, peak in results:
+        print(f"{label:<48} {seconds:>8.1f} {60 * n / seconds:>12.2f} {peak:>9.0f}")
+    total = sum(sec for sec, _ in route.values())
+    for stage, (seconds, peak) in route.items():
+        print(
+            f"  user route: {stage:<34} {seconds:>8.1f} {'':>12} {peak:>9.0f}"
+            if peak
+            else f"  user route: {stage:<34} {seconds:>8.1f}"
+        )
+    print(
+        f"{'dcm2niix + pyradiomics (total)':<48} {total:>8.1f} {60 * n / total:>12.2f} "
+        f"{max(p for _, p in route.values()):>9.0f}"
+    )
+    for label, seconds, _ in results:
+        print(f"{label}: {total / seconds:.2f}x the speed of the user route (goal >= 10x with 1 worker)")
+    for label, _, peak in results:
+        print(
+            f"{label}: peak {peak:,.0f} MB = {peak / decoded_dce_mb():.2f}x the largest series "
+            f"(DCE, {decoded_dce_mb():,.0f} MB decoded; goal <= 2x)"
+        )
+    print("inside the batch, worker seconds per stage summed over the lesions (result.json):")
+    print(f"  {'stage':<46} {'1 worker':>9} {'2 workers':>10}")
+    for stage in stages_by_run[0]:
+        one, two = (run.get(stage, 0.0) for run in stages_by_run)
+        print(f"  {stage:<46} {one:>9.2f} {two:>10.2f}")
+
+
+def scaling(n: int, work: Path) -> None:
+    """Workers on a larger cohort (Original features): 1 and 2 local workers, a Dask cluster."""
+    manifest = write_studies(n)
+    pipeline = pipeline_file(work, SETTINGS["Original"])
+    runs = [
+        ("1 worker", 1, ""),
+        ("2 local workers", 2, ""),
+        ("Dask LocalCluster, 2 x 1 thread", 2, "local-dask"),
+    ]
+    seconds = {}
+    print(f"\n== workers: {n} studies, Original features ==\n")
+    for label, workers, scheduler in runs:
+        seconds[label], peak = measured(
+            batch_command(manifest, pipeline, work / "scaling", workers, scheduler)
+        )
+        print(
+            f"{label:<36} {seconds[label]:>8.1f} s  {60 * n / seconds[label]:>6.2f} lesions/min  "
+            f"peak {peak:,.0f} MB"
+        )
+    one, two, dask = seconds.values()
+    print(
+        f"2 workers: {one / two:.2f}x one worker (goal >= 1.7x); "
+        f"Dask {dask / two:.2f}x the local pool's time (goal within 1.10x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--studies", type=int, default=3)
+    parser.add_argument("--studies", type=int, default=3, help="studies of the route comparison")
+    parser.add_argument(
+        "--scaling-studies", type=int, default=12, help="studies of the workers' run (0: skip)"
+    )
     args = parser.parse_args()
     manifest = write_studies(args.studies)
     work = Path(tempfile.mkdtemp(prefix="radimt_cohort_"))
     try:
-        pipeline = pipeline_file(work)
-        results, stages_by_run = [], []
-        for workers in (1, 2):
-            out = work / f"radimt_{workers}"
-            command = [
-                str(BIN / "radimt"),
-                "batch",
-                str(manifest),
-                "--pipeline",
-                str(pipeline),
-                "--out",
-                str(out),
-                "--force",
-                "--workers",
-                str(workers),
-            ]
-            results.append((f"radimt batch --workers {workers}", *measured(command)))
-            stages_by_run.append(batch_stages(out))
-        route = user_route(manifest, work / "radimt_1", work / "route")
-        n = args.studies
+        for name, image_types in SETTINGS.items():
+            compare(manifest, args.studies, work, name, image_types)
+        first, second = second_lesion(manifest, pipeline_file(work, SETTINGS["Original"]), work / "second")
         print(
-            f"\n{n} clinical-size synthetic breast MRI studies (DCE 6 x 512x512x160, DWI, ADC, T2); "
-            "Original + LoG + wavelet on DCE subtraction, T2, ADC\n"
+            f"\na study's first lesion {first:.2f} s, a second lesion of the loaded study "
+            f"{second:.2f} s (goal <= 0.5 s)"
         )
-        print(f"{'route':<48} {'seconds':>8} {'lesions/min':>12} {'peak MB':>9}")
-        print("-" * 82)
-        for name, seconds, peak in results:
-            print(f"{name:<48} {seconds:>8.1f} {60 * n / seconds:>12.2f} {peak:>9.0f}")
-        total = sum(s for s, _ in route.values())
-        for stage, (seconds, peak) in route.items():
-            print(
-                f"  user route: {stage:<34} {seconds:>8.1f} {'':>12} {peak:>9.0f}"
-                if peak
-                else f"  user route: {stage:<34} {seconds:>8.1f}"
-            )
-        print(
-            f"{'dcm2niix + pyradiomics (total)':<48} {total:>8.1f} {60 * n / total:>12.2f} "
-            f"{max(p for _, p in route.values()):>9.0f}"
-        )
-        for name, seconds, _ in results:
-            print(f"{name}: {total / seconds:.2f}x the speed of the user route (goal >= 10x)")
-        for name, _, peak in results:
-            print(
-                f"{name}: peak {peak:,.0f} MB = {peak / decoded_dce_mb():.2f}x the largest role "
-                f"(DCE, {decoded_dce_mb():,.0f} MB decoded; goal <= 2x)"
-            )
-        print("\ninside the batch, worker seconds per stage summed over the lesions (result.json):")
-        print(f"  {'stage':<46} {'1 worker':>9} {'2 workers':>10}")
-        for stage in stages_by_run[0]:
-            one, two = (run.get(stage, 0.0) for run in stages_by_run)
-            print(f"  {stage:<46} {one:>9.2f} {two:>10.2f}")
-        for (name, seconds, _), run in zip(results, stages_by_run, strict=True):
-            print(
-                f"  {name}: stages {sum(run.values()):.1f} worker-s of {seconds:.1f} s wall; the rest is "
-                "process start-up, imports, the report and the tables"
-            )
-        print("\none study in-process, by radimt stage:")
-        for stage, seconds in profile_one(manifest, pipeline):
+        if args.scaling_studies:
+            scaling(args.scaling_studies, work)
+        print("\none study in-process, by radimt stage (Original):")
+        for stage, seconds in profile_one(manifest, pipeline_file(work, SETTINGS["Original"])):
             print(f"  {stage:<46} {seconds:>8.2f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)

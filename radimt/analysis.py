@@ -35,7 +35,7 @@ from radimt.dicom.volume import in_pixels, read_planar, read_volume, spacing_sou
 from radimt.diffusion import adc_stats, study_adc
 from radimt.domain import kinetic_heterogeneity, margin_sharpness, rim_core
 from radimt.errors import OptionError, RadimtError, SeedError
-from radimt.features import FeatureRow, extract_features, load_params, pyradiomics_case
+from radimt.features import FeatureRow, context_mm, extract_features, load_params, pyradiomics_case
 from radimt.io.masks import mask_source, read_dicom_mask, read_mask
 from radimt.kinetics import KineticCurve, kinetic_curve, kinetic_maps, kinetic_options
 from radimt.measure import longest_diameter_mm, size_columns
@@ -50,7 +50,7 @@ from radimt.roles import (
     role,
 )
 from radimt.segment import PRESETS as SEGMENTATION_PRESETS
-from radimt.segment import resample_mask, segment_from_seed, segment_options, subtraction
+from radimt.segment import RING_MM, resample_mask, segment_from_seed, segment_options, subtraction
 
 # -- what to compute -------------------------------------------------------------------------
 
@@ -337,6 +337,25 @@ def _dce_reference(study: Study, dce_phase: int) -> Reference:
     image = role_image(study, Role.DCE, dce_phase)
     label = "DCE early subtraction" if dce_phase == 1 else f"DCE subtraction (phase {dce_phase})"
     return Reference(image, study.dce.series[dce_phase], Role.DCE, label)  # type: ignore[union-attr, arg-type]
+
+
+def reach_mm(config: AnalysisConfig, voxel_mm: float) -> tuple[float, float]:
+    """How far a seeded lesion's analysis can look (mm): the segmentation from its seed (its
+    largest crop, ``max_diameter_mm``, and the ring around the region), and the features beyond
+    the mask (:func:`radimt.features.context_mm`) for images whose largest voxel side is
+    ``voxel_mm``. See :mod:`radimt.dicom.focus`.
+    """
+    options = dict(config.segmentation)
+    modality = options.pop("modality", None) or config.reference.segmentation_preset
+    segmentation = segment_options(modality, options)
+    features = max(
+        (
+            context_mm(config.presets.get(kind, kind.feature_preset), config.image_types, voxel_mm)
+            for kind in config.roles
+        ),
+        default=0.0,
+    )
+    return segmentation.max_diameter_mm + RING_MM + 2 * voxel_mm, features + 2 * voxel_mm
 
 
 def role_image(study: Study, role_name: Role | str, dce_phase: int = 1) -> sitk.Image | None:

@@ -41,8 +41,9 @@ import numpy as np
 import SimpleITK as sitk
 import yaml
 
+from radimt.dicom.focus import whole_statistics
 from radimt.errors import FeatureError, MaskError
-from radimt.grids import nonzero_box, same_grid
+from radimt.grids import focus_of, nonzero_box, same_grid
 from radimt.ibsi_filters import FilterSettings, filter_response
 from radimt.io.yamlfiles import safe_load
 
@@ -239,6 +240,29 @@ def _margin_mm(params: Mapping[str, Any], spacing: Sequence[float]) -> float:
     return margin
 
 
+def context_mm(
+    preset: str | os.PathLike[str],
+    image_types: Sequence[str] | Mapping[str, Any] | None = None,
+    voxel_mm: float = 1.0,
+) -> float:
+    """How far beyond a mask's bounding box :func:`extract_features` reads the image (mm): the
+    filters' reach, the resampling grid's padding and the interpolation margin, for images whose
+    largest voxel side is ``voxel_mm``."""
+    params = load_params(preset)
+    if image_types is not None:
+        kept = params["imageType"]
+        params["imageType"] = (
+            {k: dict(v or {}) for k, v in image_types.items()}
+            if isinstance(image_types, Mapping)
+            else {name: dict(kept.get(name) or {}) for name in image_types}
+        )
+    setting = params["setting"]
+    target = [float(v) for v in setting.get("resampledPixelSpacing") or []]
+    grid = max([voxel_mm, *target])
+    padding = (int(setting.get("padDistance", 5)) + 1) * grid + BSPLINE_MARGIN_VOXELS * voxel_mm
+    return _margin_mm(params, [grid]) + padding
+
+
 def crop_to_lesion(
     image: sitk.Image, mask: sitk.Image, margin_mm: float, voxels: np.ndarray | None = None
 ) -> tuple[sitk.Image, sitk.Image]:
@@ -252,16 +276,24 @@ def crop_to_lesion(
     return sitk.RegionOfInterest(image, size, start), sitk.RegionOfInterest(mask, size, start)
 
 
-def pyradiomics_grid(mask: sitk.Image, voxels: np.ndarray, setting: Mapping[str, Any]) -> sitk.Image:
+def pyradiomics_grid(
+    mask: sitk.Image,
+    voxels: np.ndarray,
+    setting: Mapping[str, Any],
+    focus: tuple[list[int], list[int]] | None = None,
+) -> sitk.Image:
     """The (empty) grid pyradiomics' ``resampleImage`` would resample the whole image onto.
 
     Same rules as pyradiomics: the mask's bounding box plus ``padDistance`` voxels of the new
-    spacing, aligned to the full image's index space, clipped to the image.
+    spacing, aligned to the full image's index space, clipped to the image. ``focus`` (the
+    first index of a cut image in its whole volume, and that volume's size) makes the grid the
+    one the whole volume would give.
     """
     dim = mask.GetDimension()
     spacing = np.array(mask.GetSpacing())
-    size = np.array(mask.GetSize())
-    idx = voxels[:, ::-1]
+    shift = np.asarray(focus[0] if focus else [0] * dim)
+    size = np.array(focus[1] if focus else mask.GetSize())
+    idx = voxels[:, ::-1] + shift
     lo, extent = idx.min(axis=0), idx.max(axis=0) - idx.min(axis=0) + 1
     target = np.array([float(s) for s in setting["resampledPixelSpacing"]], float)
     if target.size != dim:
@@ -277,7 +309,7 @@ def pyradiomics_grid(mask: sitk.Image, voxels: np.ndarray, setting: Mapping[str,
     lower = np.where(lower < 0, 0, lower)
     upper = np.minimum(upper, np.ceil(size * ratio) - 1)
     new_size = np.array(upper - lower + 1, dtype=int)
-    origin_index = 0.5 * (target - spacing) / spacing + lower / ratio
+    origin_index = 0.5 * (target - spacing) / spacing + lower / ratio - shift
     grid = sitk.Image([int(n) for n in new_size], sitk.sitkUInt8)
     grid.SetSpacing(target.tolist())
     grid.SetDirection(mask.GetDirection())
@@ -313,9 +345,13 @@ def _normalise_like_pyradiomics(
 ) -> tuple[sitk.Image, dict[str, Any]]:
     """pyradiomics' normalisation (z-score over the whole image, outliers clipped, scaled) applied
     to the crop, and what was done (for the provenance)."""
-    stats = sitk.StatisticsImageFilter()
-    stats.Execute(full)
-    mean, sigma = stats.GetMean(), stats.GetSigma()
+    whole = whole_statistics(full)  # a focused image: the statistics of the volume it was cut from
+    if whole is None:
+        stats = sitk.StatisticsImageFilter()
+        stats.Execute(full)
+        mean, sigma = stats.GetMean(), stats.GetSigma()
+    else:
+        mean, sigma = whole
     values = (sitk.GetArrayFromImage(crop).astype(np.float64) - mean) / (sigma if sigma > 0 else 1.0)
     outliers = setting.get("removeOutliers")
     if outliers is not None:
@@ -428,7 +464,7 @@ def extract_features(
     )
     if crop:
         if resampled:
-            grid = pyradiomics_grid(mask, voxels, setting)
+            grid = pyradiomics_grid(mask, voxels, setting, focus_of(image))
             work_image, work_mask = crop_around(image, mask, grid, BSPLINE_MARGIN_VOXELS)
         else:
             work_image, work_mask = crop_to_lesion(image, mask, margin, voxels)

@@ -15,6 +15,9 @@ from radimt.errors import FrameOfReferenceError, MaskError
 FRAME_OF_REFERENCE_KEY = "0020|0052"
 SERIES_UID_KEY = "0020|000e"
 MODALITY_KEY = "0008|0060"
+#: On an image cut from a larger volume: its first voxel's index in that volume, then the
+#: volume's size (``"i j k|nx ny nz"``); see :mod:`radimt.dicom.focus`.
+FOCUS_KEY = "radimt|focus"
 
 #: Two grids are the same when sizes are equal and spacing, origin and direction agree within these.
 SPACING_TOLERANCE_MM = 1e-3
@@ -115,8 +118,8 @@ def lesion_box(image: sitk.Image, mask: sitk.Image, margin_mm: float, what: str 
 
 
 def copy_reference_metadata(source: sitk.Image, target: sitk.Image) -> None:
-    """Copy radimt's provenance metadata (frame of reference, series, modality)."""
-    for key in (FRAME_OF_REFERENCE_KEY, SERIES_UID_KEY, MODALITY_KEY):
+    """Copy radimt's provenance metadata (frame of reference, series, modality, focus box)."""
+    for key in (FRAME_OF_REFERENCE_KEY, SERIES_UID_KEY, MODALITY_KEY, FOCUS_KEY):
         if source.HasMetaDataKey(key):
             target.SetMetaData(key, source.GetMetaData(key))
 
@@ -131,3 +134,12 @@ def check_frame_of_reference(image: sitk.Image, frame_of_reference: str | None, 
             f"the {what} is in frame of reference {frame_of_reference}, the image in {own}: "
             "coordinates do not carry over between them without a registration"
         )
+
+
+def focus_of(image: sitk.Image) -> tuple[list[int], list[int]] | None:
+    """For an image cut from a larger volume, its first voxel's index there and that volume's
+    size; ``None`` for an image that is its whole volume."""
+    if not image.HasMetaDataKey(FOCUS_KEY):
+        return None
+    first, size = image.GetMetaData(FOCUS_KEY).split("|")
+    return [int(v) for v in first.split()], [int(v) for v in size.split()]

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from radimt.dicom.focus import attach_whole_statistics, difference_statistics, is_focused
 from radimt.dicom.study import DCE
 from radimt.errors import MaskError, SeedError, SegmentationError
 from radimt.grids import (
@@ -123,7 +124,7 @@ PRESETS: dict[str, SegmentOptions] = {
 
 _START_RADIUS_MM = 20.0  # first crop radius; enlarged when the lesion reaches the border
 _MAX_ITERATIONS = 6
-_RING_MM = 3.0
+RING_MM = 3.0  # the band outside a region whose statistics decide where it stops
 
 
 def subtraction(dce: DCE, phase: int = 1, baseline: int = 0) -> sitk.Image:
@@ -157,6 +158,9 @@ def subtraction(dce: DCE, phase: int = 1, baseline: int = 0) -> sitk.Image:
         del difference
         out.CopyInformation(dce.phases[phase])
         copy_reference_metadata(dce.phases[phase], out)
+        if is_focused(dce.phases[phase]):  # the whole volume's subtraction, streamed when asked for
+            later, earlier = dce.series[phase], dce.series[baseline]
+            attach_whole_statistics(out, lambda: difference_statistics(later, earlier))
         dce.derived[key] = out
     return dce.derived[key]
 
@@ -253,8 +257,8 @@ def _grow(image: sitk.Image, index: Sequence[int], threshold: float, fill: bool)
 
 
 def _ring_stats(values: np.ndarray, region: sitk.Image) -> tuple[float, float] | None:
-    """Median and robust SD of a ring (1 voxel to ``_RING_MM`` outside the region)."""
-    radius = _radius_voxels(region, _RING_MM)
+    """Median and robust SD of a ring (1 voxel to ``RING_MM`` outside the region)."""
+    radius = _radius_voxels(region, RING_MM)
     inner = sitk.BinaryDilate(region, [1] * region.GetDimension())
     outer = sitk.BinaryDilate(region, radius)
     ring = sitk.GetArrayViewFromImage(outer).astype(bool) & ~sitk.GetArrayViewFromImage(inner).astype(bool)

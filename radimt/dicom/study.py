@@ -13,11 +13,12 @@ from functools import cached_property
 import numpy as np
 import SimpleITK as sitk
 
+from radimt.dicom.focus import Box, attach_whole_statistics, is_focused, read_focused, series_statistics
 from radimt.dicom.roles import INCOMPLETE_PHASE, assign_roles
 from radimt.dicom.scan import SeriesInfo, SkippedFile, scan_files, suffix_shared_numbers
 from radimt.dicom.volume import PlanarImage, read_planar, read_volume
 from radimt.errors import MixedOrientationError, MixedStudyError, RoleError, TimingError
-from radimt.grids import same_grid
+from radimt.grids import copy_reference_metadata, same_grid
 from radimt.roles import ROLES
 
 log = logging.getLogger(__name__)
@@ -254,6 +255,10 @@ class Study:
         self.skipped = skipped or []
         self.derived: dict = {}  # images computed from the series once (e.g. a fitted ADC map)
         self.mg_spacing_mm: float | None = None  # for mammograms whose header gives no pixel size
+        #: Read only this box of the 3D roles (DCE, T1, T2, CT, ADC; not DWI): set before the
+        #: images are first read (see :mod:`radimt.dicom.focus`).
+        self.focus: Box | None = None
+        self._whole: Study | None = None
 
     def __repr__(self) -> str:
         roles = ", ".join(f"{r}={len(self.series_for(r))}" for r in self.roles)
@@ -311,9 +316,23 @@ class Study:
             log.info("%s: %d series could be %s; using %s", self.path, len(candidates), role, best.label)
         return best
 
+    def whole(self) -> Study:
+        """This study read whole: itself when it has no focus, else a twin without one (made once,
+        sharing the headers)."""
+        if self.focus is None:
+            return self
+        if self._whole is None:
+            self._whole = Study(self.path, self.series, self.skipped)
+            self._whole.mg_spacing_mm = self.mg_spacing_mm
+        return self._whole
+
+    def _read(self, series: SeriesInfo) -> sitk.Image:
+        """A stack as a volume: the focus box of it when the study has one."""
+        return read_volume(series) if self.focus is None else read_focused(series, self.focus)
+
     def _volume_for(self, role: str) -> sitk.Image | None:
         chosen = self.chosen_series(role)
-        return None if chosen is None else read_volume(chosen)
+        return None if chosen is None else self._read(chosen)
 
     @cached_property
     def t1(self) -> sitk.Image | None:
@@ -336,7 +355,7 @@ class Study:
         chosen = self.chosen_series("adc")
         if chosen is None:
             return None
-        image = read_volume(chosen)
+        image = self._read(chosen)
         factor = adc_unit_factor(sitk.GetArrayViewFromImage(image), chosen.first.header.units)
         out = (
             sitk.Cast(image, sitk.sitkFloat32) * factor
@@ -344,6 +363,9 @@ class Study:
             else sitk.Cast(image, sitk.sitkFloat32)
         )
         out.CopyInformation(image)
+        copy_reference_metadata(image, out)
+        if is_focused(image):
+            attach_whole_statistics(out, lambda: series_statistics(chosen, factor))
         return out
 
     # -- multi-volume roles ------------------------------------------------------------------
@@ -355,7 +377,7 @@ class Study:
             return None
         ordered, times, source = dce_timing(stacks)
         left_out = _incomplete_phases(self.series, ordered)
-        phases = [read_volume(s) for s in ordered]
+        phases = [self._read(s) for s in ordered]
         _check_same_grid(phases, ordered, "DCE phases")
         n_pre = _precontrast_count(ordered)
         arrival, why = contrast_arrival(ordered, times, n_pre)

@@ -18,7 +18,7 @@ from radimt.errors import DicomReadError
 log = logging.getLogger(__name__)
 
 
-def _check_rescale(frames: Sequence[Frame], label: str) -> None:
+def check_rescale(frames: Sequence[Frame], label: str) -> None:
     """RescaleSlope must be finite and non-zero, RescaleIntercept finite, on every frame."""
     for f in frames:
         if not (np.isfinite(f.slope) and f.slope != 0 and np.isfinite(f.intercept)):
@@ -29,7 +29,7 @@ def _check_rescale(frames: Sequence[Frame], label: str) -> None:
             )
 
 
-def _rescaled(stored: np.ndarray, frames: Sequence[Frame]) -> np.ndarray:
+def rescaled(stored: np.ndarray, frames: Sequence[Frame]) -> np.ndarray:
     """Apply RescaleSlope/Intercept per frame, keeping integers when the result is exact."""
     slopes = np.array([f.slope for f in frames], float)
     intercepts = np.array([f.intercept for f in frames], float)
@@ -58,7 +58,7 @@ def _rescaled(stored: np.ndarray, frames: Sequence[Frame]) -> np.ndarray:
     return out
 
 
-def _buffer(frame: Frame, n: int, label: str) -> np.ndarray:
+def slice_buffer(frame: Frame, n: int, label: str) -> np.ndarray:
     header = frame.header
     colour = header.samples_per_pixel == 3 or header.photometric == "PALETTE COLOR"
     dtype = np.float32 if colour else stored_dtype(header)
@@ -78,12 +78,12 @@ def read_volume(series: SeriesInfo) -> sitk.Image:
         data is missing or broken.
     """
     frames, geometry = order_slices(series.frames, series.label)
-    _check_rescale(frames, series.label)
+    check_rescale(frames, series.label)
     headers = {(f.rows, f.columns, f.header.bits_allocated) for f in frames}
     if len(headers) > 1:
         raise DicomReadError(f"{series.label}: images differ in matrix or bit depth: {sorted(headers)}")
-    stored = read_frames_into(frames, _buffer(frames[0], len(frames), series.label), series.label)
-    values = _rescaled(stored, frames)
+    stored = read_frames_into(frames, slice_buffer(frames[0], len(frames), series.label), series.label)
+    values = rescaled(stored, frames)
     del stored
     image = sitk.GetImageFromArray(values)
     image.SetSpacing(geometry.spacing)
@@ -278,12 +278,12 @@ def read_planar(
             else:
                 raise
     frames = sorted(series.frames, key=lambda f: f.index)
-    _check_rescale(frames, series.label)
+    check_rescale(frames, series.label)
     if header.pixel_offset is not None:
-        stored = read_frames_into(frames, _buffer(frames[0], len(frames), series.label), series.label)
+        stored = read_frames_into(frames, slice_buffer(frames[0], len(frames), series.label), series.label)
     else:
         stored = decode_file(header.path, header, series.label)
-    values = _rescaled(stored, frames)
+    values = rescaled(stored, frames)
     if header.photometric == "MONOCHROME1":
         values = _invert_monochrome1(values, header, frames[0])
     sitk_spacing = (float(spacing[1]), float(spacing[0]))

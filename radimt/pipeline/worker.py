@@ -8,6 +8,7 @@ run in whichever process the runner (:mod:`radimt.pipeline.runner`) hands a stud
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import re
@@ -28,11 +29,14 @@ from radimt.analysis import (
     Reference,
     analyse_image_file,
     analyse_lesion,
+    reach_mm,
     reference_image,
     role_image,
 )
+from radimt.dicom.focus import Box, covered_fraction, geometry_of, holds, inside_focus, on_full_grid
 from radimt.dicom.study import Study, load_study
 from radimt.errors import OutputFolderError, RadimtError
+from radimt.grids import focus_of, nonzero_box
 from radimt.io import write_dicom_seg, write_mask
 from radimt.io.atomic import atomic_path
 from radimt.io.sr import write_measurement_report
@@ -122,6 +126,7 @@ def process_study(
                     study_uid=tasks[0].study_uid,
                     mg_spacing_mm=config.mg_spacing_mm,
                 )
+                study.focus = lesions_box(study, tasks, config)
     except Exception as exc:  # noqa: BLE001 - recorded, the batch goes on
         study_error = exc
     for task in tasks:
@@ -164,6 +169,65 @@ def process_study(
     return statuses
 
 
+#: A study is read whole unless the lesions' box leaves out more than this share of its volume.
+FOCUS_AT_MOST = 0.75
+#: The roles a focused study reads in part (DWI is read whole: a fitted ADC map comes from it).
+FOCUSED_ROLES = ("dce", "t1", "t2", "ct", "adc")
+
+
+def _largest_voxel(study: Study) -> float | None:
+    series = [s for role in FOCUSED_ROLES for s in study.series_for(role)]
+    try:
+        return max((max(geometry_of(s).spacing) for s in series), default=None)
+    except RadimtError:  # a series that cannot be assembled: reading it says why
+        return None
+
+
+def lesions_box(study: Study, tasks: Sequence[LesionTask], config: PipelineConfig) -> Box | None:
+    """The box around a study's seeds that their segmentations stay in (see
+    :func:`radimt.analysis.reach_mm`), or ``None`` when the whole study is read: a lesion given by
+    a mask or a voxel index, a 3D seed on another modality, or a box holding most of the study.
+
+    A lesion whose features reach beyond the box is analysed again on the whole study
+    (:func:`fits_focus`), so the numbers never depend on the box.
+    """
+    if any(t.seed is None or t.seed_is_index or t.mask_path for t in tasks):
+        return None
+    if any(not seed.role.planar for t in tasks for seed in t.modality_seeds):
+        return None
+    voxel = _largest_voxel(study)
+    if voxel is None:
+        return None
+    box = Box.around([t.seed for t in tasks if t.seed is not None], reach_mm(config.analysis, voxel)[0])
+    series = [s for role in FOCUSED_ROLES for s in study.series_for(role)]
+    largest = max(series, key=lambda s: s.n_images * s.rows * s.columns)
+    try:
+        if not all(holds(largest, t.seed) for t in tasks if t.seed is not None):
+            return None  # a seed off the images: the whole study, whose seed check says so
+        return box if covered_fraction(largest, box) <= FOCUS_AT_MOST else None
+    except RadimtError:
+        return None
+
+
+def fits_focus(study: Study, result: LesionResult, config: PipelineConfig) -> bool:
+    """Whether everything a focused lesion's numbers used lies inside the focused images: the
+    mask's box grown by the features' reach, on every role's image (clipped where the whole
+    image ends anyway)."""
+    box = nonzero_box(sitk.GetArrayViewFromImage(result.mask))
+    voxel = _largest_voxel(study)
+    if box is None or voxel is None:
+        return False
+    mask = result.mask
+    corners = [
+        mask.TransformContinuousIndexToPhysicalPoint([float(c) for c in corner])
+        for corner in itertools.product(*[(b.start - 0.5, b.stop - 0.5) for b in reversed(box)])
+    ]
+    needed = Box.around(corners, reach_mm(config.analysis, voxel)[1])
+    roles = [role_image(study, r, config.analysis.dce_phase) for r in config.analysis.roles]
+    images = [result.reference.image, *roles]
+    return all(image is None or inside_focus(image, needed) for image in images)
+
+
 def lesion_input(task: LesionTask) -> LesionInput:
     """The lesion a manifest row describes: its mask file, else its seed (and the series they refer to)."""
     if task.mask_path:
@@ -187,15 +251,23 @@ def _process_lesion(
         with clock.stage("features"):
             return _image_file_row(task, config, folder)
     assert study is not None  # loaded for every row with a study folder
-    result = analyse_lesion(
-        study, lesion_input(task), config.analysis, others=task.modality_seeds, clock=clock
-    )
+    lesion, others = lesion_input(task), task.modality_seeds
+    result = analyse_lesion(study, lesion, config.analysis, others=others, clock=clock)
+    if study.focus is not None and not fits_focus(study, result, config):
+        log.info(
+            "%s lesion %s: beyond the focus box, analysed on the whole study", task.study_id, task.lesion_id
+        )
+        study = study.whole()
+        result = analyse_lesion(study, lesion, config.analysis, others=others, clock=clock)
     with clock.stage("segmentation"):  # writing the mask (and its DICOM objects) belongs with making it
-        write_mask(result.mask, folder / "mask.nii.gz")
         source = result.reference.series
+        mask = result.mask  # a focused study's mask goes into the files on the series' whole grid
+        if source is not None and focus_of(result.reference.image):
+            mask = on_full_grid(mask, source)
+        write_mask(mask, folder / "mask.nii.gz")
         if seg and source is not None:
             write_dicom_seg(
-                result.mask,
+                mask,
                 source,
                 folder / "seg.dcm",
                 label=f"{task.study_id} lesion {task.lesion_id}",

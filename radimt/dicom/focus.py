@@ -1,0 +1,211 @@
+"""Read only the part of a volume a lesion needs: the slices and rows and columns of a box.
+
+A clinical breast DCE is six 512x512x160 phases (480 MB); a lesion's segmentation, kinetics and
+features look at a box around it. :func:`read_focused` reads the slices that cross the box and
+keeps its rows and columns, on the same grid (its origin moved to the box's first voxel), so
+every later step works on the box. What does need the whole image, pyradiomics' ``normalize``
+(a z-score over the whole image), gets the whole image's mean and standard deviation streamed
+from the files a few slices at a time (:func:`whole_statistics`), and a mask goes back onto the
+full grid with :func:`on_full_grid` for the files a user keeps (NIfTI, DICOM SEG).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import SimpleITK as sitk
+
+from radimt.dicom.geometry import VolumeGeometry, order_slices
+from radimt.dicom.scan import SeriesInfo
+from radimt.dicom.volume import check_rescale, read_frames_into, rescaled, slice_buffer, tag_provenance
+from radimt.errors import SeedError
+from radimt.grids import FOCUS_KEY, focus_of
+
+#: Slices read at a time when streaming a series' statistics.
+_CHUNK = 16
+_WHOLE_KEY = "radimt|whole_statistics"
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in patient LPS mm."""
+
+    lower: tuple[float, float, float]
+    upper: tuple[float, float, float]
+
+    @classmethod
+    def around(cls, points: Sequence[Sequence[float]], radius_mm: float) -> Box:
+        """The smallest box holding every point, grown by ``radius_mm`` on each side."""
+        array = np.asarray(points, float).reshape(-1, 3)
+        lower = array.min(axis=0) - radius_mm
+        upper = array.max(axis=0) + radius_mm
+        return cls(tuple(map(float, lower)), tuple(map(float, upper)))  # type: ignore[arg-type]
+
+
+def geometry_of(series: SeriesInfo) -> VolumeGeometry:
+    """The full volume's grid, from the headers alone."""
+    return order_slices(series.frames, series.label)[1]
+
+
+def index_range(geometry: VolumeGeometry, box: Box) -> tuple[list[int], list[int]]:
+    """First index and size (x, y, z) of the voxels whose centres the box may reach, clipped to
+    the volume (one voxel more on each side, for interpolation at the box's faces)."""
+    corners = np.array(list(itertools.product(*zip(box.lower, box.upper, strict=True))), float)
+    direction = np.asarray(geometry.direction, float).reshape(3, 3)
+    index = (corners - np.asarray(geometry.origin)) @ direction / np.asarray(geometry.spacing)
+    size = np.asarray(geometry.size)
+    first = np.clip(np.floor(index.min(axis=0)).astype(int) - 1, 0, size)
+    last = np.clip(np.ceil(index.max(axis=0)).astype(int) + 2, 0, size)
+    return first.tolist(), np.maximum(last - first, 0).tolist()
+
+
+def holds(series: SeriesInfo, point: Sequence[float]) -> bool:
+    """Whether a point (LPS mm) lies in a series' volume."""
+    geometry = geometry_of(series)
+    direction = np.asarray(geometry.direction, float).reshape(3, 3)
+    index = (
+        (np.asarray(point, float) - np.asarray(geometry.origin)) @ direction / np.asarray(geometry.spacing)
+    )
+    return bool(np.all(index >= -0.5) and np.all(index <= np.asarray(geometry.size) - 0.5))
+
+
+def covered_fraction(series: SeriesInfo, box: Box) -> float:
+    """The share of a series' voxels that lie in ``box`` (1.0 when the box holds it all)."""
+    geometry = geometry_of(series)
+    _, size = index_range(geometry, box)
+    return math.prod(size) / max(math.prod(geometry.size), 1)
+
+
+def read_focused(series: SeriesInfo, box: Box) -> sitk.Image:
+    """The part of a stack inside ``box`` as a 3D image on the stack's own grid.
+
+    The same values as :func:`radimt.dicom.volume.read_volume` cut to the box (its slices read
+    alone), tagged so that :func:`whole_statistics` gives the whole volume's mean and SD.
+
+    Raises
+    ------
+    SeriesAssemblyError, DicomReadError, SeedError
+        As :func:`~radimt.dicom.volume.read_volume`; a box outside the volume is refused.
+    """
+    frames, geometry = order_slices(series.frames, series.label)
+    check_rescale(frames, series.label)
+    first, size = index_range(geometry, box)
+    if min(size) == 0:
+        raise SeedError(f"{series.label}: the lesion's region lies outside this series' volume")
+    (i0, j0, k0), (ni, nj, nk) = first, size
+    chosen = frames[k0 : k0 + nk]
+    stored = read_frames_into(chosen, slice_buffer(chosen[0], nk, series.label), series.label)
+    cut = np.ascontiguousarray(stored[:, j0 : j0 + nj, i0 : i0 + ni])
+    del stored
+    image = sitk.GetImageFromArray(rescaled(cut, chosen))
+    image.SetSpacing(geometry.spacing)
+    image.SetDirection(geometry.direction)
+    direction = np.asarray(geometry.direction, float).reshape(3, 3)
+    offset = direction @ (np.asarray(first, float) * np.asarray(geometry.spacing))
+    image.SetOrigin(tuple(float(v) for v in np.asarray(geometry.origin) + offset))
+    tag_provenance(image, frames[0].header)
+    image.SetMetaData(FOCUS_KEY, f"{i0} {j0} {k0}|{' '.join(map(str, geometry.size))}")
+    attach_whole_statistics(image, lambda: series_statistics(series))
+    return image
+
+
+def inside_focus(image: sitk.Image, box: Box) -> bool:
+    """Whether the voxels of ``box`` are all in ``image`` as far as its whole volume has them (an
+    image read whole holds everything it can)."""
+    focus = focus_of(image)
+    if focus is None:
+        return True
+    first, full = focus
+    corners = np.array(list(itertools.product(*zip(box.lower, box.upper, strict=True))), float)
+    index = np.array([image.TransformPhysicalPointToContinuousIndex(c.tolist()) for c in corners]) + first
+    low = np.clip(np.floor(index.min(axis=0)), 0, np.asarray(full) - 1)
+    high = np.clip(np.ceil(index.max(axis=0)), 0, np.asarray(full) - 1)
+    return bool(np.all(low >= first) and np.all(high <= np.asarray(first) + np.asarray(image.GetSize()) - 1))
+
+
+def on_full_grid(mask: sitk.Image, series: SeriesInfo) -> sitk.Image:
+    """A mask made on a focused image, pasted into an empty image of the series' full grid."""
+    geometry = geometry_of(series)
+    full = sitk.Image(list(geometry.size), mask.GetPixelID())
+    full.SetSpacing(geometry.spacing)
+    full.SetOrigin(geometry.origin)
+    full.SetDirection(geometry.direction)
+    for key in mask.GetMetaDataKeys():
+        if key not in (_WHOLE_KEY, FOCUS_KEY):
+            full.SetMetaData(key, mask.GetMetaData(key))
+    start = full.TransformPhysicalPointToIndex(mask.GetOrigin())
+    return sitk.Paste(full, mask, mask.GetSize(), [0, 0, 0], list(start))
+
+
+# -- whole-image statistics of focused images ---------------------------------------------------
+
+#: Statistics by key, computed when first asked for; an entry goes with the image it was made for.
+_REGISTRY: dict[str, Callable[[], tuple[float, float]]] = {}
+
+
+def attach_whole_statistics(image: sitk.Image, compute: Callable[[], tuple[float, float]]) -> None:
+    """Let :func:`whole_statistics` give ``compute()`` (once) for ``image``."""
+    key = uuid.uuid4().hex
+    image.SetMetaData(_WHOLE_KEY, key)
+    _REGISTRY[key] = cache(compute)
+    weakref.finalize(image, _REGISTRY.pop, key, None)
+
+
+def whole_statistics(image: sitk.Image) -> tuple[float, float] | None:
+    """Mean and sample SD of the whole volume a focused image was cut from; ``None`` for an
+    image read whole (its own statistics are the whole volume's)."""
+    if not image.HasMetaDataKey(_WHOLE_KEY):
+        return None
+    compute = _REGISTRY.get(image.GetMetaData(_WHOLE_KEY))
+    if compute is None:  # never: an entry lives as long as the image that carries its key
+        raise RuntimeError("a focused image's whole-volume statistics are gone")
+    return compute()
+
+
+def is_focused(image: sitk.Image) -> bool:
+    """Whether ``image`` was cut from a larger volume (:func:`read_focused` and images made from
+    such with their whole statistics attached)."""
+    return image.HasMetaDataKey(_WHOLE_KEY)
+
+
+def _streamed(series: SeriesInfo) -> Iterator[np.ndarray]:
+    frames, _ = order_slices(series.frames, series.label)
+    for start in range(0, len(frames), _CHUNK):
+        chunk = frames[start : start + _CHUNK]
+        stored = read_frames_into(chunk, slice_buffer(chunk[0], len(chunk), series.label), series.label)
+        yield rescaled(stored, chunk).astype(np.float64)
+
+
+def _moments(chunks: Iterable[np.ndarray]) -> tuple[float, float]:
+    total = squares = 0.0
+    count = 0
+    for values in chunks:
+        flat = values.ravel()
+        total += float(flat.sum())
+        squares += float(flat @ flat)
+        count += flat.size
+    mean = total / max(count, 1)
+    # the sample SD (n - 1), as SimpleITK's StatisticsImageFilter and so pyradiomics' normalize
+    return mean, math.sqrt(max((squares - total * mean) / max(count - 1, 1), 0.0))
+
+
+def series_statistics(series: SeriesInfo, scale: float = 1.0) -> tuple[float, float]:
+    """Mean and sample SD of a whole series' values (as float32 times ``scale``, the way
+    :attr:`radimt.dicom.study.Study.adc` scales them), a few slices at a time."""
+    if scale == 1.0:
+        return _moments(_streamed(series))
+    factor = np.float32(scale)  # as SimpleITK multiplies a float32 image: in float32
+    return _moments((v.astype(np.float32) * factor).astype(np.float64) for v in _streamed(series))
+
+
+def difference_statistics(later: SeriesInfo, earlier: SeriesInfo) -> tuple[float, float]:
+    """Mean and sample SD of ``later - earlier`` (a subtraction) over the whole volume."""
+    pairs = zip(_streamed(later), _streamed(earlier), strict=True)
+    return _moments((a.astype(np.float32) - b.astype(np.float32)).astype(np.float64) for a, b in pairs)

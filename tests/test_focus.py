@@ -1,0 +1,128 @@
+"""A study focused on its lesions' box gives the numbers and the files the whole study gives."""
+
+from __future__ import annotations
+
+import csv
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from radimt.dicom.focus import Box, covered_fraction, on_full_grid, read_focused, whole_statistics
+from radimt.dicom.study import load_study
+from radimt.dicom.volume import read_volume
+from radimt.pipeline import worker
+from radimt.pipeline.config import load_config
+from radimt.pipeline.manifest import LesionTask
+from radimt.pipeline.runner import run_batch
+from radimt.segment import subtraction
+from radimt.synth.phantom import Lesion
+from radimt.synth.studies import MRStudySpec, write_mr_study
+from radimt.synth.writer import Grid
+
+#: 192 x 192 x 144 mm: a lesion's box (its seed +- 59 mm) holds about a third of it.
+GRID = Grid((160, 160, 48), (1.2, 1.2, 3.0), (0.0, -96.0, -72.0))
+CENTRE = (100.0, -6.0, 3.0)
+SEEDS = [CENTRE, (101.5, -5.0, 3.0)]  # two lesion rows: the second shares the first's images
+
+
+@pytest.fixture(scope="module")
+def study_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("focus") / "f001"
+    spec = MRStudySpec("f001", Lesion(CENTRE, 16.0, "oval"), grid=GRID, seed=7, extras=False)
+    write_mr_study(str(folder), spec)
+    return folder
+
+
+def _manifest(path, folder, seeds) -> str:
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["study_id", "lesion_id", "path", "seed_x", "seed_y", "seed_z"])
+        out.writerows(["f001", k + 1, str(folder), *seed] for k, seed in enumerate(seeds))
+    return str(path)
+
+
+def _batch(tmp_path, name, folder, seeds=SEEDS):
+    out = tmp_path / name
+    summary = run_batch(
+        _manifest(tmp_path / f"{name}.csv", folder, seeds),
+        "pipelines/breast_mri.yaml",
+        out,
+        seg=True,
+        show_progress=False,
+    )
+    assert summary.failed == 0
+    return out
+
+
+def _same_tables_and_masks(a, b) -> None:
+    left, right = pd.read_csv(a / "features.csv"), pd.read_csv(b / "features.csv")
+    assert list(left.columns) == list(right.columns)
+    numeric = [c for c in left.columns if left[c].dtype.kind in "fi"]
+    assert len(numeric) > 300
+    np.testing.assert_allclose(left[numeric].to_numpy(), right[numeric].to_numpy(), rtol=1e-9, atol=1e-12)
+    others = [c for c in left.columns if c not in numeric]
+    assert left[others].fillna("").equals(right[others].fillna(""))
+    for lesion in (1, 2):
+        x, y = (sitk.ReadImage(str(o / "lesions" / "f001" / str(lesion) / "mask.nii.gz")) for o in (a, b))
+        assert (x.GetSize(), x.GetOrigin()) == (y.GetSize(), y.GetOrigin())
+        assert np.array_equal(sitk.GetArrayViewFromImage(x), sitk.GetArrayViewFromImage(y))
+        assert sitk.GetArrayViewFromImage(x).sum() > 100
+
+
+def test_the_lesions_box_is_read_and_gives_the_whole_studys_numbers(study_folder, tmp_path, monkeypatch):
+    study = load_study(study_folder)
+    config = load_config("pipelines/breast_mri.yaml")
+    tasks = [LesionTask("f001", str(k), str(study_folder), seed=s) for k, s in enumerate(SEEDS)]
+    box = worker.lesions_box(study, tasks, config)
+    assert box is not None and covered_fraction(study.series_for("dce")[0], box) < 0.5
+    focused = _batch(tmp_path, "focused", study_folder)
+    monkeypatch.setattr(worker, "FOCUS_AT_MOST", 0.0)  # every study read whole
+    whole = _batch(tmp_path, "whole", study_folder)
+    _same_tables_and_masks(focused, whole)
+    seg = sitk.ReadImage(str(focused / "lesions" / "f001" / "1" / "mask.nii.gz"))
+    assert seg.GetSize() == (160, 160, 48)  # the files keep the reference series' whole grid
+
+
+def test_a_lesion_reaching_beyond_the_box_is_analysed_on_the_whole_study(
+    study_folder, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(worker, "FOCUS_AT_MOST", 0.0)
+    whole = _batch(tmp_path, "whole", study_folder)
+    monkeypatch.setattr(worker, "FOCUS_AT_MOST", 0.75)
+    real = worker.reach_mm
+    monkeypatch.setattr(worker, "reach_mm", lambda config, voxel: (18.0, real(config, voxel)[1]))
+    with caplog.at_level(logging.INFO, logger="radimt.pipeline.worker"):
+        small = _batch(tmp_path, "small", study_folder)
+    assert sum("beyond the focus box" in r.message for r in caplog.records) == 2
+    _same_tables_and_masks(small, whole)
+
+
+def test_a_focused_volume_is_the_whole_volume_cut_with_its_whole_statistics(study_folder):
+    study = load_study(study_folder)
+    series = study.series_for("t2")[0]
+    whole = read_volume(series)
+    box = Box.around([CENTRE], 30.0)
+    part = read_focused(series, box)
+    start = whole.TransformPhysicalPointToIndex(part.GetOrigin())
+    cut = sitk.RegionOfInterest(whole, part.GetSize(), start)
+    assert np.array_equal(sitk.GetArrayViewFromImage(cut), sitk.GetArrayViewFromImage(part))
+    assert part.GetOrigin() == pytest.approx(cut.GetOrigin(), abs=1e-9)
+    stats = sitk.StatisticsImageFilter()
+    stats.Execute(whole)
+    assert whole_statistics(part) == pytest.approx((stats.GetMean(), stats.GetSigma()), rel=1e-12)
+    assert whole_statistics(whole) is None
+    back = on_full_grid(sitk.Cast(part > 0, sitk.sitkUInt8), series)
+    assert back.GetSize() == whole.GetSize() and back.GetOrigin() == whole.GetOrigin()
+    assert sitk.GetArrayViewFromImage(back).sum() == sitk.GetArrayViewFromImage(part > 0).sum()
+
+    focused = load_study(study_folder)
+    focused.focus = box
+    stats.Execute(subtraction(study.dce))
+    early = subtraction(focused.dce)
+    assert early.GetSize() == part.GetSize()
+    assert whole_statistics(early) == pytest.approx((stats.GetMean(), stats.GetSigma()), rel=1e-12)
+    stats.Execute(study.adc)
+    assert whole_statistics(focused.adc) == pytest.approx((stats.GetMean(), stats.GetSigma()), rel=1e-12)
