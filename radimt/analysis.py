@@ -540,6 +540,7 @@ def lesion_features(
     carried, skipped = carry_masks(study, given, wanted, config.dce_phase)
     row = FeatureRow()
     row.provenance = {"skipped_roles": skipped, "roles": {}}
+    row.masks = carried
     reference = next((r for r in map(role, REFERENCE_ORDER) if r in carried), None)
     if reference is None:
         raise RadimtError(f"{study.path}: no mask for any role of this study")
@@ -623,6 +624,9 @@ class LesionResult:
     modalities
         The lesion on the study's other modalities it was given seeds for: key (``us``,
         ``mg_cc``, ``ct``) -> (image, mask); their numbers are in ``row`` under the key's prefix.
+    role_masks
+        The mask each role's numbers were measured with, on that role's image (the reference
+        role's is ``mask``; the others carried over from it).
 
     Examples
     --------
@@ -642,6 +646,7 @@ class LesionResult:
     kinetic_curve: KineticCurve | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     modalities: dict[str, tuple[Reference, sitk.Image]] = field(default_factory=dict)
+    role_masks: dict[Role, sitk.Image] = field(default_factory=dict)
 
     def curve_rows(self) -> list[dict[str, Any]]:
         """The mean and most-suspicious curves as table rows (one per curve and phase)."""
@@ -763,6 +768,7 @@ def analyse_lesion(
         kinetic_curve=features.kinetic_curve,
         stage_seconds=clock.rounded(),
         modalities=modalities,
+        role_masks=dict(features.masks),
     )
 
 

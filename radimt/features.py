@@ -58,12 +58,14 @@ MIN_VOXELS = 2
 
 class FeatureRow(dict):
     """Feature name -> value, with ``provenance`` (versions, settings, mask size, image hash)
-    and, for a lesion's row, the ``kinetic_curve`` behind its ``kinetic_*`` columns."""
+    and, for a lesion's row, the ``kinetic_curve`` behind its ``kinetic_*`` columns and the
+    ``masks`` it was measured with, per role."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.provenance: dict[str, Any] = {}
         self.kinetic_curve: Any = None  # a radimt.KineticCurve (features does not import kinetics)
+        self.masks: dict[Any, sitk.Image] = {}  # role -> mask on that role's image
 
 
 def params_dir() -> Path:

@@ -176,23 +176,45 @@ def is_focused(image: sitk.Image) -> bool:
 
 
 def _streamed(series: SeriesInfo) -> Iterator[np.ndarray]:
+    """A series' values after rescale (integers when exact, else float32), a few slices at a time."""
     frames, _ = order_slices(series.frames, series.label)
     for start in range(0, len(frames), _CHUNK):
         chunk = frames[start : start + _CHUNK]
         stored = read_frames_into(chunk, slice_buffer(chunk[0], len(chunk), series.label), series.label)
-        yield rescaled(stored, chunk).astype(np.float64)
+        yield rescaled(stored, chunk)
+
+
+#: Integers below this in magnitude are summed exactly in int64 (their squares over a chunk of
+#: slices stay far below 2**63); larger ones as float64.
+_EXACT_SQUARES = 1 << 20
+#: float32 holds every integer up to this exactly (a float32 subtraction of two is exact).
+_FLOAT32_EXACT = 1 << 24
 
 
 def _moments(chunks: Iterable[np.ndarray]) -> tuple[float, float]:
-    total = squares = 0.0
+    """Mean and sample SD (n - 1, as SimpleITK's StatisticsImageFilter and so pyradiomics'
+    normalize) of all values: integers summed exactly, other values as float64."""
+    total: int | float = 0
+    squares: int | float = 0
     count = 0
     for values in chunks:
         flat = values.ravel()
-        total += float(flat.sum())
-        squares += float(flat @ flat)
         count += flat.size
-    mean = total / max(count, 1)
-    # the sample SD (n - 1), as SimpleITK's StatisticsImageFilter and so pyradiomics' normalize
+        if flat.size == 0:
+            continue
+        if flat.dtype.kind in "iu" and max(-int(flat.min()), int(flat.max())) < _EXACT_SQUARES:
+            total += int(flat.sum(dtype=np.int64))
+            squares += int(np.einsum("i,i->", flat, flat, dtype=np.int64))
+            continue
+        wide = flat.astype(np.float64)
+        total += float(wide.sum())
+        squares += float(wide @ wide)
+    if count == 0:
+        return 0.0, 0.0
+    if isinstance(total, int) and isinstance(squares, int):  # exact: one rounding at the end
+        variance = (squares * count - total * total) / (count * max(count - 1, 1))
+        return total / count, math.sqrt(max(variance, 0.0))
+    mean = total / count
     return mean, math.sqrt(max((squares - total * mean) / max(count - 1, 1), 0.0))
 
 
@@ -202,10 +224,22 @@ def series_statistics(series: SeriesInfo, scale: float = 1.0) -> tuple[float, fl
     if scale == 1.0:
         return _moments(_streamed(series))
     factor = np.float32(scale)  # as SimpleITK multiplies a float32 image: in float32
-    return _moments((v.astype(np.float32) * factor).astype(np.float64) for v in _streamed(series))
+    return _moments(v.astype(np.float32) * factor for v in _streamed(series))
 
 
 def difference_statistics(later: SeriesInfo, earlier: SeriesInfo) -> tuple[float, float]:
     """Mean and sample SD of ``later - earlier`` (a subtraction) over the whole volume."""
     pairs = zip(_streamed(later), _streamed(earlier), strict=True)
-    return _moments((a.astype(np.float32) - b.astype(np.float32)).astype(np.float64) for a, b in pairs)
+    return _moments(_difference(a, b) for a, b in pairs)
+
+
+def _difference(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """``later - earlier`` with the values :func:`radimt.segment.subtraction`'s float32 gives:
+    as integers when both are integers float32 holds exactly."""
+    small = all(
+        v.dtype.kind in "iu" and max(abs(int(v.min())), abs(int(v.max()))) < _FLOAT32_EXACT
+        for v in (later, earlier)
+    )
+    if small:
+        return later.astype(np.int32) - earlier.astype(np.int32)
+    return later.astype(np.float32) - earlier.astype(np.float32)

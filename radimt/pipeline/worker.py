@@ -319,7 +319,7 @@ def _lesion_figures(study: Study, config: PipelineConfig, folder: Path, result: 
     for role in carried_roles:
         if role == reference or role.planar or role in result.modalities:
             continue  # a 2D modality has no carried mask; one with its own seed gets its own overlay
-        carried = _carried_overlay(study, role, result.mask, config, folder)
+        carried = _carried_overlay(study, role, result, config, folder)
         if carried:
             figures.append(carried)
     for key, (image, mask) in result.modalities.items():  # the lesion on its other modalities
@@ -435,13 +435,16 @@ def pyradiomics_names(row: dict[str, Any], role: str) -> dict[str, Any]:
 
 
 def _carried_overlay(
-    study: Study, role: Role, mask: sitk.Image, config: PipelineConfig, folder: Path
+    study: Study, role: Role, result: LesionResult, config: PipelineConfig, folder: Path
 ) -> str | None:
+    """The lesion's mask on ``role``'s image (the one its numbers used, else carried now)."""
     try:
         image = role_image(study, role, config.analysis.dce_phase)
         if image is None:
             return None
-        moved = resample_mask(mask, image)
+        moved = result.role_masks.get(role)
+        if moved is None:
+            moved = resample_mask(result.mask, image)
         name = f"overlay_{role}.png"
         title = role.upper()
         if role == Role.DWI and study.dwi is not None:

@@ -49,14 +49,15 @@ def overlay_png(
         c1 = min(labels.shape[1], cols.max() + int(margin_mm / sx) + 1)
         values, labels = values[r0:r1, c0:c1], labels[r0:r1, c0:c1]
     lo, hi = np.percentile(values, [1, 99]) if values.size else (0, 1)
-    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    fig = plt.figure(figsize=(4, 4), dpi=100)
+    # fixed margins (a title's band on top): tight_layout would measure the text on every call
+    ax = fig.add_axes((0.02, 0.02, 0.96, 0.86 if title else 0.96))
     ax.imshow(values, cmap="gray", vmin=lo, vmax=hi, aspect=sy / sx, interpolation="nearest")
     if labels.any():
         ax.contour(labels.astype(float), levels=[0.5], colors="red", linewidths=1.2)
     ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=13)
-    fig.tight_layout()
+    if title:  # figure text, not an axes title: placing that measures the (hidden) axes each time
+        fig.text(0.5, 0.94, title, ha="center", va="center", fontsize=13)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
