@@ -49,8 +49,15 @@ from radimt.roles import (
     Role,
     role,
 )
+from radimt.segment import (
+    FIRST_CROP_MM,
+    RING_MM,
+    resample_mask,
+    segment_from_seed,
+    segment_options,
+    subtraction,
+)
 from radimt.segment import PRESETS as SEGMENTATION_PRESETS
-from radimt.segment import RING_MM, resample_mask, segment_from_seed, segment_options, subtraction
 
 # -- what to compute -------------------------------------------------------------------------
 
@@ -356,6 +363,17 @@ def reach_mm(config: AnalysisConfig, voxel_mm: float) -> tuple[float, float]:
         default=0.0,
     )
     return segmentation.max_diameter_mm + RING_MM + 2 * voxel_mm, features + 2 * voxel_mm
+
+
+def focus_radius_mm(config: AnalysisConfig, voxel_mm: float) -> float:
+    """The radius of the box around a seed that holds a lesion's whole analysis unless the lesion
+    outgrows the segmentation's first crop (:data:`radimt.segment.FIRST_CROP_MM`): every crop the
+    segmentation may take, and the features' reach beyond a lesion inside that first crop."""
+    segmentation, features = reach_mm(config, voxel_mm)
+    options = dict(config.segmentation)
+    modality = options.pop("modality", None) or config.reference.segmentation_preset
+    first = min(FIRST_CROP_MM, segment_options(modality, options).max_diameter_mm)
+    return max(segmentation, first + features)
 
 
 def role_image(study: Study, role_name: Role | str, dce_phase: int = 1) -> sitk.Image | None:

@@ -101,6 +101,8 @@ def study_adc(study: Study, *, fit: bool = False, **options) -> sitk.Image | Non
         return study.adc
     if study.dwi is None:
         return None
+    if study.focus is not None:  # the fit's noise floor comes from the whole lowest-b image
+        return study_adc(study.whole(), fit=True, **options)
     key = ("adc_map", repr(sorted(options.items())))
     if key not in study.derived:
         study.derived[key] = adc_map(study.dwi, **options)

@@ -26,6 +26,7 @@ the very statistics pyradiomics uses (SimpleITK's mean and sigma) and applied to
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -82,6 +83,11 @@ def _read_yaml(path: str) -> str:
     return Path(path).read_text()
 
 
+@lru_cache(maxsize=32)
+def _parsed_yaml(text: str) -> Any:
+    return safe_load(text)  # every lesion asks for the same few presets: parsed once, copied
+
+
 def load_params(preset: str | os.PathLike[str]) -> dict[str, Any]:
     """A pyradiomics parameter set: a preset name (``mr``, ``adc``, ``ct``, ``mg``, ``us``,
     ``ibsi``) or the path of a user's own pyradiomics YAML, used unchanged."""
@@ -92,7 +98,7 @@ def load_params(preset: str | os.PathLike[str]) -> dict[str, Any]:
             f"unknown feature preset {name!r}: use one of {PRESETS} or a pyradiomics YAML file"
         )
     try:
-        params = safe_load(_read_yaml(str(path))) or {}
+        params = copy.deepcopy(_parsed_yaml(_read_yaml(str(path)))) or {}
     except yaml.YAMLError as exc:
         raise FeatureError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(params, dict):

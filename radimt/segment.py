@@ -122,7 +122,7 @@ PRESETS: dict[str, SegmentOptions] = {
     "dwi": SegmentOptions(),
 }
 
-_START_RADIUS_MM = 20.0  # first crop radius; enlarged when the lesion reaches the border
+FIRST_CROP_MM = 20.0  # the first crop's radius; enlarged when the lesion reaches its border
 _MAX_ITERATIONS = 6
 RING_MM = 3.0  # the band outside a region whose statistics decide where it stops
 
@@ -419,7 +419,7 @@ def segment_from_seed(
     full = image
     if opts.polarity == "auto":
         opts = replace(opts, polarity=_polarity(full, index, opts))
-    radius = min(_START_RADIUS_MM, opts.max_diameter_mm)
+    radius = min(FIRST_CROP_MM, opts.max_diameter_mm)
     # A region that leaks is tried again tighter: a higher threshold and an opening that cuts the
     # thin bridges (a vessel leaving the lesion); last, the tighter threshold alone, for a lesion
     # too small to survive the opening.

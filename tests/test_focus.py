@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ from radimt.synth.phantom import Lesion
 from radimt.synth.studies import MRStudySpec, write_mr_study
 from radimt.synth.writer import Grid
 
-#: 192 x 192 x 144 mm: a lesion's box (its seed +- 59 mm) holds about a third of it.
+#: 192 x 192 x 144 mm: the box around its lesions holds under half of it.
 GRID = Grid((160, 160, 48), (1.2, 1.2, 3.0), (0.0, -96.0, -72.0))
 CENTRE = (100.0, -6.0, 3.0)
 SEEDS = [CENTRE, (101.5, -5.0, 3.0)]  # two lesion rows: the second shares the first's images
@@ -92,8 +93,7 @@ def test_a_lesion_reaching_beyond_the_box_is_analysed_on_the_whole_study(
     monkeypatch.setattr(worker, "FOCUS_AT_MOST", 0.0)
     whole = _batch(tmp_path, "whole", study_folder)
     monkeypatch.setattr(worker, "FOCUS_AT_MOST", 0.75)
-    real = worker.reach_mm
-    monkeypatch.setattr(worker, "reach_mm", lambda config, voxel: (18.0, real(config, voxel)[1]))
+    monkeypatch.setattr(worker, "focus_radius_mm", lambda config, voxel: 12.0)  # a box cutting the lesion
     with caplog.at_level(logging.INFO, logger="radimt.pipeline.worker"):
         small = _batch(tmp_path, "small", study_folder)
     assert sum("beyond the focus box" in r.message for r in caplog.records) == 2
@@ -126,3 +126,14 @@ def test_a_focused_volume_is_the_whole_volume_cut_with_its_whole_statistics(stud
     assert whole_statistics(early) == pytest.approx((stats.GetMean(), stats.GetSigma()), rel=1e-12)
     stats.Execute(study.adc)
     assert whole_statistics(focused.adc) == pytest.approx((stats.GetMean(), stats.GetSigma()), rel=1e-12)
+
+
+def test_a_study_without_an_adc_map_fits_it_on_the_whole_dwi(study_folder, tmp_path, monkeypatch):
+    folder = tmp_path / "f001"
+    shutil.copytree(study_folder, folder, ignore=lambda where, names: ["adc"] if "adc" in names else [])
+    assert load_study(folder).adc is None
+    focused = _batch(tmp_path, "focused", folder)
+    monkeypatch.setattr(worker, "FOCUS_AT_MOST", 0.0)
+    whole = _batch(tmp_path, "whole", folder)
+    _same_tables_and_masks(focused, whole)
+    assert pd.read_csv(focused / "features.csv")["adc_median_um2_ms"].notna().all()

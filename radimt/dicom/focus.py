@@ -23,8 +23,16 @@ import numpy as np
 import SimpleITK as sitk
 
 from radimt.dicom.geometry import VolumeGeometry, order_slices
+from radimt.dicom.pixels import allocate, read_rows_into
 from radimt.dicom.scan import SeriesInfo
-from radimt.dicom.volume import check_rescale, read_frames_into, rescaled, slice_buffer, tag_provenance
+from radimt.dicom.volume import (
+    buffer_dtype,
+    check_rescale,
+    read_frames_into,
+    rescaled,
+    slice_buffer,
+    tag_provenance,
+)
 from radimt.errors import SeedError
 from radimt.grids import FOCUS_KEY, focus_of
 
@@ -41,11 +49,12 @@ class Box:
     upper: tuple[float, float, float]
 
     @classmethod
-    def around(cls, points: Sequence[Sequence[float]], radius_mm: float) -> Box:
-        """The smallest box holding every point, grown by ``radius_mm`` on each side."""
+    def around(cls, points: Sequence[Sequence[float]], radius_mm: float | Sequence[float]) -> Box:
+        """The smallest box holding every point, grown by ``radius_mm`` on each side (one value,
+        or one per axis)."""
         array = np.asarray(points, float).reshape(-1, 3)
-        lower = array.min(axis=0) - radius_mm
-        upper = array.max(axis=0) + radius_mm
+        lower = array.min(axis=0) - np.asarray(radius_mm, float)
+        upper = array.max(axis=0) + np.asarray(radius_mm, float)
         return cls(tuple(map(float, lower)), tuple(map(float, upper)))  # type: ignore[arg-type]
 
 
@@ -101,9 +110,10 @@ def read_focused(series: SeriesInfo, box: Box) -> sitk.Image:
         raise SeedError(f"{series.label}: the lesion's region lies outside this series' volume")
     (i0, j0, k0), (ni, nj, nk) = first, size
     chosen = frames[k0 : k0 + nk]
-    stored = read_frames_into(chosen, slice_buffer(chosen[0], nk, series.label), series.label)
-    cut = np.ascontiguousarray(stored[:, j0 : j0 + nj, i0 : i0 + ni])
-    del stored
+    band = allocate((nk, nj, chosen[0].columns), buffer_dtype(chosen[0]), series.label, chosen[0].path)
+    stored = read_rows_into(chosen, band, j0, series.label)  # only the box's rows are read
+    cut = np.ascontiguousarray(stored[:, :, i0 : i0 + ni])
+    del stored, band
     image = sitk.GetImageFromArray(rescaled(cut, chosen))
     image.SetSpacing(geometry.spacing)
     image.SetDirection(geometry.direction)

@@ -108,6 +108,34 @@ def read_frames_into(frames: Sequence[Frame], out: np.ndarray, label: str) -> np
     return out
 
 
+def read_rows_into(frames: Sequence[Frame], out: np.ndarray, first_row: int, label: str) -> np.ndarray:
+    """Fill ``out[k]`` with rows ``first_row`` to ``first_row + out.shape[1]`` of ``frames[k]``
+    (stored values): only those rows' bytes are read from uncompressed files.
+
+    Raises
+    ------
+    DicomReadError
+        As :func:`read_frames_into`.
+    """
+    rows = out.shape[1]
+    if not all(
+        f.header.pixel_offset is not None and not f.header.mosaic and not f.header.problem for f in frames
+    ):
+        whole = allocate((len(frames), frames[0].rows, frames[0].columns), out.dtype, label, frames[0].path)
+        out[...] = read_frames_into(frames, whole, label)[:, first_row : first_row + rows]
+        return out
+    for k, f in enumerate(frames):
+        header = f.header
+        dtype = stored_dtype(header)
+        row_bytes = header.columns * dtype.itemsize
+        assert header.pixel_offset is not None  # checked above
+        with open(f.path, "rb") as fp:
+            fp.seek(header.pixel_offset + f.index * header.rows * row_bytes + first_row * row_bytes)
+            band = np.frombuffer(fp.read(rows * row_bytes), dtype).reshape(rows, header.columns)
+        out[k] = _fix_bits(band.copy(), header)
+    return out
+
+
 def _read_mosaic(path: str, header: FileHeader, members, out: np.ndarray, label: str) -> None:
     """Cut the slices of a Siemens mosaic out of its one stored image (tiles row by row)."""
     whole = replace(header, mosaic=None, n_frames=1)

@@ -255,8 +255,8 @@ class Study:
         self.skipped = skipped or []
         self.derived: dict = {}  # images computed from the series once (e.g. a fitted ADC map)
         self.mg_spacing_mm: float | None = None  # for mammograms whose header gives no pixel size
-        #: Read only this box of the 3D roles (DCE, T1, T2, CT, ADC; not DWI): set before the
-        #: images are first read (see :mod:`radimt.dicom.focus`).
+        #: Read only this box of the 3D roles (DCE, T1, T2, CT, ADC, DWI): set before the images
+        #: are first read (see :mod:`radimt.dicom.focus`).
         self.focus: Box | None = None
         self._whole: Study | None = None
 
@@ -409,12 +409,14 @@ class Study:
         for s in stacks:
             by_b[round(float(s.b_value), 1)].append(s)  # type: ignore[arg-type]
         images, b_values, used = [], [], []
+        # a geometric mean of directions is made whole (its statistics would be unknown in part)
+        read = self._read if all(map(_one_image_per_b, by_b.values())) else read_volume
         for b in sorted(by_b):
             group = by_b[b]
             isotropic = [s for s in group if s.gradient is None or not any(s.gradient)]
             if isotropic or len(group) == 1:
                 chosen = max(isotropic or group, key=lambda s: s.n_images)
-                images.append(read_volume(chosen))
+                images.append(read(chosen))
                 used.append(chosen)
             else:  # only directional images: their geometric mean is the trace-weighted image
                 images.append(_geometric_mean([read_volume(s) for s in group]))
@@ -434,6 +436,11 @@ class Study:
         """Ultrasound images (2D); a cine loop keeps its frames in ``.frames``."""
         stacks = self.series_for("us")
         return [read_planar(s) for s in stacks] or None
+
+
+def _one_image_per_b(group: Sequence[SeriesInfo]) -> bool:
+    """Whether a b-value's stacks hold an isotropic (trace) image, or one stack only."""
+    return len(group) == 1 or any(s.gradient is None or not any(s.gradient) for s in group)
 
 
 def _precontrast_count(phases: list[SeriesInfo]) -> int:

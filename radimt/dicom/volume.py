@@ -58,11 +58,16 @@ def rescaled(stored: np.ndarray, frames: Sequence[Frame]) -> np.ndarray:
     return out
 
 
-def slice_buffer(frame: Frame, n: int, label: str) -> np.ndarray:
+def buffer_dtype(frame: Frame) -> np.dtype:
+    """The dtype a frame's stored values are read into (float32 grey for colour images)."""
     header = frame.header
     colour = header.samples_per_pixel == 3 or header.photometric == "PALETTE COLOR"
-    dtype = np.float32 if colour else stored_dtype(header)
-    return allocate((n, frame.rows, frame.columns), dtype, label, frame.path)
+    return np.dtype(np.float32) if colour else stored_dtype(header)
+
+
+def slice_buffer(frame: Frame, n: int, label: str) -> np.ndarray:
+    """A new array for ``n`` slices of ``frame``'s size and stored type."""
+    return allocate((n, frame.rows, frame.columns), buffer_dtype(frame), label, frame.path)
 
 
 def read_volume(series: SeriesInfo) -> sitk.Image:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import SimpleITK as sitk
 
 from radimt._version import __version__
@@ -29,6 +30,7 @@ from radimt.analysis import (
     Reference,
     analyse_image_file,
     analyse_lesion,
+    focus_radius_mm,
     reach_mm,
     reference_image,
     role_image,
@@ -171,22 +173,26 @@ def process_study(
 
 #: A study is read whole unless the lesions' box leaves out more than this share of its volume.
 FOCUS_AT_MOST = 0.75
-#: The roles a focused study reads in part (DWI is read whole: a fitted ADC map comes from it).
-FOCUSED_ROLES = ("dce", "t1", "t2", "ct", "adc")
+#: The roles a focused study reads in part.
+FOCUSED_ROLES = ("dce", "t1", "t2", "ct", "adc", "dwi")
 
 
-def _largest_voxel(study: Study) -> float | None:
+def _largest_voxel(study: Study) -> list[float] | None:
+    """The largest voxel side along each patient axis (L, P, S) over the focused roles' series."""
     series = [s for role in FOCUSED_ROLES for s in study.series_for(role)]
     try:
-        return max((max(geometry_of(s).spacing) for s in series), default=None)
+        geometries = [geometry_of(s) for s in series]
     except RadimtError:  # a series that cannot be assembled: reading it says why
         return None
+    sides = [np.abs(np.reshape(g.direction, (3, 3))) @ np.asarray(g.spacing) for g in geometries]
+    return np.max(sides, axis=0).tolist() if sides else None
 
 
 def lesions_box(study: Study, tasks: Sequence[LesionTask], config: PipelineConfig) -> Box | None:
-    """The box around a study's seeds that their segmentations stay in (see
-    :func:`radimt.analysis.reach_mm`), or ``None`` when the whole study is read: a lesion given by
-    a mask or a voxel index, a 3D seed on another modality, or a box holding most of the study.
+    """The box around a study's seeds that their analyses stay in (see
+    :func:`radimt.analysis.focus_radius_mm`), or ``None`` when the whole study is read: a lesion
+    given by a mask or a voxel index, a 3D seed on another modality, or a box holding most of the
+    study.
 
     A lesion whose features reach beyond the box is analysed again on the whole study
     (:func:`fits_focus`), so the numbers never depend on the box.
@@ -198,7 +204,8 @@ def lesions_box(study: Study, tasks: Sequence[LesionTask], config: PipelineConfi
     voxel = _largest_voxel(study)
     if voxel is None:
         return None
-    box = Box.around([t.seed for t in tasks if t.seed is not None], reach_mm(config.analysis, voxel)[0])
+    radius = [focus_radius_mm(config.analysis, side) for side in voxel]  # per axis: slices are thicker
+    box = Box.around([t.seed for t in tasks if t.seed is not None], radius)
     series = [s for role in FOCUSED_ROLES for s in study.series_for(role)]
     largest = max(series, key=lambda s: s.n_images * s.rows * s.columns)
     try:
@@ -222,7 +229,7 @@ def fits_focus(study: Study, result: LesionResult, config: PipelineConfig) -> bo
         mask.TransformContinuousIndexToPhysicalPoint([float(c) for c in corner])
         for corner in itertools.product(*[(b.start - 0.5, b.stop - 0.5) for b in reversed(box)])
     ]
-    needed = Box.around(corners, reach_mm(config.analysis, voxel)[1])
+    needed = Box.around(corners, [reach_mm(config.analysis, side)[1] for side in voxel])
     roles = [role_image(study, r, config.analysis.dce_phase) for r in config.analysis.roles]
     images = [result.reference.image, *roles]
     return all(image is None or inside_focus(image, needed) for image in images)
