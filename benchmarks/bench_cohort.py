@@ -14,10 +14,10 @@ wavelet; on the early DCE subtraction, T2 and ADC):
 Prints wall seconds, lesions per minute, the peak resident memory of the largest process (a
 worker) against the DCE's decoded size, and the ratio to the user route; then a study's second
 lesion, the workers on a larger cohort (1 and 2 local workers, a Dask LocalCluster of two
-single-thread workers), and one study profiled in-process by radimt stage. One run each
-(minutes per run): rerun to see the noise.
+single-thread workers), and one study profiled in-process by radimt stage. Every timed
+run is repeated in ``--rounds`` interleaved rounds: medians.
 
-Run: ``python benchmarks/bench_cohort.py [--studies 3] [--scaling-studies 12]`` (about 0.8 GB of
+Run: ``python benchmarks/bench_cohort.py [--studies 3] [--scaling-studies 12] [--rounds 3]`` (0.8 GB of
 DICOM per study).
 """
 
@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 import yaml
 from timing import pyradiomics_batch, write_seed_manifest
@@ -262,52 +263,62 @@ def second_lesion(manifest: Path, pipeline: Path, out: Path) -> tuple[float, flo
     return first, second
 
 
-def compare(manifest: Path, n: int, work: Path, name: str, image_types: dict) -> None:
-    """One feature setting: radimt with 1 and 2 workers against the user route."""
+def compare(manifest: Path, n: int, work: Path, name: str, image_types: dict, rounds: int) -> None:
+    """One feature setting: radimt with 1 and 2 workers against the user route, ``rounds``
+    interleaved rounds; medians (and the largest peak) are printed."""
     pipeline = pipeline_file(work, image_types)
-    results, stages_by_run = [], []
-    for workers in (1, 2):
-        out = work / f"radimt_{workers}"
-        results.append(
-            (f"radimt batch --workers {workers}", *measured(batch_command(manifest, pipeline, out, workers)))
-        )
-        stages_by_run.append(batch_stages(out))
-    route = user_route(manifest, work / "radimt_1", work / "route", image_types)
+    runs: dict[str, list[tuple[float, float]]] = {}
+    routes: list[dict[str, tuple[float, float]]] = []
+    stages_by_run: list[dict[str, float]] = []
+    for _ in range(rounds):
+        for workers in (1, 2):
+            out = work / f"radimt_{workers}"
+            label = f"radimt batch --workers {workers}"
+            runs.setdefault(label, []).append(measured(batch_command(manifest, pipeline, out, workers)))
+            if len(stages_by_run) < 2:
+                stages_by_run.append(batch_stages(out))
+        routes.append(user_route(manifest, work / "radimt_1", work / "route", image_types))
     print(
         f"\n== {name}: {n} clinical-size synthetic breast MRI studies "
-        "(DCE 6 x 512x512x160, DWI, ADC, T2) ==\n"
+        f"(DCE 6 x 512x512x160, DWI, ADC, T2); medians of {rounds} rounds ==\n"
     )
     print(f"{'route':<48} {'seconds':>8} {'lesions/min':>12} {'peak MB':>9}")
     print("-" * 82)
+    results = [(label, median(s for s, _ in got), max(p for _, p in got)) for label, got in runs.items()]
     for label, seconds, peak in results:
         print(f"{label:<48} {seconds:>8.1f} {60 * n / seconds:>12.2f} {peak:>9.0f}")
-    total = sum(sec for sec, _ in route.values())
-    for stage, (seconds, peak) in route.items():
+    for stage in routes[0]:
+        seconds, peak = median(r[stage][0] for r in routes), max(r[stage][1] for r in routes)
         print(
             f"  user route: {stage:<34} {seconds:>8.1f} {'':>12} {peak:>9.0f}"
             if peak
             else f"  user route: {stage:<34} {seconds:>8.1f}"
         )
-    print(
-        f"{'dcm2niix + pyradiomics (total)':<48} {total:>8.1f} {60 * n / total:>12.2f} "
-        f"{max(p for _, p in route.values()):>9.0f}"
-    )
-    for label, seconds, _ in results:
-        print(f"{label}: {total / seconds:.2f}x the speed of the user route (goal >= 10x with 1 worker)")
+    totals = [sum(sec for sec, _ in r.values()) for r in routes]
+    total = median(totals)
+    route_peak = max(p for r in routes for _, p in r.values())
+    print(f"{'dcm2niix + pyradiomics (total)':<48} {total:>8.1f} {60 * n / total:>12.2f} {route_peak:>9.0f}")
+    for label, got in runs.items():
+        ratios = sorted(t / s for t, (s, _) in zip(totals, got, strict=True))
+        print(
+            f"{label}: {median(ratios):.2f}x the speed of the user route (rounds {ratios[0]:.2f}-"
+            f"{ratios[-1]:.2f}x; goal >= 10x with 1 worker)"
+        )
     for label, _, peak in results:
         print(
             f"{label}: peak {peak:,.0f} MB = {peak / decoded_dce_mb():.2f}x the largest series "
             f"(DCE, {decoded_dce_mb():,.0f} MB decoded; goal <= 2x)"
         )
-    print("inside the batch, worker seconds per stage summed over the lesions (result.json):")
+    print("inside the batch, worker seconds per stage summed over the lesions (first round):")
     print(f"  {'stage':<46} {'1 worker':>9} {'2 workers':>10}")
     for stage in stages_by_run[0]:
         one, two = (run.get(stage, 0.0) for run in stages_by_run)
         print(f"  {stage:<46} {one:>9.2f} {two:>10.2f}")
 
 
-def scaling(n: int, work: Path) -> None:
-    """Workers on a larger cohort (Original features): 1 and 2 local workers, a Dask cluster."""
+def scaling(n: int, work: Path, rounds: int) -> None:
+    """Workers on a larger cohort (Original features): 1 and 2 local workers, a Dask cluster of
+    two single-thread workers; ``rounds`` interleaved rounds, medians."""
     manifest = write_studies(n)
     pipeline = pipeline_file(work, SETTINGS["Original"])
     runs = [
@@ -315,17 +326,18 @@ def scaling(n: int, work: Path) -> None:
         ("2 local workers", 2, ""),
         ("Dask LocalCluster, 2 x 1 thread", 2, "local-dask"),
     ]
-    seconds = {}
-    print(f"\n== workers: {n} studies, Original features ==\n")
-    for label, workers, scheduler in runs:
-        seconds[label], peak = measured(
-            batch_command(manifest, pipeline, work / "scaling", workers, scheduler)
-        )
-        print(
-            f"{label:<36} {seconds[label]:>8.1f} s  {60 * n / seconds[label]:>6.2f} lesions/min  "
-            f"peak {peak:,.0f} MB"
-        )
-    one, two, dask = seconds.values()
+    seconds: dict[str, list[float]] = {label: [] for label, _, _ in runs}
+    peaks: dict[str, float] = {label: 0.0 for label, _, _ in runs}
+    for _ in range(rounds):
+        for label, workers, scheduler in runs:
+            wall, peak = measured(batch_command(manifest, pipeline, work / "scaling", workers, scheduler))
+            seconds[label].append(wall)
+            peaks[label] = max(peaks[label], peak)
+    print(f"\n== workers: {n} studies, Original features; medians of {rounds} rounds ==\n")
+    for label, _, _ in runs:
+        wall = median(seconds[label])
+        print(f"{label:<36} {wall:>8.1f} s  {60 * n / wall:>6.2f} lesions/min  peak {peaks[label]:,.0f} MB")
+    one, two, dask = (median(seconds[label]) for label, _, _ in runs)
     print(
         f"2 workers: {one / two:.2f}x one worker (goal >= 1.7x); "
         f"Dask {dask / two:.2f}x the local pool's time (goal within 1.10x)"
@@ -343,14 +355,18 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="radimt_cohort_"))
     try:
         for name, image_types in SETTINGS.items():
-            compare(manifest, args.studies, work, name, image_types)
-        first, second = second_lesion(manifest, pipeline_file(work, SETTINGS["Original"]), work / "second")
+            compare(manifest, args.studies, work, name, image_types, args.rounds)
+        pairs = [
+            second_lesion(manifest, pipeline_file(work, SETTINGS["Original"]), work / "second")
+            for _ in range(args.rounds)
+        ]
+        first, second = median(p[0] for p in pairs), median(p[1] for p in pairs)
         print(
             f"\na study's first lesion {first:.2f} s, a second lesion of the loaded study "
             f"{second:.2f} s (goal <= 0.5 s)"
         )
         if args.scaling_studies:
-            scaling(args.scaling_studies, work)
+            scaling(args.scaling_studies, work, args.rounds)
         print("\none study in-process, by radimt stage (Original):")
         for stage, seconds in profile_one(manifest, pipeline_file(work, SETTINGS["Original"])):
             print(f"  {stage:<46} {seconds:>8.2f} s")

@@ -7,8 +7,8 @@ import json
 import logging
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import highdicom as hd
 import numpy as np
 import pydicom
 import SimpleITK as sitk
@@ -25,6 +25,9 @@ from radimt.grids import FRAME_OF_REFERENCE_KEY, SERIES_UID_KEY, check_frame_of_
 from radimt.io.atomic import atomic_path
 from radimt.io.deidentify import deidentify
 from radimt.segment import resample_mask
+
+if TYPE_CHECKING:
+    import highdicom as hd
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +195,7 @@ def write_dicom_seg(
     (the source's series and images are still referenced). With ``keep_phi`` it files into the
     source's study.
     """
+    import highdicom as hd  # 0.2 s to import: only when a SEG is read or written
     description = hd.seg.SegmentDescription(
         segment_number=1,
         segment_label=label,
@@ -215,6 +219,7 @@ def write_dicom_seg(
 
 
 def _algorithm(name: str) -> hd.AlgorithmIdentificationSequence:
+    import highdicom as hd  # 0.2 s to import: only when a SEG is read or written
     return hd.AlgorithmIdentificationSequence(
         name=name, family=codes.cid7162.NeighborhoodAnalysis, version=__version__
     )
@@ -246,6 +251,7 @@ def write_kinetic_map_seg(
     (:attr:`radimt.propose.Proposal.kinetic_map`). De-identification as for
     :func:`write_dicom_seg`.
     """
+    import highdicom as hd  # 0.2 s to import: only when a SEG is read or written
     descriptions = [
         hd.seg.SegmentDescription(
             segment_number=number,
@@ -286,6 +292,7 @@ def _write_segmentation(
     reproducible: bool,
 ) -> None:
     """A BINARY DICOM SEG of ``labels`` (segment numbers, 0 = none) over ``series``."""
+    import highdicom as hd  # 0.2 s to import: only when a SEG is read or written
     frames, geometry = order_slices(series.frames, series.label)
     if not same_grid(labels, _grid_image(geometry)):
         raise MaskError(
@@ -539,6 +546,7 @@ def mask_source(mask: sitk.Image) -> dict[str, str]:
 
 def _seg_volume(ds: pydicom.Dataset, number: int) -> sitk.Image:
     """A segment as highdicom assembles it (its own grid); fractions of at least 0.5 inside."""
+    import highdicom as hd  # 0.2 s to import: only when a SEG is read or written
     seg = hd.seg.Segmentation.from_dataset(ds, copy=False)
     volume = seg.get_volume(segment_numbers=[number], combine_segments=False, dtype=np.float32)
     array = np.asarray(volume.array)[..., 0]

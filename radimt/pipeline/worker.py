@@ -41,7 +41,6 @@ from radimt.errors import OutputFolderError, RadimtError
 from radimt.grids import focus_of, nonzero_box
 from radimt.io import write_dicom_seg, write_mask
 from radimt.io.atomic import atomic_path
-from radimt.io.sr import write_measurement_report
 from radimt.pipeline.config import PipelineConfig
 from radimt.pipeline.manifest import LesionTask, lesion_dir, lesion_folder
 from radimt.pipeline.record import ERROR, RESULT, LesionRecord, LesionStatus, write_json
@@ -282,6 +281,7 @@ def _process_lesion(
                 pseudonym=task.study_id,
             )
         if seg and source is not None and result.mask.GetDimension() == 3:  # the SEG's measurements
+            from radimt.io.sr import write_measurement_report  # highdicom: only for --seg
             write_measurement_report(
                 result.row,
                 folder / "seg.dcm",
