@@ -350,6 +350,7 @@ def main() -> None:
     parser.add_argument(
         "--scaling-studies", type=int, default=12, help="studies of the workers' run (0: skip)"
     )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every timed run")
     args = parser.parse_args()
     manifest = write_studies(args.studies)
     work = Path(tempfile.mkdtemp(prefix="radimt_cohort_"))

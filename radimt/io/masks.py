@@ -196,6 +196,7 @@ def write_dicom_seg(
     source's study.
     """
     import highdicom as hd  # 0.2 s to import: only when a SEG is read or written
+
     description = hd.seg.SegmentDescription(
         segment_number=1,
         segment_label=label,
@@ -220,6 +221,7 @@ def write_dicom_seg(
 
 def _algorithm(name: str) -> hd.AlgorithmIdentificationSequence:
     import highdicom as hd  # 0.2 s to import: only when a SEG is read or written
+
     return hd.AlgorithmIdentificationSequence(
         name=name, family=codes.cid7162.NeighborhoodAnalysis, version=__version__
     )
@@ -252,6 +254,7 @@ def write_kinetic_map_seg(
     :func:`write_dicom_seg`.
     """
     import highdicom as hd  # 0.2 s to import: only when a SEG is read or written
+
     descriptions = [
         hd.seg.SegmentDescription(
             segment_number=number,
@@ -293,6 +296,7 @@ def _write_segmentation(
 ) -> None:
     """A BINARY DICOM SEG of ``labels`` (segment numbers, 0 = none) over ``series``."""
     import highdicom as hd  # 0.2 s to import: only when a SEG is read or written
+
     frames, geometry = order_slices(series.frames, series.label)
     if not same_grid(labels, _grid_image(geometry)):
         raise MaskError(
@@ -547,6 +551,7 @@ def mask_source(mask: sitk.Image) -> dict[str, str]:
 def _seg_volume(ds: pydicom.Dataset, number: int) -> sitk.Image:
     """A segment as highdicom assembles it (its own grid); fractions of at least 0.5 inside."""
     import highdicom as hd  # 0.2 s to import: only when a SEG is read or written
+
     seg = hd.seg.Segmentation.from_dataset(ds, copy=False)
     volume = seg.get_volume(segment_numbers=[number], combine_segments=False, dtype=np.float32)
     array = np.asarray(volume.array)[..., 0]

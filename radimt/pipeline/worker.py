@@ -127,7 +127,10 @@ def process_study(
                     study_uid=tasks[0].study_uid,
                     mg_spacing_mm=config.mg_spacing_mm,
                 )
-                study.focus = lesions_box(study, tasks, config)
+                try:  # reading in part is only ever a saving: never a reason to fail the study
+                    study.focus = lesions_box(study, tasks, config)
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("%s: read whole (%s: %s)", tasks[0].study_id, type(exc).__name__, exc)
     except Exception as exc:  # noqa: BLE001 - recorded, the batch goes on
         study_error = exc
     for task in tasks:
@@ -196,8 +199,8 @@ def lesions_box(study: Study, tasks: Sequence[LesionTask], config: PipelineConfi
     A lesion whose features reach beyond the box is analysed again on the whole study
     (:func:`fits_focus`), so the numbers never depend on the box.
     """
-    if any(t.seed is None or t.seed_is_index or t.mask_path for t in tasks):
-        return None
+    if any(t.seed is None or len(t.seed) != 3 or t.seed_is_index or t.mask_path for t in tasks):
+        return None  # a mask, a voxel index or a 2D point: the whole study
     if any(not seed.role.planar for t in tasks for seed in t.modality_seeds):
         return None
     voxel = _largest_voxel(study)
@@ -282,6 +285,7 @@ def _process_lesion(
             )
         if seg and source is not None and result.mask.GetDimension() == 3:  # the SEG's measurements
             from radimt.io.sr import write_measurement_report  # highdicom: only for --seg
+
             write_measurement_report(
                 result.row,
                 folder / "seg.dcm",
