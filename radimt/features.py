@@ -248,6 +248,20 @@ def _margin_mm(params: Mapping[str, Any], spacing: Sequence[float]) -> float:
     return margin
 
 
+def _use_image_types(
+    params: dict[str, Any], image_types: Sequence[str] | Mapping[str, Any] | None
+) -> None:
+    """Replace a parameter set's image types: a mapping as given, names with the preset's own
+    settings for them; ``None`` keeps the preset's."""
+    if image_types is None:
+        return
+    if isinstance(image_types, Mapping):
+        params["imageType"] = {k: dict(v or {}) for k, v in image_types.items()}
+    else:
+        kept = params["imageType"]
+        params["imageType"] = {name: dict(kept.get(name) or {}) for name in image_types}
+
+
 def context_mm(
     preset: str | os.PathLike[str],
     image_types: Sequence[str] | Mapping[str, Any] | None = None,
@@ -257,13 +271,7 @@ def context_mm(
     filters' reach, the resampling grid's padding and the interpolation margin, for images whose
     largest voxel side is ``voxel_mm``."""
     params = load_params(preset)
-    if image_types is not None:
-        kept = params["imageType"]
-        params["imageType"] = (
-            {k: dict(v or {}) for k, v in image_types.items()}
-            if isinstance(image_types, Mapping)
-            else {name: dict(kept.get(name) or {}) for name in image_types}
-        )
+    _use_image_types(params, image_types)
     setting = params["setting"]
     target = [float(v) for v in setting.get("resampledPixelSpacing") or []]
     grid = max([voxel_mm, *target])
@@ -448,12 +456,7 @@ def extract_features(
     params["setting"].update(settings)
     params["setting"]["label"] = 1
     asked = {k: _plain(v) for k, v in params["setting"].items()}  # before radimt takes some over
-    if image_types is not None:
-        if isinstance(image_types, Mapping):
-            params["imageType"] = {k: dict(v or {}) for k, v in image_types.items()}
-        else:
-            kept = params["imageType"]
-            params["imageType"] = {name: dict(kept.get(name) or {}) for name in image_types}
+    _use_image_types(params, image_types)
     if feature_classes is not None:
         if isinstance(feature_classes, Mapping):
             params["featureClass"] = {k: (list(v) if v else None) for k, v in feature_classes.items()}
