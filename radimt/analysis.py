@@ -52,6 +52,7 @@ from radimt.roles import (
 from radimt.segment import (
     FIRST_CROP_MM,
     RING_MM,
+    SegmentOptions,
     resample_mask,
     segment_from_seed,
     segment_options,
@@ -352,9 +353,7 @@ def reach_mm(config: AnalysisConfig, voxel_mm: float) -> tuple[float, float]:
     the mask (:func:`radimt.features.context_mm`) for images whose largest voxel side is
     ``voxel_mm``. See :mod:`radimt.dicom.focus`.
     """
-    options = dict(config.segmentation)
-    modality = options.pop("modality", None) or config.reference.segmentation_preset
-    segmentation = segment_options(modality, options)
+    segmentation = _segmentation_options(config)
     features = max(
         (
             context_mm(config.presets.get(kind, kind.feature_preset), config.image_types, voxel_mm)
@@ -370,10 +369,15 @@ def focus_radius_mm(config: AnalysisConfig, voxel_mm: float) -> float:
     outgrows the segmentation's first crop (:data:`radimt.segment.FIRST_CROP_MM`): every crop the
     segmentation may take, and the features' reach beyond a lesion inside that first crop."""
     segmentation, features = reach_mm(config, voxel_mm)
+    first = min(FIRST_CROP_MM, _segmentation_options(config).max_diameter_mm)
+    return max(segmentation, first + features)
+
+
+def _segmentation_options(config: AnalysisConfig) -> SegmentOptions:
+    """The segmentation options a seeded lesion's reference image is delineated with."""
     options = dict(config.segmentation)
     modality = options.pop("modality", None) or config.reference.segmentation_preset
-    first = min(FIRST_CROP_MM, segment_options(modality, options).max_diameter_mm)
-    return max(segmentation, first + features)
+    return segment_options(modality, options)
 
 
 def role_image(study: Study, role_name: Role | str, dce_phase: int = 1) -> sitk.Image | None:

@@ -11,7 +11,14 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from radimt.dicom.focus import Box, covered_fraction, on_full_grid, read_focused, whole_statistics
+from radimt.dicom.focus import (
+    Box,
+    covered_fraction,
+    geometry_of,
+    on_full_grid,
+    read_focused,
+    whole_statistics,
+)
 from radimt.dicom.study import load_study
 from radimt.dicom.volume import read_volume
 from radimt.pipeline import worker
@@ -78,7 +85,7 @@ def test_the_lesions_box_is_read_and_gives_the_whole_studys_numbers(study_folder
     config = load_config("pipelines/breast_mri.yaml")
     tasks = [LesionTask("f001", str(k), str(study_folder), seed=s) for k, s in enumerate(SEEDS)]
     box = worker.lesions_box(study, tasks, config)
-    assert box is not None and covered_fraction(study.series_for("dce")[0], box) < 0.5
+    assert box is not None and covered_fraction(geometry_of(study.series_for("dce")[0]), box) < 0.5
     focused = _batch(tmp_path, "focused", study_folder)
     monkeypatch.setattr(worker, "FOCUS_AT_MOST", 0.0)  # every study read whole
     whole = _batch(tmp_path, "whole", study_folder)

@@ -57,37 +57,40 @@ class Box:
         upper = array.max(axis=0) + np.asarray(radius_mm, float)
         return cls(tuple(map(float, lower)), tuple(map(float, upper)))  # type: ignore[arg-type]
 
+    def corners(self) -> np.ndarray:
+        """The box's eight corners (LPS mm), one per row."""
+        return np.array(list(itertools.product(*zip(self.lower, self.upper, strict=True))), float)
+
 
 def geometry_of(series: SeriesInfo) -> VolumeGeometry:
     """The full volume's grid, from the headers alone."""
     return order_slices(series.frames, series.label)[1]
 
 
+def _continuous_index(geometry: VolumeGeometry, points: np.ndarray) -> np.ndarray:
+    """Points (LPS mm, one per row) as continuous voxel indices (x, y, z) of a volume's grid."""
+    direction = np.asarray(geometry.direction, float).reshape(3, 3)
+    return (points - np.asarray(geometry.origin)) @ direction / np.asarray(geometry.spacing)
+
+
 def index_range(geometry: VolumeGeometry, box: Box) -> tuple[list[int], list[int]]:
     """First index and size (x, y, z) of the voxels whose centres the box may reach, clipped to
     the volume (one voxel more on each side, for interpolation at the box's faces)."""
-    corners = np.array(list(itertools.product(*zip(box.lower, box.upper, strict=True))), float)
-    direction = np.asarray(geometry.direction, float).reshape(3, 3)
-    index = (corners - np.asarray(geometry.origin)) @ direction / np.asarray(geometry.spacing)
+    index = _continuous_index(geometry, box.corners())
     size = np.asarray(geometry.size)
     first = np.clip(np.floor(index.min(axis=0)).astype(int) - 1, 0, size)
     last = np.clip(np.ceil(index.max(axis=0)).astype(int) + 2, 0, size)
     return first.tolist(), np.maximum(last - first, 0).tolist()
 
 
-def holds(series: SeriesInfo, point: Sequence[float]) -> bool:
-    """Whether a point (LPS mm) lies in a series' volume."""
-    geometry = geometry_of(series)
-    direction = np.asarray(geometry.direction, float).reshape(3, 3)
-    index = (
-        (np.asarray(point, float) - np.asarray(geometry.origin)) @ direction / np.asarray(geometry.spacing)
-    )
+def holds(geometry: VolumeGeometry, point: Sequence[float]) -> bool:
+    """Whether a point (LPS mm) lies in a volume."""
+    index = _continuous_index(geometry, np.asarray(point, float))
     return bool(np.all(index >= -0.5) and np.all(index <= np.asarray(geometry.size) - 0.5))
 
 
-def covered_fraction(series: SeriesInfo, box: Box) -> float:
-    """The share of a series' voxels that lie in ``box`` (1.0 when the box holds it all)."""
-    geometry = geometry_of(series)
+def covered_fraction(geometry: VolumeGeometry, box: Box) -> float:
+    """The share of a volume's voxels that lie in ``box`` (1.0 when the box holds it all)."""
     _, size = index_range(geometry, box)
     return math.prod(size) / max(math.prod(geometry.size), 1)
 
@@ -133,8 +136,9 @@ def inside_focus(image: sitk.Image, box: Box) -> bool:
     if focus is None:
         return True
     first, full = focus
-    corners = np.array(list(itertools.product(*zip(box.lower, box.upper, strict=True))), float)
-    index = np.array([image.TransformPhysicalPointToContinuousIndex(c.tolist()) for c in corners]) + first
+    index = (
+        np.array([image.TransformPhysicalPointToContinuousIndex(c.tolist()) for c in box.corners()]) + first
+    )
     low = np.clip(np.floor(index.min(axis=0)), 0, np.asarray(full) - 1)
     high = np.clip(np.ceil(index.max(axis=0)), 0, np.asarray(full) - 1)
     return bool(np.all(low >= first) and np.all(high <= np.asarray(first) + np.asarray(image.GetSize()) - 1))

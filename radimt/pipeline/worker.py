@@ -116,6 +116,7 @@ def process_study(
     study_error = None
     checksum = ""
     study_clock = StageClock()
+    focus_reach: list[float] | None = None
     try:  # everything about the study, checksum included, fails that study only
         with study_clock.stage("checksum"):
             checksum = study_checksum(tasks[0].path) if Path(tasks[0].path).exists() else ""
@@ -128,7 +129,10 @@ def process_study(
                     mg_spacing_mm=config.mg_spacing_mm,
                 )
                 try:  # reading in part is only ever a saving: never a reason to fail the study
-                    study.focus = lesions_box(study, tasks, config)
+                    voxel = _largest_voxel(study)
+                    study.focus = lesions_box(study, tasks, config, voxel)
+                    if study.focus is not None and voxel is not None:  # what a lesion's features read
+                        focus_reach = [reach_mm(config.analysis, side)[1] for side in voxel]
                 except Exception as exc:  # noqa: BLE001
                     log.warning("%s: read whole (%s: %s)", tasks[0].study_id, type(exc).__name__, exc)
     except Exception as exc:  # noqa: BLE001 - recorded, the batch goes on
@@ -146,7 +150,9 @@ def process_study(
             if study_error is not None:
                 raise study_error
             clock = StageClock()
-            record = _process_lesion(task, study, config, folder, seg=seg, keep_phi=keep_phi, clock=clock)
+            record = _process_lesion(
+                task, study, config, folder, seg=seg, keep_phi=keep_phi, clock=clock, focus_reach=focus_reach
+            )
             record.fingerprint = task_fingerprint(task, config)
             record.checksum = checksum
             record.seconds = round(time.perf_counter() - t0, 3)
@@ -190,11 +196,13 @@ def _largest_voxel(study: Study) -> list[float] | None:
     return np.max(sides, axis=0).tolist() if sides else None
 
 
-def lesions_box(study: Study, tasks: Sequence[LesionTask], config: PipelineConfig) -> Box | None:
+def lesions_box(
+    study: Study, tasks: Sequence[LesionTask], config: PipelineConfig, voxel: list[float] | None = None
+) -> Box | None:
     """The box around a study's seeds that their analyses stay in (see
     :func:`radimt.analysis.focus_radius_mm`), or ``None`` when the whole study is read: a lesion
     given by a mask or a voxel index, a 3D seed on another modality, or a box holding most of the
-    study.
+    study. ``voxel``: :func:`_largest_voxel` of the study, when already known.
 
     A lesion whose features reach beyond the box is analysed again on the whole study
     (:func:`fits_focus`), so the numbers never depend on the box.
@@ -203,35 +211,33 @@ def lesions_box(study: Study, tasks: Sequence[LesionTask], config: PipelineConfi
         return None  # a mask, a voxel index or a 2D point: the whole study
     if any(not seed.role.planar for t in tasks for seed in t.modality_seeds):
         return None
-    voxel = _largest_voxel(study)
+    voxel = voxel or _largest_voxel(study)
     if voxel is None:
         return None
     radius = [focus_radius_mm(config.analysis, side) for side in voxel]  # per axis: slices are thicker
     box = Box.around([t.seed for t in tasks if t.seed is not None], radius)
     series = [s for role in FOCUSED_ROLES for s in study.series_for(role)]
-    largest = max(series, key=lambda s: s.n_images * s.rows * s.columns)
-    try:
-        if not all(holds(largest, t.seed) for t in tasks if t.seed is not None):
-            return None  # a seed off the images: the whole study, whose seed check says so
-        return box if covered_fraction(largest, box) <= FOCUS_AT_MOST else None
-    except RadimtError:
-        return None
+    largest = geometry_of(max(series, key=lambda s: s.n_images * s.rows * s.columns))
+    if not all(holds(largest, t.seed) for t in tasks if t.seed is not None):
+        return None  # a seed off the images: the whole study, whose seed check says so
+    return box if covered_fraction(largest, box) <= FOCUS_AT_MOST else None
 
 
-def fits_focus(study: Study, result: LesionResult, config: PipelineConfig) -> bool:
+def fits_focus(
+    study: Study, result: LesionResult, config: PipelineConfig, focus_reach: Sequence[float]
+) -> bool:
     """Whether everything a focused lesion's numbers used lies inside the focused images: the
-    mask's box grown by the features' reach, on every role's image (clipped where the whole
-    image ends anyway)."""
+    mask's box grown by the features' reach (mm per patient axis), on every role's image
+    (clipped where the whole image ends anyway)."""
     box = nonzero_box(sitk.GetArrayViewFromImage(result.mask))
-    voxel = _largest_voxel(study)
-    if box is None or voxel is None:
+    if box is None:
         return False
     mask = result.mask
     corners = [
         mask.TransformContinuousIndexToPhysicalPoint([float(c) for c in corner])
         for corner in itertools.product(*[(b.start - 0.5, b.stop - 0.5) for b in reversed(box)])
     ]
-    needed = Box.around(corners, [reach_mm(config.analysis, side)[1] for side in voxel])
+    needed = Box.around(corners, focus_reach)
     roles = [role_image(study, r, config.analysis.dce_phase) for r in config.analysis.roles]
     images = [result.reference.image, *roles]
     return all(image is None or inside_focus(image, needed) for image in images)
@@ -253,16 +259,20 @@ def _process_lesion(
     seg: bool,
     keep_phi: bool,
     clock: StageClock,
+    focus_reach: Sequence[float] | None = None,
 ) -> LesionRecord:
     """Analyse one lesion (:func:`radimt.analysis.analyse_lesion`, or
-    :func:`radimt.analysis.analyse_image_file` for a pyradiomics-style row) and write its files."""
+    :func:`radimt.analysis.analyse_image_file` for a pyradiomics-style row) and write its files.
+    ``focus_reach``: for a focused study, what the features read around a mask (mm per axis)."""
     if task.image_path is not None:  # pyradiomics-style row: an image file and a mask file
         with clock.stage("features"):
             return _image_file_row(task, config, folder)
     assert study is not None  # loaded for every row with a study folder
     lesion, others = lesion_input(task), task.modality_seeds
     result = analyse_lesion(study, lesion, config.analysis, others=others, clock=clock)
-    if study.focus is not None and not fits_focus(study, result, config):
+    if study.focus is not None and (
+        focus_reach is None or not fits_focus(study, result, config, focus_reach)
+    ):
         log.info(
             "%s lesion %s: beyond the focus box, analysed on the whole study", task.study_id, task.lesion_id
         )
