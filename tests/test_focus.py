@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import logging
 import shutil
+import tarfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,8 +21,10 @@ from radimt.dicom.focus import (
     read_focused,
     whole_statistics,
 )
+from radimt.dicom.scan import scan_files
 from radimt.dicom.study import load_study
 from radimt.dicom.volume import read_volume
+from radimt.errors import SeriesAssemblyError
 from radimt.pipeline import worker
 from radimt.pipeline.config import load_config
 from radimt.pipeline.manifest import LesionTask
@@ -144,3 +148,68 @@ def test_a_study_without_an_adc_map_fits_it_on_the_whole_dwi(study_folder, tmp_p
     whole = _batch(tmp_path, "whole", folder)
     _same_tables_and_masks(focused, whole)
     assert pd.read_csv(focused / "features.csv")["adc_median_um2_ms"].notna().all()
+
+
+REAL = Path(__file__).parent / "data" / "real"
+GE_TAR = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "breast_dce_ge" / "UCSF-BR-06.tar.gz"
+
+
+def _real_volumes() -> list[tuple[str, str]]:
+    """(folder, series key) of every vendored real series that assembles into a volume."""
+    found = []
+    for folder in sorted(p for p in REAL.iterdir() if p.is_dir()):
+        stacks, _ = scan_files(folder)
+        found += [(folder.name, s.key) for s in stacks if s.n_images >= 3]
+    return found
+
+
+@pytest.mark.parametrize("folder, key", _real_volumes())
+def test_a_real_scanners_series_read_in_part_is_its_whole_volume_cut(folder, key):
+    """Siemens (classic, XA enhanced, mosaic), Philips (float rescale), UIH: the box's voxels
+    and the whole volume's statistics, as reading the whole series gives them."""
+    [series] = [s for s in scan_files(REAL / folder)[0] if s.key == key]
+    try:
+        whole = read_volume(series)
+    except SeriesAssemblyError:
+        pytest.skip(f"{folder} {key} is not one volume")
+    centre = whole.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in whole.GetSize()])
+    part = read_focused(series, Box.around([centre], 3 * min(whole.GetSpacing())))
+    assert np.prod(part.GetSize()) < np.prod(whole.GetSize())
+    start = whole.TransformPhysicalPointToIndex(part.GetOrigin())
+    cut = sitk.RegionOfInterest(whole, part.GetSize(), start)
+    assert np.array_equal(sitk.GetArrayViewFromImage(cut), sitk.GetArrayViewFromImage(part))
+    assert part.GetOrigin() == pytest.approx(cut.GetOrigin(), abs=1e-6)
+    stats = sitk.StatisticsImageFilter()
+    stats.Execute(whole)
+    assert whole_statistics(part) == pytest.approx((stats.GetMean(), stats.GetSigma()), rel=1e-12)
+
+
+@pytest.mark.realdata
+def test_the_real_ge_breast_tumour_focused_equals_the_whole_study(tmp_path, monkeypatch, caplog):
+    """The I-SPY GE breast DCE: a 9 cm tumour outgrows the box, is analysed again on the whole
+    study, and its row and mask are the whole study's."""
+    if not GE_TAR.is_file():
+        pytest.skip("the shared real-data corpus is not here")
+    with tarfile.open(GE_TAR) as tar:
+        tar.extractall(tmp_path, filter="data")
+    manifest = tmp_path / "ge.csv"
+    manifest.write_text(
+        f"study_id,path,seed_x,seed_y,seed_z\nf001,{tmp_path / 'UCSF-BR-06'},98.8,-41.0,-15.85\n"
+    )
+    runs = {}
+    for name, share in (("whole", 0.0), ("focused", 0.75)):
+        monkeypatch.setattr(worker, "FOCUS_AT_MOST", share)
+        with caplog.at_level(logging.INFO, logger="radimt.pipeline.worker"):
+            runs[name] = run_batch(
+                manifest, "pipelines/breast_mri.yaml", tmp_path / name, show_progress=False
+            )
+        assert runs[name].failed == 0
+    assert sum("beyond the focus box" in r.message for r in caplog.records) == 1
+    left, right = (pd.read_csv(tmp_path / n / "features.csv") for n in ("whole", "focused"))
+    numeric = [c for c in left.columns if left[c].dtype.kind in "fi"]
+    np.testing.assert_allclose(left[numeric].to_numpy(), right[numeric].to_numpy(), rtol=1e-9, atol=1e-12)
+    x, y = (
+        sitk.ReadImage(str(tmp_path / n / "lesions" / "f001" / "1" / "mask.nii.gz"))
+        for n in ("whole", "focused")
+    )
+    assert np.array_equal(sitk.GetArrayViewFromImage(x), sitk.GetArrayViewFromImage(y))
