@@ -44,7 +44,7 @@ import yaml
 
 from radimt.dicom.focus import whole_statistics
 from radimt.errors import FeatureError, MaskError
-from radimt.grids import focus_of, nonzero_box, same_grid
+from radimt.grids import focus_of, nonzero_box, nonzero_indices, same_grid
 from radimt.ibsi_filters import FilterSettings, filter_response
 from radimt.io.yamlfiles import safe_load
 
@@ -283,7 +283,7 @@ def crop_to_lesion(
     image: sitk.Image, mask: sitk.Image, margin_mm: float, voxels: np.ndarray | None = None
 ) -> tuple[sitk.Image, sitk.Image]:
     """Image and mask cut to the mask's bounding box plus ``margin_mm`` (clipped to the image)."""
-    idx = np.argwhere(sitk.GetArrayViewFromImage(mask)) if voxels is None else voxels
+    idx = nonzero_indices(sitk.GetArrayViewFromImage(mask)) if voxels is None else voxels
     lo, hi = idx.min(axis=0)[::-1], idx.max(axis=0)[::-1]
     pad = np.array([math.ceil(margin_mm / s) for s in image.GetSpacing()])
     lo = np.maximum(lo - pad, 0)

@@ -57,15 +57,33 @@ def mask_on(image: sitk.Image, mask: sitk.Image, what: str = "the mask") -> np.n
 
 def nonzero_box(labels: np.ndarray) -> tuple[slice, ...] | None:
     """Bounding box of the non-zero voxels, found with one reduction per axis (no full-size
-    temporary); ``None`` when there are none."""
-    box = []
-    for axis in range(labels.ndim):
+    temporary): the first axis over the whole array, the others over the slab it bounds only;
+    ``None`` when there are none."""
+    if labels.ndim == 0:
+        return () if labels.item() else None
+    if labels.flags.c_contiguous:  # one pass over contiguous rows: the fastest reduction
+        present = np.flatnonzero(labels.reshape(labels.shape[0], -1).any(axis=1))
+    else:
+        present = np.flatnonzero(labels.any(axis=tuple(range(1, labels.ndim))))
+    if not present.size:
+        return None
+    box = [slice(int(present[0]), int(present[-1]) + 1)]
+    slab = labels[box[0]]
+    for axis in range(1, labels.ndim):
         other = tuple(a for a in range(labels.ndim) if a != axis)
-        present = np.flatnonzero(labels.any(axis=other))
-        if not present.size:
-            return None
+        present = np.flatnonzero(slab.any(axis=other))
         box.append(slice(int(present[0]), int(present[-1]) + 1))
     return tuple(box)
+
+
+def nonzero_indices(labels: np.ndarray, *, positive: bool = False) -> np.ndarray:
+    """``np.argwhere(labels)`` (``np.argwhere(labels > 0)`` with ``positive``), searched in the
+    non-zero voxels' bounding box only: (n, ndim) array indices, in the same (C) order."""
+    box = nonzero_box(labels)
+    if box is None:
+        return np.empty((0, labels.ndim), dtype=np.intp)
+    inside = labels[box] > 0 if positive else labels[box]
+    return np.argwhere(inside) + np.array([b.start for b in box], dtype=np.intp)
 
 
 def lesion_box(image: sitk.Image, mask: sitk.Image, margin_mm: float, what: str = "the mask"):

@@ -46,7 +46,7 @@ from scipy import ndimage
 
 from radimt.dicom.study import DCE
 from radimt.errors import TimingError
-from radimt.grids import copy_reference_metadata, mask_on
+from radimt.grids import copy_reference_metadata, mask_on, nonzero_box
 from radimt.options import Range, check_fields, unknown_names
 
 INITIAL_CLASSES = ("slow", "medium", "fast")
@@ -386,9 +386,10 @@ def _mask_array(dce: DCE, mask: sitk.Image) -> np.ndarray:
 
 
 def _bbox(arr: np.ndarray, pad: int = 1) -> tuple[slice, ...]:
-    idx = np.argwhere(arr)
-    lo = np.maximum(idx.min(axis=0) - pad, 0)
-    hi = np.minimum(idx.max(axis=0) + pad + 1, arr.shape)
+    box = nonzero_box(arr)
+    assert box is not None, "an empty mask is refused by _mask_array"
+    lo = np.maximum([b.start - pad for b in box], 0)
+    hi = np.minimum([b.stop + pad for b in box], arr.shape)
     return tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
 
 

@@ -7,13 +7,13 @@ import SimpleITK as sitk
 from scipy.spatial import ConvexHull, QhullError
 
 from radimt.errors import MaskError
-from radimt.grids import nonzero_box
+from radimt.grids import nonzero_box, nonzero_indices
 
 
 def mask_points(mask: sitk.Image) -> np.ndarray:
     """Physical (LPS mm) coordinates of the voxel centres inside a mask, shape (n, dim)."""
     arr = sitk.GetArrayViewFromImage(mask)
-    index = np.argwhere(arr > 0)[:, ::-1].astype(float)  # (x, y[, z]) order
+    index = nonzero_indices(arr, positive=True)[:, ::-1].astype(float)  # (x, y[, z]) order
     dim = mask.GetDimension()
     direction = np.asarray(mask.GetDirection()).reshape(dim, dim)
     return (index * mask.GetSpacing()) @ direction.T + np.asarray(mask.GetOrigin())

@@ -37,6 +37,7 @@ from radimt.grids import (
     check_frame_of_reference,
     copy_reference_metadata,
     nonzero_box,
+    nonzero_indices,
 )
 from radimt.options import Range, check_fields, unknown_names
 
@@ -617,8 +618,7 @@ def _partial_volume_resample(
 
 
 def _bounding_corners(mask: sitk.Image) -> np.ndarray | None:
-    arr = sitk.GetArrayViewFromImage(mask)
-    idx = np.argwhere(arr > 0)
+    idx = nonzero_indices(sitk.GetArrayViewFromImage(mask), positive=True)
     if not len(idx):
         return None
     lo, hi = idx.min(axis=0)[::-1] - 1, idx.max(axis=0)[::-1] + 1

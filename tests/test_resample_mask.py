@@ -75,3 +75,28 @@ def test_other_frame_of_reference_and_bad_arguments():
     assert out.GetMetaData("0020|0052") == "1.2.3.4"
     with pytest.raises(MaskError, match="unknown resampling method"):
         resample_mask(mask, reference, method="cubic")
+
+
+def test_nonzero_box_and_indices_equal_numpy_on_any_layout():
+    """The bounding box and voxel indices found slab-first are numpy's own, for C-ordered and
+    transposed (non-contiguous) arrays, every dtype a mask comes in, and empty masks."""
+    from radimt.grids import nonzero_box, nonzero_indices
+
+    rng = np.random.default_rng(7)
+    for _ in range(400):
+        shape = tuple(int(n) for n in rng.integers(1, 7, size=int(rng.integers(1, 4))))
+        dtype = rng.choice([np.uint8, np.int16, np.float32, bool])
+        labels = (rng.random(shape) < rng.random() * 0.3).astype(dtype)
+        if dtype in (np.int16, np.float32) and rng.random() < 0.3:
+            labels = labels * -1  # negative labels: non-zero, not positive
+        if rng.random() < 0.3:
+            labels = labels.T
+        expected = np.argwhere(labels)
+        np.testing.assert_array_equal(nonzero_indices(labels), expected)
+        np.testing.assert_array_equal(nonzero_indices(labels, positive=True), np.argwhere(labels > 0))
+        box = nonzero_box(labels)
+        if not len(expected):
+            assert box is None
+        else:
+            lo, hi = expected.min(axis=0), expected.max(axis=0) + 1
+            assert box == tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))

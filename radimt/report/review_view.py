@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
+from radimt.grids import nonzero_indices  # noqa: E402
 from radimt.io.atomic import atomic_path  # noqa: E402
 
 #: The crop's least side, mm: room to re-seed around a seed that missed.
@@ -65,9 +66,9 @@ def _crop_box(
     """Index and size of the view around the mask (or the seed, or the image's centre)."""
     size = np.asarray(image.GetSize())
     spacing = np.asarray(image.GetSpacing())
-    labels = sitk.GetArrayViewFromImage(mask)[::] > 0 if mask is not None else None
-    if labels is not None and labels.any():
-        where = np.argwhere(labels)[:, ::-1]  # (i, j, k) order
+    where = nonzero_indices(sitk.GetArrayViewFromImage(mask), positive=True) if mask is not None else None
+    if where is not None and len(where):
+        where = where[:, ::-1]  # (i, j, k) order
         low, high = where.min(axis=0), where.max(axis=0)
         centre = (low + high) / 2.0
         extent = (high - low + 1) * spacing
