@@ -347,16 +347,21 @@ def _dce_reference(study: Study, dce_phase: int) -> Reference:
     return Reference(image, study.dce.series[dce_phase], Role.DCE, label)  # type: ignore[union-attr, arg-type]
 
 
-def reach_mm(config: AnalysisConfig, voxel_mm: float) -> tuple[float, float]:
-    """How far a seeded lesion's analysis can look (mm): the segmentation from its seed (its
-    largest crop, ``max_diameter_mm``, and the ring around the region), and the features beyond
-    the mask (:func:`radimt.features.context_mm`) for images whose largest voxel side is
-    ``voxel_mm``. See :mod:`radimt.dicom.focus`.
+def reach_mm(
+    config: AnalysisConfig, voxel_mm: float, largest_side_mm: float | None = None
+) -> tuple[float, float]:
+    """How far a seeded lesion's analysis can look (mm) along an axis on which the images' voxel
+    side is at most ``voxel_mm`` (``largest_side_mm``: their largest side on any axis): the
+    segmentation from its seed (its largest crop, ``max_diameter_mm``, and the ring around the
+    region), and the features beyond the mask (:func:`radimt.features.context_mm`). See
+    :mod:`radimt.dicom.focus`.
     """
     segmentation = _segmentation_options(config)
     features = max(
         (
-            context_mm(config.presets.get(kind, kind.feature_preset), config.image_types, voxel_mm)
+            context_mm(
+                config.presets.get(kind, kind.feature_preset), config.image_types, voxel_mm, largest_side_mm
+            )
             for kind in config.roles
         ),
         default=0.0,
@@ -364,11 +369,11 @@ def reach_mm(config: AnalysisConfig, voxel_mm: float) -> tuple[float, float]:
     return segmentation.max_diameter_mm + RING_MM + 2 * voxel_mm, features + 2 * voxel_mm
 
 
-def focus_radius_mm(config: AnalysisConfig, voxel_mm: float) -> float:
+def focus_radius_mm(config: AnalysisConfig, voxel_mm: float, largest_side_mm: float | None = None) -> float:
     """The radius of the box around a seed that holds a lesion's whole analysis unless the lesion
     outgrows the segmentation's first crop (:data:`radimt.segment.FIRST_CROP_MM`): every crop the
     segmentation may take, and the features' reach beyond a lesion inside that first crop."""
-    segmentation, features = reach_mm(config, voxel_mm)
+    segmentation, features = reach_mm(config, voxel_mm, largest_side_mm)
     first = min(FIRST_CROP_MM, _segmentation_options(config).max_diameter_mm)
     return max(segmentation, first + features)
 
@@ -600,19 +605,24 @@ def lesion_features(
         row["ct_margin_sharpness_per_mm"] = margin_sharpness(study.ct, carried[Role.CT])
 
     own_images = {role(r): image for r, image in (images or {}).items()}
+    jobs = {}
     for kind in config.roles:
         if kind not in carried:
             continue
         image = own_images.get(kind) or role_image(study, kind, config.dce_phase)
-        if image is None:  # carry_masks gives masks only to roles the study has
-            continue
-        features = extract_features(
-            image,
+        if image is not None:  # carry_masks gives masks only to roles the study has
+            jobs[kind] = image
+
+    def features_of(kind: Role) -> FeatureRow:
+        return extract_features(
+            jobs[kind],
             carried[kind],
             preset=config.presets.get(kind, kind.feature_preset),
             image_types=config.image_types,
             what=f"{study.path}: {kind}",
         )
+
+    for kind, features in zip(jobs, map(features_of, jobs), strict=True):
         for key in sorted(features):
             row[f"{kind}_{key}"] = features[key]
         row.provenance["roles"][kind] = features.provenance

@@ -266,17 +266,23 @@ def context_mm(
     preset: str | os.PathLike[str],
     image_types: Sequence[str] | Mapping[str, Any] | None = None,
     voxel_mm: float = 1.0,
+    largest_side_mm: float | None = None,
 ) -> float:
-    """How far beyond a mask's bounding box :func:`extract_features` reads the image (mm): the
-    filters' reach, the resampling grid's padding and the interpolation margin, for images whose
-    largest voxel side is ``voxel_mm``."""
+    """How far beyond a mask's bounding box :func:`extract_features` reads the image (mm) along
+    an axis on which the images' voxel side is at most ``voxel_mm``; ``largest_side_mm``: their
+    largest side along any axis (default ``voxel_mm``).
+
+    Resampled (the presets' way): the resampling grid's padding and the interpolation margin;
+    the filters then run on that grid alone, so their reach adds nothing. Not resampled: the
+    filters' reach, the crop they run on (set by the largest side)."""
     params = load_params(preset)
     _use_image_types(params, image_types)
     setting = params["setting"]
     target = [float(v) for v in setting.get("resampledPixelSpacing") or []]
+    if not target or setting.get("interpolator", "sitkBSpline") is None:
+        return _margin_mm(params, [max(voxel_mm, largest_side_mm or 0.0)])
     grid = max([voxel_mm, *target])
-    padding = (int(setting.get("padDistance", 5)) + 1) * grid + BSPLINE_MARGIN_VOXELS * voxel_mm
-    return _margin_mm(params, [grid]) + padding
+    return (int(setting.get("padDistance", 5)) + 1) * grid + BSPLINE_MARGIN_VOXELS * voxel_mm
 
 
 def crop_to_lesion(

@@ -104,7 +104,8 @@ def test_a_lesion_reaching_beyond_the_box_is_analysed_on_the_whole_study(
     monkeypatch.setattr(worker, "FOCUS_AT_MOST", 0.0)
     whole = _batch(tmp_path, "whole", study_folder)
     monkeypatch.setattr(worker, "FOCUS_AT_MOST", 0.75)
-    monkeypatch.setattr(worker, "focus_radius_mm", lambda config, voxel: 12.0)  # a box cutting the lesion
+    cutting = lambda config, voxel, largest: 12.0  # noqa: E731 - a box cutting the lesion
+    monkeypatch.setattr(worker, "focus_radius_mm", cutting)
     with caplog.at_level(logging.INFO, logger="radimt.pipeline.worker"):
         small = _batch(tmp_path, "small", study_folder)
     assert sum("beyond the focus box" in r.message for r in caplog.records) == 2

@@ -132,7 +132,7 @@ def process_study(
                     voxel = _largest_voxel(study)
                     study.focus = lesions_box(study, tasks, config, voxel)
                     if study.focus is not None and voxel is not None:  # what a lesion's features read
-                        focus_reach = [reach_mm(config.analysis, side)[1] for side in voxel]
+                        focus_reach = [reach_mm(config.analysis, side, max(voxel))[1] for side in voxel]
                 except Exception as exc:  # noqa: BLE001
                     log.warning("%s: read whole (%s: %s)", tasks[0].study_id, type(exc).__name__, exc)
     except Exception as exc:  # noqa: BLE001 - recorded, the batch goes on
@@ -214,7 +214,7 @@ def lesions_box(
     voxel = voxel or _largest_voxel(study)
     if voxel is None:
         return None
-    radius = [focus_radius_mm(config.analysis, side) for side in voxel]  # per axis: slices are thicker
+    radius = [focus_radius_mm(config.analysis, side, max(voxel)) for side in voxel]  # slices are thicker
     box = Box.around([t.seed for t in tasks if t.seed is not None], radius)
     series = [s for role in FOCUSED_ROLES for s in study.series_for(role)]
     largest = geometry_of(max(series, key=lambda s: s.n_images * s.rows * s.columns))
