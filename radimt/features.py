@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -395,7 +396,11 @@ def _extractor(params: Mapping[str, Any]):
     """A pyradiomics extractor for ``params``, built once per parameter set (pyradiomics spends
     ~40 ms validating parameters)."""
     wanted = {key: params[key] for key in ("imageType", "featureClass", "setting")}
-    return _cached_extractor(json.dumps(_plain(wanted), sort_keys=True))
+    with _EXTRACTOR_LOCK:  # pyradiomics validates parameters with a YAML parser threads cannot share
+        return _cached_extractor(json.dumps(_plain(wanted), sort_keys=True))
+
+
+_EXTRACTOR_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=16)

@@ -91,6 +91,45 @@ def test_one_row_for_the_published_case():
     assert list(again.items()) == list(row.items())
 
 
+_THREADED_ROW = """
+import json, sys
+import SimpleITK as sitk
+import radimt
+from radimt.analysis import AnalysisConfig, lesion_features
+case = sys.argv[1]
+study = radimt.load_study(case)
+truth = json.load(open(case + "/truth.json"))
+mask = radimt.segment_from_seed(radimt.subtraction(study.dce, 1), truth["lesion"]["centre_lps"])
+sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(sys.argv[2]))
+config = AnalysisConfig(roles=("dce", "t2", "adc"), image_types=["Original", "LoG"])
+print(json.dumps(list(lesion_features(study, mask, config).items())))
+"""
+
+
+def test_roles_on_two_threads_give_the_serial_row_from_a_cold_start():
+    """The roles' features computed on two threads equal those computed one after the other, bit
+    for bit and in the same order, in fresh processes: there both threads build pyradiomics'
+    extractors at once, whose parameter validation is not thread-safe (without radimt's lock
+    most such runs failed)."""
+    import subprocess
+    import sys
+
+    def row(threads: int) -> list:
+        done = subprocess.run(
+            [sys.executable, "-c", _THREADED_ROW, str(SAMPLE_DICOM / "imt_case"), str(threads)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.splitlines()[-1])
+
+    serial = row(1)
+    assert len(serial) > 300 and any(key.startswith("t2_log") for key, _ in serial)
+    for _ in range(2):
+        assert row(2) == serial
+
+
 def test_other_frame_of_reference_is_left_out_with_the_reason():
     study = radimt.load_study(SAMPLE_DICOM / "imt_case")
     truth = json.loads((SAMPLE_DICOM / "imt_case" / "truth.json").read_text())
