@@ -538,7 +538,7 @@ def kinetic_maps(dce: DCE, mask: sitk.Image | None = None, *, crop: bool = True,
     >>> import numpy as np, SimpleITK as sitk, radimt
     >>> study, truth = radimt.synth.example_study()
     >>> mask = radimt.segment_from_seed(radimt.subtraction(study.dce), truth["seed_lps"])
-    >>> ser = sitk.GetArrayViewFromImage(radimt.kinetic_maps(study.dce, mask).ser)
+    >>> ser = sitk.GetArrayFromImage(radimt.kinetic_maps(study.dce, mask).ser)
     >>> round(float(np.median(ser[ser > 0])), 1)
     1.7
     """

@@ -21,8 +21,9 @@ Dark lesions (hypoechoic on ultrasound, low ADC) are handled by the ``polarity``
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -254,27 +255,70 @@ def _grow(image: sitk.Image, index: Sequence[int], threshold: float, fill: bool)
     region = sitk.ConnectedThreshold(
         image, seedList=[tuple(int(i) for i in index)], lower=float(threshold), upper=1e30
     )
-    return sitk.BinaryFillhole(region) if fill else region
+    # a hole lies inside the region's box: filled there, with a background frame around it
+    return _near_region(region, [1] * region.GetDimension(), sitk.BinaryFillhole) if fill else region
+
+
+def _region_window(region: sitk.Image, pad: Sequence[int]) -> tuple[list[int], list[int]] | None:
+    """Index and size (x, y, z) of the region's bounding box grown by ``pad`` voxels per axis,
+    clipped to the image; ``None`` for an empty region."""
+    box = nonzero_box(sitk.GetArrayViewFromImage(region))
+    if box is None:
+        return None
+    size = region.GetSize()
+    start = [max(0, b.start - p) for b, p in zip(reversed(box), pad, strict=True)]
+    stop = [min(n, b.stop + p) for b, p, n in zip(reversed(box), pad, size, strict=True)]
+    return start, [b - a for a, b in zip(start, stop, strict=True)]
+
+
+def _window_slices(window: tuple[list[int], list[int]]) -> tuple[slice, ...]:
+    start, size = window
+    return tuple(slice(a, a + n) for a, n in zip(reversed(start), reversed(size), strict=True))
+
+
+def _near_region(
+    region: sitk.Image, pad: Sequence[int], operation: Callable[[sitk.Image], sitk.Image]
+) -> sitk.Image:
+    """``operation(region)`` computed in the region's box grown by ``pad`` voxels per axis and
+    pasted back: the same image for operations that change nothing more than ``pad - 1`` voxels
+    from the region (a dilation by ``pad - 1``, an opening, a hole filling with ``pad`` 1), at
+    the cost of the lesion's box instead of the whole crop."""
+    window = _region_window(region, pad)
+    if window is None or window[1] == list(region.GetSize()):
+        return operation(region)
+    start, size = window
+    near = operation(sitk.RegionOfInterest(region, size, start))
+    blank = sitk.Image(region.GetSize(), near.GetPixelID())
+    blank.CopyInformation(region)
+    return sitk.Paste(blank, near, size, [0] * region.GetDimension(), start)
 
 
 def _ring_stats(values: np.ndarray, region: sitk.Image) -> tuple[float, float] | None:
     """Median and robust SD of a ring (1 voxel to ``RING_MM`` outside the region)."""
     radius = _radius_voxels(region, RING_MM)
-    inner = sitk.BinaryDilate(region, [1] * region.GetDimension())
-    outer = sitk.BinaryDilate(region, radius)
+    window = _region_window(region, [r + 1 for r in radius])  # all the ring can reach
+    if window is None:
+        return None
+    near = sitk.RegionOfInterest(region, window[1], window[0])
+    inner = sitk.BinaryDilate(near, [1] * region.GetDimension())
+    outer = sitk.BinaryDilate(near, radius)
     ring = sitk.GetArrayViewFromImage(outer).astype(bool) & ~sitk.GetArrayViewFromImage(inner).astype(bool)
     if not ring.any():
         return None
-    samples = values[ring]
+    samples = values[_window_slices(window)][ring]
     median = float(np.median(samples))
     return median, 1.4826 * float(np.median(np.abs(samples - median)))
 
 
 def _core_median(values: np.ndarray, region: sitk.Image) -> float:
-    core = sitk.GetArrayFromImage(sitk.BinaryErode(region, [1] * region.GetDimension())).astype(bool)
+    window = _region_window(region, [2] * region.GetDimension())  # the erosion looks 1 voxel out
+    if window is None:
+        return float("nan")
+    near = sitk.RegionOfInterest(region, window[1], window[0])
+    core = sitk.GetArrayFromImage(sitk.BinaryErode(near, [1] * region.GetDimension())).astype(bool)
     if core.sum() < 3:
-        core = sitk.GetArrayViewFromImage(region).astype(bool)
-    return float(np.median(values[core]))
+        core = sitk.GetArrayViewFromImage(near).astype(bool)
+    return float(np.median(values[_window_slices(window)][core]))
 
 
 def _reach_mm(region: np.ndarray, centre: Sequence[int], spacing: Sequence[float]) -> float:
@@ -338,7 +382,9 @@ def _delineate(
         # (a 1 mm opening must not take away whole 2 mm slices of a small lesion).
         radius = [int(round(opening_mm / sp)) for sp in spacing]
         if any(radius):
-            region = _keep_seed_component(sitk.BinaryMorphologicalOpening(region, radius), seed)
+            opening = functools.partial(sitk.BinaryMorphologicalOpening, kernelRadius=radius)
+            opened = _near_region(region, [r + 1 for r in radius], opening)
+            region = _keep_seed_component(opened, seed)
         current = sitk.GetArrayViewFromImage(region).astype(bool)
         if not current.any():
             break
