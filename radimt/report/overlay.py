@@ -1,17 +1,28 @@
-"""An overlay PNG of a mask on its image, for a quick look at a segmentation."""
+"""An overlay PNG of a mask on its image, for a quick look at a segmentation.
+
+Drawn with Pillow: the grey image at its pixels' true aspect, the mask's outline (contourpy's
+half-level line, the one matplotlib's ``contour`` draws) in red, a title above. A batch writes
+four or five per lesion; a matplotlib figure cost ~0.05 s each, this ~0.01 s.
+"""
 
 from __future__ import annotations
 
 import os
+from functools import cache
+from pathlib import Path
 
-import matplotlib
+import numpy as np
+import SimpleITK as sitk
+from PIL import Image, ImageDraw, ImageFont
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import SimpleITK as sitk  # noqa: E402
+from radimt.io.atomic import atomic_path
 
-from radimt.io.atomic import atomic_path  # noqa: E402
+#: The PNG's side (px), the title's band on top (px) and the margin around the image (px).
+SIDE_PX, TITLE_PX, MARGIN_PX = 400, 48, 8
+#: Drawn this many times larger, then reduced: smooth outline and text.
+SUPERSAMPLE = 2
+OUTLINE_RGB, OUTLINE_PX = (255, 0, 0), 2.0
+TITLE_FONT_PX = 18
 
 
 def central_slice(mask: sitk.Image) -> int:
@@ -20,6 +31,18 @@ def central_slice(mask: sitk.Image) -> int:
         return 0
     counts = sitk.GetArrayViewFromImage(mask).reshape(mask.GetSize()[2], -1).sum(axis=1)
     return int(np.argmax(counts))
+
+
+@cache
+def _font(size_px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """DejaVu Sans (matplotlib's own font, shipped with it) at ``size_px``."""
+    import matplotlib
+
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    try:
+        return ImageFont.truetype(str(path), size_px)
+    except OSError:  # a matplotlib without its fonts: Pillow's own
+        return ImageFont.load_default(size_px)
 
 
 def overlay_png(
@@ -36,10 +59,11 @@ def overlay_png(
     aspect ratio.
     """
     values = sitk.GetArrayViewFromImage(image)
-    labels = sitk.GetArrayViewFromImage(mask) > 0
+    labels = sitk.GetArrayViewFromImage(mask)
     if image.GetDimension() == 3:
         k = central_slice(mask)
         values, labels = values[k], labels[k]
+    labels = labels > 0
     rows, cols = np.nonzero(labels)
     sx, sy = image.GetSpacing()[:2]
     if len(rows):
@@ -49,15 +73,36 @@ def overlay_png(
         c1 = min(labels.shape[1], cols.max() + int(margin_mm / sx) + 1)
         values, labels = values[r0:r1, c0:c1], labels[r0:r1, c0:c1]
     lo, hi = np.percentile(values, [1, 99]) if values.size else (0, 1)
-    fig = plt.figure(figsize=(4, 4), dpi=100)
-    # fixed margins (a title's band on top): tight_layout would measure the text on every call
-    ax = fig.add_axes((0.02, 0.02, 0.96, 0.86 if title else 0.96))
-    ax.imshow(values, cmap="gray", vmin=lo, vmax=hi, aspect=sy / sx, interpolation="nearest")
+    grey = np.clip((np.asarray(values, np.float64) - lo) / max(float(hi - lo), 1e-12), 0, 1)
+    grey = np.round(grey * 255).astype(np.uint8) if grey.size else np.zeros((1, 1), np.uint8)
+
+    s = SUPERSAMPLE
+    canvas = Image.new("RGB", (SIDE_PX * s, SIDE_PX * s), "white")
+    top = TITLE_PX if title else MARGIN_PX
+    box_w, box_h = (SIDE_PX - 2 * MARGIN_PX) * s, (SIDE_PX - MARGIN_PX - top) * s
+    n_rows, n_cols = grey.shape
+    cell_w = min(box_w / n_cols, box_h / (n_rows * sy / sx))  # a pixel's width; its height x sy/sx
+    cell_h = cell_w * sy / sx
+    width, height = max(1, round(cell_w * n_cols)), max(1, round(cell_h * n_rows))
+    x0, y0 = MARGIN_PX * s + (box_w - width) // 2, top * s + (box_h - height) // 2
+    canvas.paste(Image.fromarray(grey).resize((width, height), Image.Resampling.NEAREST), (x0, y0))
+    draw = ImageDraw.Draw(canvas)
     if labels.any():
-        ax.contour(labels.astype(float), levels=[0.5], colors="red", linewidths=1.2)
-    ax.set_axis_off()
-    if title:  # figure text, not an axes title: placing that measures the (hidden) axes each time
-        fig.text(0.5, 0.94, title, ha="center", va="center", fontsize=13)
+        from contourpy import contour_generator
+
+        padded = np.pad(labels.astype(np.float64), 1)  # closed outlines where the lesion meets the edge
+        for line in contour_generator(z=padded).lines(0.5):
+            points = [
+                (x0 + (c - 1 + 0.5) * width / n_cols, y0 + (r - 1 + 0.5) * height / n_rows) for c, r in line
+            ]
+            draw.line(points, fill=OUTLINE_RGB, width=round(OUTLINE_PX * s), joint="curve")
+    if title:
+        draw.text(
+            (SIDE_PX * s / 2, TITLE_PX * s / 2),
+            title,
+            fill="black",
+            font=_font(TITLE_FONT_PX * s),
+            anchor="mm",
+        )
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+        canvas.reduce(SUPERSAMPLE).save(tmp, format="PNG", compress_level=1)  # zlib at level 6: 3x the time
