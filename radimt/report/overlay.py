@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import SimpleITK as sitk
@@ -91,7 +92,8 @@ def overlay_png(
         from contourpy import contour_generator
 
         padded = np.pad(labels.astype(np.float64), 1)  # closed outlines where the lesion meets the edge
-        for line in contour_generator(z=padded).lines(0.5):
+        outlines = contour_generator(z=padded, line_type="Separate").lines(0.5)  # one (n, 2) array each
+        for line in cast("list[np.ndarray]", outlines):
             points = [
                 (x0 + (c - 1 + 0.5) * width / n_cols, y0 + (r - 1 + 0.5) * height / n_rows) for c, r in line
             ]
