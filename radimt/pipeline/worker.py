@@ -7,6 +7,7 @@ run in whichever process the runner (:mod:`radimt.pipeline.runner`) hands a stud
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -14,7 +15,8 @@ import logging
 import re
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from radimt.analysis import (
     role_image,
 )
 from radimt.dicom.focus import Box, covered_fraction, geometry_of, holds, inside_focus, on_full_grid
+from radimt.dicom.scan import SeriesInfo
 from radimt.dicom.study import Study, load_study
 from radimt.errors import OutputFolderError, RadimtError
 from radimt.grids import focus_of, nonzero_box
@@ -278,42 +281,80 @@ def _process_lesion(
         )
         study = study.whole()
         result = analyse_lesion(study, lesion, config.analysis, others=others, clock=clock)
-    with clock.stage("segmentation"):  # writing the mask (and its DICOM objects) belongs with making it
-        source = result.reference.series
-        mask = result.mask  # a focused study's mask goes into the files on the series' whole grid
-        if source is not None and focus_of(result.reference.image):
-            mask = on_full_grid(mask, source)
-        write_mask(mask, folder / "mask.nii.gz")
-        if seg and source is not None:
-            write_dicom_seg(
-                mask,
-                source,
-                folder / "seg.dcm",
-                label=f"{task.study_id} lesion {task.lesion_id}",
-                keep_phi=keep_phi,
-                pseudonym=task.study_id,
-            )
-        if seg and source is not None and result.mask.GetDimension() == 3:  # the SEG's measurements
-            from radimt.io.sr import write_measurement_report  # highdicom: only for --seg
-
-            write_measurement_report(
-                result.row,
-                folder / "seg.dcm",
-                source,
-                folder / "sr.dcm",
-                lesion=f"{task.study_id} lesion {task.lesion_id}",
-                keep_phi=keep_phi,
-                pseudonym=task.study_id,
-            )
+    with _AlongSide() as files:  # the image files written while the figures are drawn
+        with clock.stage("segmentation"):  # writing the mask (and its DICOM objects) belongs with making it
+            source = result.reference.series
+            files.run(_write_mask_file, result, folder / "mask.nii.gz")
+            if seg and source is not None:
+                _write_dicom_objects(task, result, source, folder, keep_phi=keep_phi)
+        with clock.stage("figures"):
+            figures = _lesion_figures(study, config, folder, result)
+            _review_views(study, task, folder, result, files)
     row = result.row
     if config.pyradiomics_names:
         row = pyradiomics_names(row, config.analysis.roles[0])
-    with clock.stage("figures"):
-        figures = _lesion_figures(study, config, folder, result)
-        _review_views(study, task, folder, result)
     if keep_phi:
         row["dicom_study_instance_uid"] = study.study_uid
     return LesionRecord(row=row, curves=result.curve_rows(), figures=figures, provenance=result.provenance)
+
+
+class _AlongSide:
+    """Runs file writing (SimpleITK's writers and zlib, outside Python's lock) on a thread beside
+    the one drawing figures; inline when the process is held to one thread (parallel batch
+    workers). Leaving the ``with`` waits for every file and raises the first failure."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        if sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() > 1:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="radimt-files")
+        self._pending: list[Future[None]] = []
+
+    def run(self, write: Callable[..., None], *args: Any) -> None:
+        if self._pool is None:
+            write(*args)
+        else:
+            self._pending.append(self._pool.submit(write, *args))
+
+    def __enter__(self) -> _AlongSide:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            for pending in self._pending:
+                pending.result()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+
+
+def _write_mask_file(result: LesionResult, path: Path) -> None:
+    """mask.nii.gz on the reference series' whole grid (a focused study's mask pasted into it)."""
+    source = result.reference.series
+    if source is not None and focus_of(result.reference.image):
+        write_mask(on_full_grid(result.mask, source), path)
+    else:
+        write_mask(result.mask, path)
+
+
+def _write_dicom_objects(
+    task: LesionTask, result: LesionResult, source: SeriesInfo, folder: Path, *, keep_phi: bool
+) -> None:
+    """The lesion's DICOM SEG, and for a 3D mask the SR of its measurements (``--seg``)."""
+    mask = on_full_grid(result.mask, source) if focus_of(result.reference.image) else result.mask
+    label = f"{task.study_id} lesion {task.lesion_id}"
+    write_dicom_seg(mask, source, folder / "seg.dcm", label=label, keep_phi=keep_phi, pseudonym=task.study_id)
+    if result.mask.GetDimension() == 3:  # the SEG's measurements
+        from radimt.io.sr import write_measurement_report  # highdicom: only for --seg
+
+        write_measurement_report(
+            result.row,
+            folder / "seg.dcm",
+            source,
+            folder / "sr.dcm",
+            lesion=label,
+            keep_phi=keep_phi,
+            pseudonym=task.study_id,
+        )
 
 
 def _longest(row: dict, stem: str) -> str:
@@ -378,17 +419,18 @@ def _planar_title(study: Study, reference: Reference) -> str:
     return reference.label
 
 
-def _review_views(study: Study, task: LesionTask, folder: Path, result: LesionResult) -> None:
+def _review_views(
+    study: Study, task: LesionTask, folder: Path, result: LesionResult, files: _AlongSide
+) -> None:
     """What ``radimt review`` shows: the reference around the lesion, and each 2D image whole."""
     reference = result.reference
-    write_view(
-        folder,
-        reference.image,
-        result.mask,
+    view = functools.partial(
+        write_view,
         label=reference.label,
         role=str(reference.role or ""),
         seed=_seed_point(reference.image, task),
     )
+    files.run(view, folder, reference.image, result.mask)
     if reference.image.GetDimension() == 2:
         write_thumbnail(
             folder / f"thumb_{reference.role or 'image'}.png",

@@ -12,8 +12,10 @@ orientation of the grid's axes), and ``thumb_<key>.png`` for each 2D image.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -134,8 +136,7 @@ def write_view(
         "seed": [float(v) for v in seed] if seed is not None else None,
         "has_mask": mask is not None,
     }
-    with atomic_path(folder / VIEW_IMAGE) as tmp:
-        sitk.WriteImage(stored, str(tmp), True)
+    _write_quickly_compressed(stored, folder / VIEW_IMAGE)
     if mask is not None:
         cropped = sitk.Cast(sitk.RegionOfInterest(mask, size, start) > 0, sitk.sitkUInt8)
         with atomic_path(folder / VIEW_MASK) as tmp:
@@ -144,6 +145,19 @@ def write_view(
         (folder / VIEW_MASK).unlink(missing_ok=True)
     with atomic_path(folder / VIEW_META) as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+
+
+def _write_quickly_compressed(image: sitk.Image, path: Path) -> None:
+    """``image`` as NIfTI gzipped at zlib's fastest level (atomically): SimpleITK compresses at
+    its default level, twice the time for the view's noisy values and 5 % smaller."""
+    fd, raw = tempfile.mkstemp(prefix=".view.", suffix=".nii", dir=path.parent)
+    os.close(fd)
+    try:
+        sitk.WriteImage(image, raw, False)
+        with atomic_path(path) as tmp:
+            Path(tmp).write_bytes(gzip.compress(Path(raw).read_bytes(), compresslevel=1, mtime=0))
+    finally:
+        os.unlink(raw)
 
 
 def write_thumbnail(
