@@ -16,6 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 from PIL import Image, ImageDraw, ImageFont
 
+from radimt.grids import nonzero_box
 from radimt.io.atomic import atomic_path
 
 #: The PNG's side (px), the title's band on top (px) and the margin around the image (px).
@@ -30,8 +31,12 @@ def central_slice(mask: sitk.Image) -> int:
     """The slice (array axis 0) holding the most mask voxels; 0 for a 2D mask."""
     if mask.GetDimension() == 2:
         return 0
-    counts = sitk.GetArrayViewFromImage(mask).reshape(mask.GetSize()[2], -1).sum(axis=1)
-    return int(np.argmax(counts))
+    labels = sitk.GetArrayViewFromImage(mask)
+    box = nonzero_box(labels)  # counted in the mask's box: the slices outside it hold nothing
+    if box is None:
+        return 0
+    counts = labels[box].reshape(box[0].stop - box[0].start, -1).sum(axis=1, dtype=np.int64)
+    return box[0].start + int(np.argmax(counts))
 
 
 @cache
