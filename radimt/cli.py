@@ -183,6 +183,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         args.out,
         workers=args.workers,
         scheduler=args.scheduler,
+        threads=args.threads,
         force=args.force,
         seg=args.seg,
         keep_phi=args.keep_phi,
@@ -487,6 +488,17 @@ def _negative_values(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="radimt", description="Breast imaging radiomics from DICOM.", formatter_class=_Help
@@ -531,6 +543,12 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--pipeline", required=True, help="pipeline YAML, e.g. pipelines/breast_mri.yaml")
     batch.add_argument("--out", required=True, help="output folder")
     batch.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    batch.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="threads per worker (default: every core with one worker, one each with several)",
+    )
     batch.add_argument("--scheduler", help="Dask scheduler address, or local-dask for a LocalCluster")
     batch.add_argument(
         "--mg-spacing",

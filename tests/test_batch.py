@@ -176,6 +176,26 @@ def test_dask_local_cluster_gives_the_same_csv(reference_run, tmp_path):
     assert (tmp_path / "dask" / "features.csv").read_bytes() == (out / "features.csv").read_bytes()
 
 
+def test_one_thread_per_worker_gives_the_same_csv(reference_run, tmp_path):
+    """--threads 1 holds the worker to one thread (its roles' features one after the other, its
+    files written inline) and changes no number; fewer than one is refused."""
+    import SimpleITK as sitk
+
+    out, _ = reference_run
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    try:
+        assert main(["batch", str(SAMPLE_DICOM / "manifest.csv"), "--pipeline", str(PIPELINE),
+                     "--out", str(tmp_path / "one"), "--threads", "1"]) == 0  # fmt: skip
+        assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == 1  # this process was the worker
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
+    assert (tmp_path / "one" / "features.csv").read_bytes() == (out / "features.csv").read_bytes()
+    with pytest.raises(SystemExit):
+        main(["batch", "m.csv", "--pipeline", "p.yaml", "--out", str(tmp_path / "x"), "--threads", "0"])
+    with pytest.raises(ValueError, match="at least 1 thread"):
+        run_batch(SAMPLE_DICOM / "manifest.csv", PIPELINE, tmp_path / "never", threads=0)
+
+
 def _manifest(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "manifest.csv"
     path.write_text(text)

@@ -149,6 +149,7 @@ def _execute(
     *,
     workers: int,
     scheduler: str | None,
+    threads: int | None,
     seg: bool,
     keep_phi: bool,
 ) -> Generator[list[LesionStatus], None, None]:
@@ -172,7 +173,14 @@ def _execute(
         try:
             futures = {
                 client.submit(
-                    process_study, g, config, out, seg=seg, keep_phi=keep_phi, threads=1, pure=False
+                    process_study,
+                    g,
+                    config,
+                    out,
+                    seg=seg,
+                    keep_phi=keep_phi,
+                    threads=threads or 1,
+                    pure=False,
                 ): g
                 for g in groups
             }
@@ -189,9 +197,11 @@ def _execute(
         return
     if workers <= 1:
         for group in groups:
-            yield process_study(group, config, out, seg=seg, keep_phi=keep_phi)
+            yield process_study(group, config, out, seg=seg, keep_phi=keep_phi, threads=threads)
         return
-    work = functools.partial(process_study, config=config, out=out, seg=seg, keep_phi=keep_phi, threads=1)
+    work = functools.partial(
+        process_study, config=config, out=out, seg=seg, keep_phi=keep_phi, threads=threads or 1
+    )
     yield from in_processes(groups, work, workers, functools.partial(record_lost, config=config, out=out))
 
 
@@ -287,6 +297,7 @@ def run_batch(
     *,
     workers: int = 1,
     scheduler: str | None = None,
+    threads: int | None = None,
     force: bool = False,
     seg: bool = False,
     keep_phi: bool = False,
@@ -313,6 +324,9 @@ def run_batch(
     scheduler
         ``"local-dask"`` for a Dask LocalCluster of ``workers`` processes, or the address of a
         Dask scheduler (``tcp://host:8786``).
+    threads
+        Threads each worker may use (SimpleITK's filters, a lesion's roles' features, its file
+        writing); default: every core with one worker in this process, one per worker otherwise.
     force
         Recompute lesions that already have results.
     seg
@@ -334,6 +348,8 @@ def run_batch(
     """
     start_wall = _dt.datetime.now(_dt.timezone.utc)
     start = time.perf_counter()
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads={threads}: give at least 1 thread per worker")
     if scheduler:
         check_scheduler(scheduler)
     config = pipeline if isinstance(pipeline, PipelineConfig) else load_config(pipeline)
@@ -370,7 +386,14 @@ def run_batch(
             f"{config.name!r} (digest {config.digest()}); {len(tasks) - len(pending)} already done"
         )
         studies = _execute(
-            groups, config, str(out_path), workers=workers, scheduler=scheduler, seg=seg, keep_phi=keep_phi
+            groups,
+            config,
+            str(out_path),
+            workers=workers,
+            scheduler=scheduler,
+            threads=threads,
+            seg=seg,
+            keep_phi=keep_phi,
         )
         # closed on any exception (Ctrl-C, SIGTERM) so the workers stop with the batch
         with contextlib.closing(studies):
