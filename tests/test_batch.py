@@ -401,3 +401,34 @@ def test_declared_columns_reach_features_csv_without_recomputing(tmp_path):
     path.write_text(f"study_id,path,seed_x,seed_y,seed_z,label,age\nc,{study},100,-6,4,carcinoma,61\n")
     again = run_batch(path, PIPELINE, out, keep_columns=["age"])
     assert again.skipped == 1 and _rows(out / "features.csv")[0]["label"] == "carcinoma"
+
+
+def test_files_written_alongside_report_their_failure_but_not_over_the_lesions_own():
+    """The worker's file writing beside the figures: every write done when the block ends, the
+    first failing write raised, and a failure of the block itself kept as the lesion's reason."""
+    import threading
+
+    import SimpleITK as sitk
+
+    from radimt.pipeline.worker import _AlongSide
+
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    try:
+        for threads in (1, 2):
+            sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+            done: list[str] = []
+            with _AlongSide() as files:
+                files.run(lambda names: names.append(threading.current_thread().name), done)
+            assert len(done) == 1 and done[0].startswith("radimt-files") == (threads > 1)
+
+            def broken() -> None:
+                raise OSError("disk full")
+
+            with pytest.raises(OSError, match="disk full"), _AlongSide() as files:
+                files.run(broken)
+            first = ValueError if threads > 1 else OSError  # inline, the write fails first
+            with pytest.raises(first), _AlongSide() as files:
+                files.run(broken)
+                raise ValueError("the figure failed")
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)

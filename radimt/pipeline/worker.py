@@ -301,7 +301,8 @@ def _process_lesion(
 class _AlongSide:
     """Runs file writing (SimpleITK's writers and zlib, outside Python's lock) on a thread beside
     the one drawing figures; inline when the process is held to one thread (parallel batch
-    workers). Leaving the ``with`` waits for every file and raises the first failure."""
+    workers). Leaving the ``with`` waits for every file and raises the first failure (unless
+    the block itself failed: that failure is the lesion's)."""
 
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
@@ -318,10 +319,13 @@ class _AlongSide:
     def __enter__(self) -> _AlongSide:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         try:
             for pending in self._pending:
-                pending.result()
+                if kind is None:
+                    pending.result()
+                else:  # the lesion already failed: that is its reason, whatever the files did
+                    pending.exception()
         finally:
             if self._pool is not None:
                 self._pool.shutdown()
