@@ -175,6 +175,10 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
+    if args.workers > 1 and not args.scheduler:  # the workers' imports alongside this process's
+        from radimt.processes import start_worker_server
+
+        start_worker_server()
     from radimt.pipeline.runner import run_batch
 
     summary = run_batch(

@@ -26,6 +26,7 @@ FLOORS: list[tuple[str, ...]] = [
         "radimt.progress",
         "radimt.io.atomic",
         "radimt.dicom.uids",
+        "radimt.processes",
     ),
     # 1: DICOM in, grids and measures, plain tables and seed files
     (

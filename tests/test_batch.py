@@ -196,6 +196,23 @@ def test_one_thread_per_worker_gives_the_same_csv(reference_run, tmp_path):
         run_batch(SAMPLE_DICOM / "manifest.csv", PIPELINE, tmp_path / "never", threads=0)
 
 
+@pytest.mark.slow
+def test_command_line_workers_forked_from_a_server_give_the_same_csv(reference_run, tmp_path):
+    """`radimt batch --workers 2` forks its workers from a server that imported the stack once
+    (while the batch imported its own): the tables equal the in-process run's byte for byte, and
+    no process of the run is left once it ends."""
+    out, _ = reference_run
+    command = [sys.executable, "-m", "radimt.cli", "batch", str(SAMPLE_DICOM / "manifest.csv"),
+               "--pipeline", str(PIPELINE), "--out", str(tmp_path / "two"), "--workers", "2"]  # fmt: skip
+    from tests.test_hostile_input_2 import _members_after_exit
+
+    run = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err
+    assert (tmp_path / "two" / "features.csv").read_bytes() == (out / "features.csv").read_bytes()
+    assert _members_after_exit(run.pid) == {}  # the server and its workers ended with the batch
+
+
 def _manifest(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "manifest.csv"
     path.write_text(text)

@@ -39,6 +39,7 @@ from radimt.pipeline.quality import TableQuality, lesion_warnings, table_quality
 from radimt.pipeline.record import ERROR, LesionRecord, LesionStatus, write_json
 from radimt.pipeline.report import write_report
 from radimt.pipeline.worker import is_finished, process_study, record_failure
+from radimt.processes import worker_context
 from radimt.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -218,11 +219,10 @@ def in_processes(
     in a fresh one-worker pool; a study whose worker dies again is ``on_lost(group)`` (recorded
     as failed), and the run finishes with its tables.
     """
-    import multiprocessing
     from concurrent.futures import as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    context = multiprocessing.get_context("spawn")  # no inherited threads or locks
+    context = worker_context()  # fresh interpreters: no inherited threads or locks
     lost: list[list[LesionTask]] = []
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     try:
