@@ -176,9 +176,17 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     if args.workers > 1 and not args.scheduler:  # the workers' imports alongside this process's
-        from radimt.processes import start_worker_server
+        from radimt.processes import start_worker_server, stop_worker_server
 
         start_worker_server()
+        try:
+            return _batch(args)
+        finally:
+            stop_worker_server()
+    return _batch(args)
+
+
+def _batch(args: argparse.Namespace) -> int:
     from radimt.pipeline.runner import run_batch
 
     summary = run_batch(

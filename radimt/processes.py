@@ -37,3 +37,17 @@ def start_worker_server() -> None:
     context.set_forkserver_preload(WORKER_MODULES)
     forkserver.ensure_running()
     _server_started = True
+
+
+def stop_worker_server() -> None:
+    """Stop the fork server and wait for it (its workers have ended with their pool): nothing
+    of the batch outlives it, and the server's and workers' resource use is the batch's own
+    (``getrusage`` of whoever started the batch). A no-op when none runs."""
+    global _server_started
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    stop = getattr(server, "_stop", None)  # the standard library's own shutdown (CPython >= 3.8)
+    if _server_started and stop is not None:
+        stop()
+    _server_started = False
