@@ -112,19 +112,26 @@ def test_a_lesion_reaching_beyond_the_box_is_analysed_on_the_whole_study(
     _same_tables_and_masks(small, whole)
 
 
+def _assert_cut_of(whole: sitk.Image, part: sitk.Image, origin_mm: float) -> sitk.StatisticsImageFilter:
+    """``part`` holds exactly the values of ``whole`` where it lies, at its origin (within
+    ``origin_mm``), and carries the whole volume's mean and SD; returns the whole's statistics."""
+    start = whole.TransformPhysicalPointToIndex(part.GetOrigin())
+    cut = sitk.RegionOfInterest(whole, part.GetSize(), start)
+    assert np.array_equal(sitk.GetArrayViewFromImage(cut), sitk.GetArrayViewFromImage(part))
+    assert part.GetOrigin() == pytest.approx(cut.GetOrigin(), abs=origin_mm)
+    stats = sitk.StatisticsImageFilter()
+    stats.Execute(whole)
+    assert whole_statistics(part) == pytest.approx((stats.GetMean(), stats.GetSigma()), rel=1e-12)
+    return stats
+
+
 def test_a_focused_volume_is_the_whole_volume_cut_with_its_whole_statistics(study_folder):
     study = load_study(study_folder)
     series = study.series_for("t2")[0]
     whole = read_volume(series)
     box = Box.around([CENTRE], 30.0)
     part = read_focused(series, box)
-    start = whole.TransformPhysicalPointToIndex(part.GetOrigin())
-    cut = sitk.RegionOfInterest(whole, part.GetSize(), start)
-    assert np.array_equal(sitk.GetArrayViewFromImage(cut), sitk.GetArrayViewFromImage(part))
-    assert part.GetOrigin() == pytest.approx(cut.GetOrigin(), abs=1e-9)
-    stats = sitk.StatisticsImageFilter()
-    stats.Execute(whole)
-    assert whole_statistics(part) == pytest.approx((stats.GetMean(), stats.GetSigma()), rel=1e-12)
+    stats = _assert_cut_of(whole, part, origin_mm=1e-9)
     assert whole_statistics(whole) is None
     back = on_full_grid(sitk.Cast(part > 0, sitk.sitkUInt8), series)
     assert back.GetSize() == whole.GetSize() and back.GetOrigin() == whole.GetOrigin()
@@ -176,13 +183,7 @@ def test_a_real_scanners_series_read_in_part_is_its_whole_volume_cut(folder, key
     centre = whole.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in whole.GetSize()])
     part = read_focused(series, Box.around([centre], 3 * min(whole.GetSpacing())))
     assert np.prod(part.GetSize()) < np.prod(whole.GetSize())
-    start = whole.TransformPhysicalPointToIndex(part.GetOrigin())
-    cut = sitk.RegionOfInterest(whole, part.GetSize(), start)
-    assert np.array_equal(sitk.GetArrayViewFromImage(cut), sitk.GetArrayViewFromImage(part))
-    assert part.GetOrigin() == pytest.approx(cut.GetOrigin(), abs=1e-6)
-    stats = sitk.StatisticsImageFilter()
-    stats.Execute(whole)
-    assert whole_statistics(part) == pytest.approx((stats.GetMean(), stats.GetSigma()), rel=1e-12)
+    _assert_cut_of(whole, part, origin_mm=1e-6)
 
 
 @pytest.mark.realdata
