@@ -155,7 +155,9 @@ def on_full_grid(mask: sitk.Image, series: SeriesInfo) -> sitk.Image:
         if key not in (_WHOLE_KEY, FOCUS_KEY):
             full.SetMetaData(key, mask.GetMetaData(key))
     start = full.TransformPhysicalPointToIndex(mask.GetOrigin())
-    return sitk.Paste(full, mask, mask.GetSize(), [0, 0, 0], list(start))
+    # pasted in place (slice assignment): sitk.Paste would copy the whole empty grid once more
+    full[tuple(slice(a, a + n) for a, n in zip(start, mask.GetSize(), strict=True))] = mask
+    return full
 
 
 # -- whole-image statistics of focused images ---------------------------------------------------

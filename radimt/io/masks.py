@@ -56,7 +56,9 @@ def write_mask(mask: sitk.Image, path: str | os.PathLike[str]) -> None:
     if not _suffix_ok(path):
         raise MaskError(f"{path}: write masks as .nii.gz, .nii or .nrrd")
     with atomic_path(path) as tmp:
-        sitk.WriteImage(sitk.Cast(mask, sitk.sitkUInt8), tmp, useCompression=True)
+        if mask.GetPixelID() != sitk.sitkUInt8:  # a cast copies, even to the same type
+            mask = sitk.Cast(mask, sitk.sitkUInt8)
+        sitk.WriteImage(mask, tmp, useCompression=True)
 
 
 def read_mask(
