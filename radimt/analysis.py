@@ -579,50 +579,55 @@ def lesion_features(
         ref_mask
     )
 
-    if Role.DCE in carried and study.dce is not None:
-        curve = kinetic_curve(study.dce, carried[Role.DCE], **config.kinetics)
-        row.kinetic_curve = curve
-        row.update(curve.to_dict())
-        maps = kinetic_maps(study.dce, carried[Role.DCE], **config.kinetics)
-        heterogeneity = kinetic_heterogeneity(maps.peak_enhancement, maps.ser, carried[Role.DCE])
-        row.update({f"kinetic_{k}": v for k, v in heterogeneity.items()})
-        rim = rim_core(maps.initial_enhancement, carried[Role.DCE], config.rim_mm, unit="pct")
-        row.update({f"dce_{k}": v for k, v in rim.items()})
-        sub = subtraction(study.dce, config.dce_phase)
-        row["dce_margin_sharpness_per_mm"] = margin_sharpness(sub, carried[Role.DCE])
-        for note in study.dce.left_out:  # the curve has fewer points than the scanner acquired
-            row.provenance.setdefault("warnings", []).append(
-                {"role": "dce", "kind": "time point left out (missing slices)", "message": note}
-            )
     # Each role's image is read (or fitted) only when it has a mask: a lesion measured on US or MG
-    # alone does not load the DCE phases, fit the ADC or read the CT.
-    adc = study_adc(study) if Role.ADC in carried else None
-    if adc is not None:
-        row.update(adc_stats(adc, carried[Role.ADC]))
-    if Role.CT in carried and study.ct is not None:
-        rim = rim_core(study.ct, carried[Role.CT], config.rim_mm, unit="hu")
-        row.update({f"ct_{k}": v for k, v in rim.items()})
-        row["ct_margin_sharpness_per_mm"] = margin_sharpness(study.ct, carried[Role.CT])
-
+    # alone does not load the DCE phases, fit the ADC or read the CT. Read here, before the
+    # roles are measured side by side, so that no role loads the study's volumes on a thread.
     own_images = {role(r): image for r, image in (images or {}).items()}
-    jobs = {}
+    radiomic = {}
     for kind in config.roles:
         if kind not in carried:
             continue
         image = own_images.get(kind) or role_image(study, kind, config.dce_phase)
         if image is not None:  # carry_masks gives masks only to roles the study has
-            jobs[kind] = image
+            radiomic[kind] = image
+    domain: dict[Role, Callable[[], _DomainNumbers]] = {}
+    if Role.DCE in carried and study.dce is not None:
+        domain[Role.DCE] = lambda: _dce_numbers(study, carried[Role.DCE], config)
+    adc = study_adc(study) if Role.ADC in carried else None
+    if adc is not None:
+        domain[Role.ADC] = lambda: _DomainNumbers(adc_stats(adc, carried[Role.ADC]))
+    ct = study.ct if Role.CT in carried else None
+    if ct is not None:
+        domain[Role.CT] = lambda: _ct_numbers(ct, carried[Role.CT], config)
 
-    def features_of(kind: Role) -> FeatureRow:
-        return extract_features(
-            jobs[kind],
+    def measure(kind: Role) -> _Measured:
+        """One role's own numbers, then its radiomic features: what reads its image and mask."""
+        numbers = domain[kind]() if kind in domain else None
+        if kind not in radiomic:
+            return numbers, None
+        features = extract_features(
+            radiomic[kind],
             carried[kind],
             preset=config.presets.get(kind, kind.feature_preset),
             image_types=config.image_types,
             what=f"{study.path}: {kind}",
         )
+        return numbers, features
 
-    for kind, features in zip(jobs, _in_threads(features_of, list(jobs)), strict=True):
+    # The DCE's first: its kinetics and its features are the longest job
+    kinds = sorted(dict.fromkeys([*domain, *radiomic]), key=lambda kind: kind != Role.DCE)
+    measured = dict(zip(kinds, _in_threads(measure, kinds), strict=True))
+    for kind in domain:  # columns in a fixed order, however the roles ran
+        numbers = measured[kind][0]
+        assert numbers is not None
+        row.update(numbers.columns)
+        if numbers.curve is not None:
+            row.kinetic_curve = numbers.curve
+        for note in numbers.warnings:
+            row.provenance.setdefault("warnings", []).append(note)
+    for kind in radiomic:
+        features = measured[kind][1]
+        assert features is not None
         for key in sorted(features):
             row[f"{kind}_{key}"] = features[key]
         row.provenance["roles"][kind] = features.provenance
@@ -631,11 +636,52 @@ def lesion_features(
     return row
 
 
-def _in_threads(work: Callable[[Role], FeatureRow], kinds: list[Role]) -> Iterator[FeatureRow]:
+@dataclass
+class _DomainNumbers:
+    """A role's numbers beside its radiomic features: columns, the DCE's curve, warnings."""
+
+    columns: dict[str, Any]
+    curve: KineticCurve | None = None
+    warnings: list[dict[str, str]] = field(default_factory=list)
+
+
+#: One role's job: its own numbers (DCE, ADC, CT) and its radiomic features (roles asked for).
+_Measured = tuple[_DomainNumbers | None, FeatureRow | None]
+
+
+def _dce_numbers(study: Study, mask: sitk.Image, config: AnalysisConfig) -> _DomainNumbers:
+    """The kinetic curve and its heterogeneity, the rim and core, and the margin sharpness."""
+    assert study.dce is not None  # measured only for a study with a DCE
+    curve = kinetic_curve(study.dce, mask, **config.kinetics)
+    columns = dict(curve.to_dict())
+    maps = kinetic_maps(study.dce, mask, **config.kinetics)
+    heterogeneity = kinetic_heterogeneity(maps.peak_enhancement, maps.ser, mask)
+    columns.update({f"kinetic_{k}": v for k, v in heterogeneity.items()})
+    rim = rim_core(maps.initial_enhancement, mask, config.rim_mm, unit="pct")
+    columns.update({f"dce_{k}": v for k, v in rim.items()})
+    sub = subtraction(study.dce, config.dce_phase)
+    columns["dce_margin_sharpness_per_mm"] = margin_sharpness(sub, mask)
+    notes = [  # the curve has fewer points than the scanner acquired
+        {"role": "dce", "kind": "time point left out (missing slices)", "message": note}
+        for note in study.dce.left_out
+    ]
+    return _DomainNumbers(columns, curve, notes)
+
+
+def _ct_numbers(ct: sitk.Image, mask: sitk.Image, config: AnalysisConfig) -> _DomainNumbers:
+    """The CT's rim and core (HU) and its margin sharpness."""
+    rim = rim_core(ct, mask, config.rim_mm, unit="hu")
+    columns: dict[str, Any] = {f"ct_{k}": v for k, v in rim.items()}
+    columns["ct_margin_sharpness_per_mm"] = margin_sharpness(ct, mask)
+    return _DomainNumbers(columns)
+
+
+def _in_threads(work: Callable[[Role], _Measured], kinds: list[Role]) -> Iterator[_Measured]:
     """``work`` on each role, in order; on as many threads as SimpleITK may use here (a batch's
     parallel workers are held to one each): pyradiomics' texture matrices and SimpleITK's filters
     run without Python's lock, so two roles' features take ~0.75x the time of one after the other.
-    Each role's numbers are its own whichever way they run."""
+    Each role's numbers are its own whichever way they run (a role's job reads only its image and
+    mask)."""
     threads = min(len(kinds), sitk.ProcessObject.GetGlobalDefaultNumberOfThreads())
     if threads <= 1:
         return map(work, kinds)
