@@ -21,7 +21,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import SimpleITK as sitk
 
@@ -43,11 +42,11 @@ from radimt.dicom.study import Study, load_study
 from radimt.errors import OutputFolderError, RadimtError
 from radimt.grids import focus_of, nonzero_box
 from radimt.io import write_dicom_seg, write_mask
-from radimt.io.atomic import atomic_path
 from radimt.pipeline.config import PipelineConfig
 from radimt.pipeline.manifest import LesionTask, lesion_dir, lesion_folder
 from radimt.pipeline.record import ERROR, RESULT, LesionRecord, LesionStatus, write_json
 from radimt.progress import StageClock
+from radimt.report.curve_plot import write_curve_png
 from radimt.report.overlay import overlay_png
 from radimt.report.review_view import write_thumbnail, write_view
 from radimt.roles import Role
@@ -288,8 +287,8 @@ def _process_lesion(
             if seg and source is not None:
                 _write_dicom_objects(task, result, source, folder, keep_phi=keep_phi)
         with clock.stage("figures"):
+            _review_views(study, task, folder, result, files)  # its file first, to write beside the figures
             figures = _lesion_figures(study, config, folder, result)
-            _review_views(study, task, folder, result, files)
     row = result.row
     if config.pyradiomics_names:
         row = pyradiomics_names(row, config.analysis.roles[0])
@@ -393,10 +392,7 @@ def _lesion_figures(study: Study, config: PipelineConfig, folder: Path, result: 
         overlay_png(image.image, mask, folder / f"overlay_{key}.png", title=f"{image.label}: {longest}")
         figures.append(f"overlay_{key}.png")
     if result.kinetic_curve is not None:
-        fig = result.kinetic_curve.plot()
-        with atomic_path(folder / "tic.png") as tmp:
-            fig.savefig(tmp, format="png")
-        plt.close(fig)
+        write_curve_png(result.kinetic_curve, folder / "tic.png")
         figures.append("tic.png")
     return figures
 
