@@ -175,10 +175,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    if args.workers > 1 and not args.scheduler:  # the workers' imports alongside this process's
+    local_dask = args.scheduler == "local-dask"
+    if (args.workers > 1 and not args.scheduler) or local_dask:  # workers' imports beside this one's
         from radimt.processes import start_worker_server, stop_worker_server
 
-        start_worker_server()
+        start_worker_server(dask=local_dask)
         try:
             return _batch(args)
         finally:

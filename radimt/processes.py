@@ -20,6 +20,11 @@ WORKER_MODULES = ["radimt.pipeline.worker"]
 _server_started = False
 
 
+def server_started() -> bool:
+    """Whether this process started the fork server (its workers are forked from it)."""
+    return _server_started
+
+
 def worker_context() -> BaseContext:
     """The multiprocessing context of the batch's worker pools: the fork server when this
     process started one, else spawn."""
@@ -28,13 +33,15 @@ def worker_context() -> BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def start_worker_server() -> None:
-    """Start the fork server now: it imports the worker's stack while the caller goes on."""
+def start_worker_server(*, dask: bool = False) -> None:
+    """Start the fork server now: it imports the worker's stack while the caller goes on.
+    ``dask``: for a local Dask cluster, whose worker processes are forked from it too (with
+    Dask's own worker machinery loaded as well)."""
     global _server_started
     from multiprocessing import forkserver
 
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(WORKER_MODULES)
+    context.set_forkserver_preload(WORKER_MODULES + (["distributed"] if dask else []))
     forkserver.ensure_running()
     _server_started = True
 

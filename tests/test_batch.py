@@ -197,13 +197,17 @@ def test_one_thread_per_worker_gives_the_same_csv(reference_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_command_line_workers_forked_from_a_server_give_the_same_csv(reference_run, tmp_path):
-    """`radimt batch --workers 2` forks its workers from a server that imported the stack once
-    (while the batch imported its own): the tables equal the in-process run's byte for byte, and
-    no process of the run is left once it ends."""
+@pytest.mark.parametrize("scheduler", [[], ["--scheduler", "local-dask"]], ids=["pool", "local-dask"])
+def test_command_line_workers_forked_from_a_server_give_the_same_csv(reference_run, tmp_path, scheduler):
+    """`radimt batch --workers 2` (a process pool, or a local Dask cluster) forks its workers from
+    a server that imported the stack once (while the batch imported its own): the tables equal
+    the in-process run's byte for byte, and no process of the run is left once it ends."""
+    if scheduler:
+        pytest.importorskip("distributed")
     out, _ = reference_run
     command = [sys.executable, "-m", "radimt.cli", "batch", str(SAMPLE_DICOM / "manifest.csv"),
                "--pipeline", str(PIPELINE), "--out", str(tmp_path / "two"), "--workers", "2"]  # fmt: skip
+    command += scheduler
     from tests.test_hostile_input_2 import _members_after_exit
 
     run = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True, start_new_session=True)
