@@ -660,7 +660,9 @@ def _partial_volume_resample(
     else:
         inside = fraction >= threshold
     block = sitk.GetImageFromArray(inside.astype(np.uint8))
-    return sitk.Paste(out, block, block.GetSize(), [0] * dim, lower.tolist())
+    # in place (slice assignment): sitk.Paste would copy the whole empty grid once more
+    out[tuple(slice(int(a), int(a) + n) for a, n in zip(lower, block.GetSize(), strict=True))] = block
+    return out
 
 
 def _bounding_corners(mask: sitk.Image) -> np.ndarray | None:
