@@ -40,7 +40,7 @@ from radimt.dicom.focus import Box, covered_fraction, geometry_of, holds, inside
 from radimt.dicom.scan import SeriesInfo
 from radimt.dicom.study import Study, load_study
 from radimt.errors import OutputFolderError, RadimtError
-from radimt.grids import focus_of, nonzero_box
+from radimt.grids import FRAME_OF_REFERENCE_KEY, focus_of, nonzero_box, same_grid
 from radimt.io import write_dicom_seg, write_mask
 from radimt.pipeline.config import PipelineConfig
 from radimt.pipeline.manifest import LesionTask, lesion_dir, lesion_folder
@@ -506,6 +506,8 @@ def _carried_overlay(
         if image is None:
             return None
         moved = result.role_masks.get(role)
+        if moved is None:  # a role measured on this very grid (the ADC of this DWI) has it already
+            moved = next((m for m in result.role_masks.values() if _carried_onto(m, image)), None)
         if moved is None:
             moved = resample_mask(result.mask, image)
         name = f"overlay_{role}.png"
@@ -518,6 +520,15 @@ def _carried_overlay(
         return name
     except RadimtError:
         return None
+
+
+def _carried_onto(mask: sitk.Image, image: sitk.Image) -> bool:
+    """Whether ``mask`` was carried onto ``image``'s grid, in its frame of reference."""
+    key = FRAME_OF_REFERENCE_KEY
+    return same_grid(mask, image) and (
+        not (mask.HasMetaDataKey(key) and image.HasMetaDataKey(key))
+        or mask.GetMetaData(key) == image.GetMetaData(key)
+    )
 
 
 def record_failure(
