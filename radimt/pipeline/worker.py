@@ -283,9 +283,12 @@ def _process_lesion(
     with _AlongSide() as files:  # the image files written while the figures are drawn
         with clock.stage("segmentation"):  # writing the mask (and its DICOM objects) belongs with making it
             source = result.reference.series
-            files.run(_write_mask_file, result, folder / "mask.nii.gz")
-            if seg and source is not None:
-                _write_dicom_objects(task, result, source, folder, keep_phi=keep_phi)
+            if seg and source is not None:  # the mask on the series' whole grid, once for both files
+                on_grid = _mask_on_reference_grid(result)
+                _write_dicom_objects(task, result, on_grid, source, folder, keep_phi=keep_phi)
+                files.run(write_mask, on_grid, folder / "mask.nii.gz")  # no thread shares it
+            else:
+                files.run(_write_mask_file, result, folder / "mask.nii.gz")
         with clock.stage("figures"):
             _review_views(study, task, folder, result, files)  # its file first, to write beside the figures
             figures = _lesion_figures(study, config, folder, result)
@@ -330,20 +333,30 @@ class _AlongSide:
                 self._pool.shutdown()
 
 
-def _write_mask_file(result: LesionResult, path: Path) -> None:
-    """mask.nii.gz on the reference series' whole grid (a focused study's mask pasted into it)."""
+def _mask_on_reference_grid(result: LesionResult) -> sitk.Image:
+    """The lesion's mask on the reference series' whole grid (a focused study's mask pasted into it)."""
     source = result.reference.series
     if source is not None and focus_of(result.reference.image):
-        write_mask(on_full_grid(result.mask, source), path)
-    else:
-        write_mask(result.mask, path)
+        return on_full_grid(result.mask, source)
+    return result.mask
+
+
+def _write_mask_file(result: LesionResult, path: Path) -> None:
+    """mask.nii.gz on the reference series' whole grid."""
+    write_mask(_mask_on_reference_grid(result), path)
 
 
 def _write_dicom_objects(
-    task: LesionTask, result: LesionResult, source: SeriesInfo, folder: Path, *, keep_phi: bool
+    task: LesionTask,
+    result: LesionResult,
+    mask: sitk.Image,
+    source: SeriesInfo,
+    folder: Path,
+    *,
+    keep_phi: bool,
 ) -> None:
-    """The lesion's DICOM SEG, and for a 3D mask the SR of its measurements (``--seg``)."""
-    mask = on_full_grid(result.mask, source) if focus_of(result.reference.image) else result.mask
+    """The lesion's DICOM SEG of ``mask`` (on ``source``'s whole grid), and for a 3D mask the SR
+    of its measurements (``--seg``)."""
     label = f"{task.study_id} lesion {task.lesion_id}"
     write_dicom_seg(mask, source, folder / "seg.dcm", label=label, keep_phi=keep_phi, pseudonym=task.study_id)
     if result.mask.GetDimension() == 3:  # the SEG's measurements
