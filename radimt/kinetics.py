@@ -374,7 +374,7 @@ class KineticCurve:
         ax.set_title(
             f"{m.initial_phase} initial, {m.delayed_phase} delayed: type {m.curve_type}",
             fontsize=11,
-            y=1.0,  # placed, not searched for: nothing sits above the axes (a third of the plot's cost)
+            y=1.0,  # placed, not searched for: nothing sits above the axes (a quarter of the plot's cost)
         )
         ax.legend(fontsize=9, loc="lower right", framealpha=0.8)
         return fig
