@@ -20,11 +20,6 @@ WORKER_MODULES = ["radimt.pipeline.worker"]
 _server_started = False
 
 
-def server_started() -> bool:
-    """Whether this process started the fork server (its workers are forked from it)."""
-    return _server_started
-
-
 def worker_context() -> BaseContext:
     """The multiprocessing context of the batch's worker pools: the fork server when this
     process started one, else spawn."""

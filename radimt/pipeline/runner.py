@@ -39,7 +39,7 @@ from radimt.pipeline.quality import TableQuality, lesion_warnings, table_quality
 from radimt.pipeline.record import ERROR, LesionRecord, LesionStatus, write_json
 from radimt.pipeline.report import write_report
 from radimt.pipeline.worker import is_finished, process_study, record_failure
-from radimt.processes import server_started, worker_context
+from radimt.processes import worker_context
 from radimt.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -177,10 +177,9 @@ def _execute(
             # one-thread numerical libraries (12 clinical studies ran 1.3x slower with them);
             # forked from the command line's fork server, where radimt and Dask are imported
             # already (spawned, each imports both: ~3 s before its first study).
-            method = "forkserver" if server_started() else "spawn"
             settings = {
                 "distributed.worker.profile.enabled": False,
-                "distributed.worker.multiprocessing-method": method,
+                "distributed.worker.multiprocessing-method": worker_context().get_start_method(),
                 **_PLAIN_SPAWN,
                 **_QUIET_HOUSEKEEPING,
             }
