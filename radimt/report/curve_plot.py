@@ -14,7 +14,6 @@ import threading
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.transforms import Bbox
 
 from radimt.io.atomic import atomic_path
 from radimt.kinetics import PLOT_DPI, PLOT_INCHES, PLOT_MARGINS, KineticCurve
@@ -46,6 +45,5 @@ def _clear_curves(ax) -> None:
     legend = ax.get_legend()
     if legend is not None:
         legend.remove()
-    ax.dataLim.set_points(Bbox.null().get_points())
-    ax.ignore_existing_data_limits = True
+    ax.relim()  # no artist with data is left: the limits of an empty axes
     ax.set_autoscale_on(True)
