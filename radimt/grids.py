@@ -5,6 +5,7 @@ whatever the field of view."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -133,6 +134,13 @@ def lesion_box(image: sitk.Image, mask: sitk.Image, margin_mm: float, what: str 
     target = tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(source, region, strict=True))
     inside[target] = labels[source] > 0
     return cut, inside
+
+
+def paste_in_place(target: sitk.Image, block: sitk.Image, start: Sequence[int]) -> sitk.Image:
+    """``block`` written into ``target`` from index ``start`` on, in place (SimpleITK's slice
+    assignment; ``sitk.Paste`` would copy the whole target once more); returns ``target``."""
+    target[tuple(slice(int(a), int(a) + n) for a, n in zip(start, block.GetSize(), strict=True))] = block
+    return target
 
 
 def copy_reference_metadata(source: sitk.Image, target: sitk.Image) -> None:

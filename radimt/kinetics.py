@@ -46,7 +46,7 @@ from scipy import ndimage
 
 from radimt.dicom.study import DCE
 from radimt.errors import TimingError
-from radimt.grids import copy_reference_metadata, mask_on, nonzero_box
+from radimt.grids import copy_reference_metadata, mask_on, nonzero_box, paste_in_place
 from radimt.options import Range, check_fields, unknown_names
 
 INITIAL_CLASSES = ("slow", "medium", "fast")
@@ -586,7 +586,7 @@ def kinetic_maps(dce: DCE, mask: sitk.Image | None = None, *, crop: bool = True,
         if not crop:
             full = sitk.Image(dce.phases[0].GetSize(), image.GetPixelID())
             full.CopyInformation(dce.phases[0])
-            image = sitk.Paste(full, image, image.GetSize(), [0, 0, 0], lower)
+            image = paste_in_place(full, image, lower)
         copy_reference_metadata(dce.phases[0], image)
         images[name] = image
     return KineticMaps(**images)

@@ -39,6 +39,7 @@ from radimt.grids import (
     copy_reference_metadata,
     nonzero_box,
     nonzero_indices,
+    paste_in_place,
 )
 from radimt.options import Range, check_fields, unknown_names
 
@@ -199,6 +200,7 @@ def seed_index(image: sitk.Image, seed: Sequence[float], seed_is_index: bool = F
         )
     continuous = values if seed_is_index else image.TransformPhysicalPointToContinuousIndex(values)
     size = image.GetSize()
+
     def inside(index: Sequence[float]) -> bool:
         return all(math.isfinite(c) and 0 <= round(c) < n for c, n in zip(index, size, strict=True))
 
@@ -290,7 +292,7 @@ def _near_region(
     near = operation(sitk.RegionOfInterest(region, size, start))
     blank = sitk.Image(region.GetSize(), near.GetPixelID())
     blank.CopyInformation(region)
-    return sitk.Paste(blank, near, size, [0] * region.GetDimension(), start)
+    return paste_in_place(blank, near, start)
 
 
 def _ring_stats(values: np.ndarray, region: sitk.Image) -> tuple[float, float] | None:
@@ -542,9 +544,7 @@ def _paste(full: sitk.Image, roi: sitk.Image, region: sitk.Image) -> sitk.Image:
     mask = sitk.Image(full.GetSize(), sitk.sitkUInt8)
     mask.CopyInformation(full)
     start = full.TransformPhysicalPointToIndex(roi.GetOrigin())
-    mask = sitk.Paste(
-        mask, sitk.Cast(region, sitk.sitkUInt8), region.GetSize(), [0] * full.GetDimension(), start
-    )
+    paste_in_place(mask, sitk.Cast(region, sitk.sitkUInt8), start)
     copy_reference_metadata(full, mask)
     if not np.any(sitk.GetArrayViewFromImage(mask)):
         raise SegmentationError("segmentation produced an empty mask")
@@ -660,9 +660,7 @@ def _partial_volume_resample(
     else:
         inside = fraction >= threshold
     block = sitk.GetImageFromArray(inside.astype(np.uint8))
-    # in place (slice assignment): sitk.Paste would copy the whole empty grid once more
-    out[tuple(slice(int(a), int(a) + n) for a, n in zip(lower, block.GetSize(), strict=True))] = block
-    return out
+    return paste_in_place(out, block, lower.tolist())
 
 
 def _bounding_corners(mask: sitk.Image) -> np.ndarray | None:

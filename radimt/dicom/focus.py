@@ -34,7 +34,7 @@ from radimt.dicom.volume import (
     tag_provenance,
 )
 from radimt.errors import SeedError
-from radimt.grids import FOCUS_KEY, focus_of
+from radimt.grids import FOCUS_KEY, focus_of, paste_in_place
 
 #: Slices read at a time when streaming a series' statistics.
 _CHUNK = 16
@@ -155,9 +155,7 @@ def on_full_grid(mask: sitk.Image, series: SeriesInfo) -> sitk.Image:
         if key not in (_WHOLE_KEY, FOCUS_KEY):
             full.SetMetaData(key, mask.GetMetaData(key))
     start = full.TransformPhysicalPointToIndex(mask.GetOrigin())
-    # pasted in place (slice assignment): sitk.Paste would copy the whole empty grid once more
-    full[tuple(slice(a, a + n) for a, n in zip(start, mask.GetSize(), strict=True))] = mask
-    return full
+    return paste_in_place(full, mask, start)
 
 
 # -- whole-image statistics of focused images ---------------------------------------------------
