@@ -184,6 +184,16 @@ def test_a_real_scanners_series_read_in_part_is_its_whole_volume_cut(folder, key
     part = read_focused(series, Box.around([centre], 3 * min(whole.GetSpacing())))
     assert np.prod(part.GetSize()) < np.prod(whole.GetSize())
     _assert_cut_of(whole, part, origin_mm=1e-6)
+    # a mask made on the part goes back onto the series' whole grid, where the part lies
+    inside = sitk.Image(part.GetSize(), sitk.sitkUInt8) + 1
+    inside.CopyInformation(part)
+    back = on_full_grid(inside, series)
+    assert back.GetSize() == whole.GetSize()
+    assert back.GetOrigin() == pytest.approx(whole.GetOrigin(), abs=1e-6)
+    expected = np.zeros(sitk.GetArrayViewFromImage(whole).shape, np.uint8)
+    start = whole.TransformPhysicalPointToIndex(part.GetOrigin())
+    expected[tuple(slice(a, a + n) for a, n in zip(start[::-1], part.GetSize()[::-1], strict=True))] = 1
+    assert np.array_equal(sitk.GetArrayViewFromImage(back), expected)
 
 
 @pytest.mark.realdata
