@@ -150,12 +150,19 @@ def copy_reference_metadata(source: sitk.Image, target: sitk.Image) -> None:
             target.SetMetaData(key, source.GetMetaData(key))
 
 
+def same_frame_of_reference(image: sitk.Image, frame_of_reference: str | None) -> bool:
+    """Whether a point or mask from ``frame_of_reference`` may be used on ``image`` (either one
+    unknown counts as the same)."""
+    if not frame_of_reference or not image.HasMetaDataKey(FRAME_OF_REFERENCE_KEY):
+        return True
+    own = image.GetMetaData(FRAME_OF_REFERENCE_KEY)
+    return not own or own == frame_of_reference
+
+
 def check_frame_of_reference(image: sitk.Image, frame_of_reference: str | None, what: str = "seed") -> None:
     """Refuse a point or mask from another frame of reference than ``image``'s."""
-    if not frame_of_reference or not image.HasMetaDataKey(FRAME_OF_REFERENCE_KEY):
-        return
-    own = image.GetMetaData(FRAME_OF_REFERENCE_KEY)
-    if own and own != frame_of_reference:
+    if not same_frame_of_reference(image, frame_of_reference):
+        own = image.GetMetaData(FRAME_OF_REFERENCE_KEY)
         raise FrameOfReferenceError(
             f"the {what} is in frame of reference {frame_of_reference}, the image in {own}: "
             "coordinates do not carry over between them without a registration"

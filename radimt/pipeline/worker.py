@@ -40,7 +40,7 @@ from radimt.dicom.focus import Box, covered_fraction, geometry_of, holds, inside
 from radimt.dicom.scan import SeriesInfo
 from radimt.dicom.study import Study, load_study
 from radimt.errors import OutputFolderError, RadimtError
-from radimt.grids import FRAME_OF_REFERENCE_KEY, focus_of, nonzero_box, same_grid
+from radimt.grids import FRAME_OF_REFERENCE_KEY, focus_of, nonzero_box, same_frame_of_reference, same_grid
 from radimt.io import write_dicom_seg, write_mask
 from radimt.pipeline.config import PipelineConfig
 from radimt.pipeline.manifest import LesionTask, lesion_dir, lesion_folder
@@ -538,10 +538,8 @@ def _carried_overlay(
 def _carried_onto(mask: sitk.Image, image: sitk.Image) -> bool:
     """Whether ``mask`` was carried onto ``image``'s grid, in its frame of reference."""
     key = FRAME_OF_REFERENCE_KEY
-    return same_grid(mask, image) and (
-        not (mask.HasMetaDataKey(key) and image.HasMetaDataKey(key))
-        or mask.GetMetaData(key) == image.GetMetaData(key)
-    )
+    frame = mask.GetMetaData(key) if mask.HasMetaDataKey(key) else None
+    return same_grid(mask, image) and same_frame_of_reference(image, frame)
 
 
 def record_failure(
