@@ -24,6 +24,7 @@ DICOM per study).
 from __future__ import annotations
 
 import argparse
+import compileall
 import csv
 import json
 import shutil
@@ -37,6 +38,7 @@ from statistics import median
 import yaml
 from timing import pyradiomics_batch, write_seed_manifest
 
+import radimt
 from radimt.synth.phantom import Lesion
 from radimt.synth.studies import MRStudySpec, write_mr_study
 from radimt.synth.writer import Grid
@@ -356,6 +358,10 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every timed run")
     args = parser.parse_args()
+    # radimt as a pip install leaves it, with its bytecode compiled (as the route's pyradiomics
+    # is): an editable install compiles none, and under PYTHONDONTWRITEBYTECODE every command
+    # would compile radimt again. Compiles only modules whose source changed.
+    compileall.compile_dir(Path(radimt.__file__).parent, quiet=1)
     manifest = write_studies(args.studies)
     work = Path(tempfile.mkdtemp(prefix="radimt_cohort_"))
     try:
