@@ -143,6 +143,17 @@ def paste_in_place(target: sitk.Image, block: sitk.Image, start: Sequence[int]) 
     return target
 
 
+def independent_copy(image: sitk.Image) -> sitk.Image:
+    """A copy of ``image`` (pixels, geometry and metadata) sharing no pixel buffer with it: what
+    another thread may read while this one goes on using ``image`` (SimpleITK images share
+    their buffer between copies until one is written to, which no two threads may race on)."""
+    copy = sitk.Image(image)
+    copy.MakeUnique()
+    for key in image.GetMetaDataKeys():
+        copy.SetMetaData(key, image.GetMetaData(key))
+    return copy
+
+
 def copy_reference_metadata(source: sitk.Image, target: sitk.Image) -> None:
     """Copy radimt's provenance metadata (frame of reference, series, modality, focus box)."""
     for key in (FRAME_OF_REFERENCE_KEY, SERIES_UID_KEY, MODALITY_KEY, FOCUS_KEY):

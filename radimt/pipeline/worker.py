@@ -40,7 +40,14 @@ from radimt.dicom.focus import Box, covered_fraction, geometry_of, holds, inside
 from radimt.dicom.scan import SeriesInfo
 from radimt.dicom.study import Study, load_study
 from radimt.errors import OutputFolderError, RadimtError
-from radimt.grids import FRAME_OF_REFERENCE_KEY, focus_of, nonzero_box, same_frame_of_reference, same_grid
+from radimt.grids import (
+    FRAME_OF_REFERENCE_KEY,
+    focus_of,
+    independent_copy,
+    nonzero_box,
+    same_frame_of_reference,
+    same_grid,
+)
 from radimt.io import write_dicom_seg, write_mask
 from radimt.pipeline.config import PipelineConfig
 from radimt.pipeline.manifest import LesionTask, lesion_dir, lesion_folder
@@ -48,7 +55,7 @@ from radimt.pipeline.record import ERROR, RESULT, LesionRecord, LesionStatus, wr
 from radimt.progress import StageClock
 from radimt.report.curve_plot import write_curve_png
 from radimt.report.overlay import overlay_png
-from radimt.report.review_view import write_thumbnail, write_view
+from radimt.report.review_view import view_region, write_thumbnail, write_view, write_view_region
 from radimt.roles import Role
 from radimt.segment import resample_mask
 
@@ -280,15 +287,18 @@ def _process_lesion(
         )
         study = study.whole()
         result = analyse_lesion(study, lesion, config.analysis, others=others, clock=clock)
-    with _AlongSide() as files:  # the image files written while the figures are drawn
+    reference, mask_file = result.reference, folder / "mask.nii.gz"
+    with _AlongSide() as files:  # image files written while the figures are drawn, from images of their own
         with clock.stage("segmentation"):  # writing the mask (and its DICOM objects) belongs with making it
-            source = result.reference.series
-            if seg and source is not None:  # the mask on the series' whole grid, once for both files
-                on_grid = _mask_on_reference_grid(result)
-                _write_dicom_objects(task, result, on_grid, source, folder, keep_phi=keep_phi)
-                files.run(write_mask, on_grid, folder / "mask.nii.gz")  # no thread shares it
+            if seg and reference.series is not None:  # on the series' whole grid, once for both files
+                on_grid = _mask_on_reference_grid(reference, result.mask)
+                _write_dicom_objects(task, result, on_grid, reference.series, folder, keep_phi=keep_phi)
+                if on_grid is result.mask:  # a whole series' mask: the figures read it as well
+                    on_grid = independent_copy(on_grid)
+                files.run(write_mask, on_grid, mask_file)
             else:
-                files.run(_write_mask_file, result, folder / "mask.nii.gz")
+                mask = independent_copy(result.mask)
+                files.run(_write_mask_file, mask, _focused_source(reference), mask_file)
         with clock.stage("figures"):
             _review_views(study, task, folder, result, files)  # its file first, to write beside the figures
             figures = _lesion_figures(study, config, folder, result)
@@ -333,17 +343,22 @@ class _AlongSide:
                 self._pool.shutdown()
 
 
-def _mask_on_reference_grid(result: LesionResult) -> sitk.Image:
+def _focused_source(reference: Reference) -> SeriesInfo | None:
+    """The series whose whole grid a mask on ``reference`` goes back onto: ``None`` when the
+    reference is a whole image already."""
+    return reference.series if reference.series is not None and focus_of(reference.image) else None
+
+
+def _mask_on_reference_grid(reference: Reference, mask: sitk.Image) -> sitk.Image:
     """The lesion's mask on the reference series' whole grid (a focused study's mask pasted into it)."""
-    source = result.reference.series
-    if source is not None and focus_of(result.reference.image):
-        return on_full_grid(result.mask, source)
-    return result.mask
+    source = _focused_source(reference)
+    return mask if source is None else on_full_grid(mask, source)
 
 
-def _write_mask_file(result: LesionResult, path: Path) -> None:
-    """mask.nii.gz on the reference series' whole grid."""
-    write_mask(_mask_on_reference_grid(result), path)
+def _write_mask_file(mask: sitk.Image, focused_source: SeriesInfo | None, path: Path) -> None:
+    """mask.nii.gz on the reference series' whole grid (``focused_source``: the series whose
+    focused part ``mask`` lies on)."""
+    write_mask(mask if focused_source is None else on_full_grid(mask, focused_source), path)
 
 
 def _write_dicom_objects(
@@ -435,15 +450,14 @@ def _planar_title(study: Study, reference: Reference) -> str:
 def _review_views(
     study: Study, task: LesionTask, folder: Path, result: LesionResult, files: _AlongSide
 ) -> None:
-    """What ``radimt review`` shows: the reference around the lesion, and each 2D image whole."""
+    """What ``radimt review`` shows: the reference around the lesion (written by ``files`` from
+    a crop of its own), and each 2D image whole."""
     reference = result.reference
+    seed = _seed_point(reference.image, task)
     view = functools.partial(
-        write_view,
-        label=reference.label,
-        role=str(reference.role or ""),
-        seed=_seed_point(reference.image, task),
+        write_view_region, label=reference.label, role=str(reference.role or ""), seed=seed
     )
-    files.run(view, folder, reference.image, result.mask)
+    files.run(view, folder, *view_region(reference.image, result.mask, seed))
     if reference.image.GetDimension() == 2:
         write_thumbnail(
             folder / f"thumb_{reference.role or 'image'}.png",

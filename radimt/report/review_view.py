@@ -113,9 +113,31 @@ def write_view(
     seed
         The seed in the image's physical space (LPS mm; mm from the top-left pixel in 2D).
     """
-    folder = Path(folder)
+    write_view_region(folder, *view_region(image, mask, seed), label=label, role=role, seed=seed)
+
+
+def view_region(
+    image: sitk.Image, mask: sitk.Image | None, seed: Sequence[float] | None = None
+) -> tuple[sitk.Image, sitk.Image | None]:
+    """The part of ``image`` (and of ``mask``) that the review view shows: the crop around the
+    mask (or the seed), as new images that share nothing with the given ones."""
     start, size = _crop_box(image, mask, seed)
-    crop = sitk.Cast(sitk.RegionOfInterest(image, size, start), sitk.sitkFloat32)
+    crop = sitk.RegionOfInterest(image, size, start)
+    return crop, sitk.RegionOfInterest(mask, size, start) if mask is not None else None
+
+
+def write_view_region(
+    folder: str | os.PathLike[str],
+    crop: sitk.Image,
+    mask_crop: sitk.Image | None,
+    *,
+    label: str,
+    role: str,
+    seed: Sequence[float] | None = None,
+) -> None:
+    """Write a lesion's review view from its :func:`view_region` (see :func:`write_view`)."""
+    folder = Path(folder)
+    crop = sitk.Cast(crop, sitk.sitkFloat32)
     values = np.nan_to_num(sitk.GetArrayFromImage(crop), nan=0.0, posinf=0.0, neginf=0.0)
     low, high = np.percentile(values, [1, 99.5]) if values.size else (0.0, 1.0)
     offset = float(values.min()) if values.size else 0.0
@@ -134,13 +156,12 @@ def write_view(
         "scale": scale,
         "offset": offset + 30000.0 * scale,
         "seed": [float(v) for v in seed] if seed is not None else None,
-        "has_mask": mask is not None,
+        "has_mask": mask_crop is not None,
     }
     _write_quickly_compressed(stored, folder / VIEW_IMAGE)
-    if mask is not None:
-        cropped = sitk.Cast(sitk.RegionOfInterest(mask, size, start) > 0, sitk.sitkUInt8)
+    if mask_crop is not None:
         with atomic_path(folder / VIEW_MASK) as tmp:
-            sitk.WriteImage(cropped, str(tmp), True)
+            sitk.WriteImage(sitk.Cast(mask_crop > 0, sitk.sitkUInt8), str(tmp), True)
     else:
         (folder / VIEW_MASK).unlink(missing_ok=True)
     with atomic_path(folder / VIEW_META) as tmp:
