@@ -22,7 +22,15 @@ from tests.conftest import REPO
 
 
 def _shares(a: sitk.Image, b: sitk.Image) -> bool:
+    """Whether NumPy views of the two overlap (a buffer shared copy-on-write is not seen here:
+    taking the view makes an image its own first; see :func:`_buffer_address`)."""
     return bool(np.shares_memory(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b)))
+
+
+def _buffer_address(image: sitk.Image) -> int:
+    """Where ``image``'s pixels are: an image whose buffer another image shares copies itself
+    to a new address when a view is taken, one with its own buffer stays where it was."""
+    return sitk.GetArrayViewFromImage(image).__array_interface__["data"][0]
 
 
 def test_an_independent_copy_has_everything_and_shares_nothing():
@@ -32,14 +40,16 @@ def test_an_independent_copy_has_everything_and_shares_nothing():
     image.SetDirection((0, 1, 0, 1, 0, 0, 0, 0, -1))
     image.SetMetaData("radimt:frame_of_reference", "1.2.3")
     image[4, 5, 6] = 1
+    where = _buffer_address(image)
     copy = independent_copy(image)
+    assert _buffer_address(image) == where  # a plain sitk.Image(image) shares it: this fails
     assert not _shares(image, copy)
     assert np.array_equal(sitk.GetArrayViewFromImage(copy), sitk.GetArrayViewFromImage(image))
     assert copy.GetSpacing() == image.GetSpacing() and copy.GetOrigin() == image.GetOrigin()
     assert copy.GetDirection() == image.GetDirection()
     assert copy.GetMetaData("radimt:frame_of_reference") == "1.2.3"
     copy[4, 5, 6] = 0
-    assert image[4, 5, 6] == 1  # a plain sitk.Image(image) would pass the tests above but not be its own
+    assert image[4, 5, 6] == 1
 
 
 def test_the_view_region_is_the_views_crop_and_its_own(tmp_path):
@@ -49,8 +59,10 @@ def test_the_view_region_is_the_views_crop_and_its_own(tmp_path):
     mask = sitk.Image(image.GetSize(), sitk.sitkUInt8)
     mask.CopyInformation(image)
     mask[40:52, 30:44, 18:24] = sitk.Image([12, 14, 6], sitk.sitkUInt8) + 1
+    where = _buffer_address(image), _buffer_address(mask)
     crop, mask_crop = view_region(image, mask)
     assert mask_crop is not None
+    assert (_buffer_address(image), _buffer_address(mask)) == where
     assert not _shares(crop, image) and not _shares(mask_crop, mask)
     start = crop.TransformPhysicalPointToIndex(crop.GetOrigin())
     index = image.TransformPhysicalPointToIndex(crop.GetOrigin())
@@ -69,8 +81,9 @@ def test_the_view_region_is_the_views_crop_and_its_own(tmp_path):
 
 @pytest.mark.parametrize("seg", [False, True])
 def test_the_files_thread_gets_no_image_the_figures_read(tmp_path, monkeypatch, seg):
-    """Every image a lesion hands ``_AlongSide.run`` (to be written beside the figures) shares no
-    buffer with the reference image or the mask, which the overlays read meanwhile."""
+    """No image a lesion hands ``_AlongSide.run`` (to be written beside the figures) is the
+    reference image or the mask, which the overlays read meanwhile, or overlaps them (copies
+    that share a buffer are ruled out by the first test)."""
     handed: list[sitk.Image] = []
     original = worker._AlongSide.run
 
