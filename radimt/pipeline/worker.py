@@ -312,7 +312,7 @@ def _process_lesion(
     with _AlongSide() as files:  # image files written while the figures are drawn, from images of their own
         with clock.stage("segmentation"):  # writing the mask (and its DICOM objects) belongs with making it
             if seg and reference.series is not None:  # on the series' whole grid, once for both files
-                on_grid = _mask_on_reference_grid(reference, result.mask)
+                on_grid = _on_series_grid(result.mask, _focused_source(reference))
                 _write_dicom_objects(task, result, on_grid, reference.series, folder, keep_phi=keep_phi)
                 if on_grid is result.mask:  # a whole series' mask: the figures read it as well
                     on_grid = independent_copy(on_grid)
@@ -370,16 +370,15 @@ def _focused_source(reference: Reference) -> SeriesInfo | None:
     return reference.series if reference.series is not None and focus_of(reference.image) else None
 
 
-def _mask_on_reference_grid(reference: Reference, mask: sitk.Image) -> sitk.Image:
-    """The lesion's mask on the reference series' whole grid (a focused study's mask pasted into it)."""
-    source = _focused_source(reference)
-    return mask if source is None else on_full_grid(mask, source)
+def _on_series_grid(mask: sitk.Image, focused_source: SeriesInfo | None) -> sitk.Image:
+    """The lesion's mask on the reference series' whole grid (``focused_source``: the series
+    whose focused part ``mask`` lies on, pasted into its whole grid; ``None``: ``mask`` itself)."""
+    return mask if focused_source is None else on_full_grid(mask, focused_source)
 
 
 def _write_mask_file(mask: sitk.Image, focused_source: SeriesInfo | None, path: Path) -> None:
-    """mask.nii.gz on the reference series' whole grid (``focused_source``: the series whose
-    focused part ``mask`` lies on)."""
-    write_mask(mask if focused_source is None else on_full_grid(mask, focused_source), path)
+    """mask.nii.gz on the reference series' whole grid (see :func:`_on_series_grid`)."""
+    write_mask(_on_series_grid(mask, focused_source), path)
 
 
 def _write_dicom_objects(
