@@ -29,9 +29,17 @@ def _as_first_written(folder: str) -> str:
     return digest.hexdigest()
 
 
-@pytest.mark.parametrize("study", sorted(p.name for p in SAMPLE_DICOM.iterdir() if p.is_dir()))
-def test_the_fingerprint_of_every_sample_study_is_unchanged(study):
-    assert study_checksum(str(SAMPLE_DICOM / study)) == _as_first_written(str(SAMPLE_DICOM / study))
+REAL = Path(__file__).parent / "data" / "real"  # vendored scanner series (GE, Philips, Siemens, UIH)
+
+
+@pytest.mark.parametrize(
+    "study",
+    [SAMPLE_DICOM / p.name for p in sorted(SAMPLE_DICOM.iterdir()) if p.is_dir()]
+    + [p for p in sorted(REAL.iterdir()) if p.is_dir()],
+    ids=lambda p: p.name,
+)
+def test_the_fingerprint_of_every_sample_and_vendored_real_study_is_unchanged(study):
+    assert study_checksum(str(study)) == _as_first_written(str(study))
 
 
 def test_awkward_folders_give_the_fingerprint_they_always_did(tmp_path):
