@@ -20,6 +20,7 @@ from radimt.dicom.focus import (
     on_full_grid,
     read_focused,
     whole_statistics,
+    write_on_full_grid,
 )
 from radimt.dicom.scan import scan_files
 from radimt.dicom.study import load_study
@@ -145,6 +146,59 @@ def test_a_focused_volume_is_the_whole_volume_cut_with_its_whole_statistics(stud
     assert whole_statistics(early) == pytest.approx((stats.GetMean(), stats.GetSigma()), rel=1e-12)
     stats.Execute(study.adc)
     assert whole_statistics(focused.adc) == pytest.approx((stats.GetMean(), stats.GetSigma()), rel=1e-12)
+
+
+def _blob(part: sitk.Image, centre_index, radius: int, key: str) -> sitk.Image:
+    """A ball of ``radius`` voxels in a mask on ``part``'s grid, tagged with metadata ``key``."""
+    grids = np.ogrid[tuple(slice(0, n) for n in part.GetSize()[::-1])]
+    ball = sum((g - c) ** 2 for g, c in zip(grids, centre_index[::-1], strict=True)) <= radius**2
+    mask = sitk.GetImageFromArray(ball.astype(np.uint8))
+    mask.CopyInformation(part)
+    mask.SetMetaData(key, "1")
+    return mask
+
+
+def test_masks_written_on_the_kept_whole_grid_are_each_their_own(study_folder, tmp_path):
+    """The whole grid kept between lesions: each file holds its own mask only (the last
+    one's region blanked again, its metadata gone), as :func:`on_full_grid` makes it, also
+    after a write that failed and from two threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from radimt.io import read_mask, write_mask
+
+    series = load_study(study_folder).series_for("t2")[0]
+    part = read_focused(series, Box.around([CENTRE], 30.0))
+    # on four different cuts of the focused part, as masks of lesions in other boxes
+    cuts = [sitk.RegionOfInterest(part, [16 + 2 * k, 18, 8 + k], [3 * k, 2 * k, k]) for k in range(4)]
+    masks = [_blob(cut, (8, 9, 4), 3 + k % 2, f"radimt|mask{k}") for k, cut in enumerate(cuts)]
+
+    def written(k: int) -> sitk.Image:
+        path = tmp_path / f"m{k}.nii.gz"
+        write_on_full_grid(masks[k], series, lambda full: write_mask(full, path))
+        return read_mask(path)
+
+    def kept_metadata(k: int) -> list[str]:
+        seen: list[str] = []
+        write_on_full_grid(masks[k], series, lambda full: seen.extend(full.GetMetaDataKeys()))
+        return seen
+
+    def failing(full: sitk.Image) -> None:
+        raise OSError("disk full")
+
+    expected = [sitk.GetArrayFromImage(on_full_grid(m, series)) for m in masks]
+    assert np.array_equal(sitk.GetArrayViewFromImage(written(0)), expected[0])
+    assert np.array_equal(sitk.GetArrayViewFromImage(written(1)), expected[1])  # not 0's too
+    assert "radimt|mask2" in kept_metadata(2) and "radimt|mask1" not in kept_metadata(2)
+    with pytest.raises(OSError, match="disk full"):
+        write_on_full_grid(masks[3], series, failing)
+    assert np.array_equal(sitk.GetArrayViewFromImage(written(0)), expected[0])  # not 3's too
+    back = written(1)
+    whole = read_volume(series)
+    assert back.GetSize() == whole.GetSize() and back.GetOrigin() == pytest.approx(whole.GetOrigin())
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(written, [0, 1, 2, 3] * 3))
+    for k, image in zip([0, 1, 2, 3] * 3, results, strict=True):
+        assert np.array_equal(sitk.GetArrayViewFromImage(image), expected[k])
 
 
 def test_a_study_without_an_adc_map_fits_it_on_the_whole_dwi(study_folder, tmp_path, monkeypatch):

@@ -102,7 +102,9 @@ truth = json.load(open(case + "/truth.json"))
 mask = radimt.segment_from_seed(radimt.subtraction(study.dce, 1), truth["lesion"]["centre_lps"])
 sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(sys.argv[2]))
 config = AnalysisConfig(roles=("dce", "t2", "adc"), image_types=["Original", "LoG"])
-print(json.dumps(list(lesion_features(study, mask, config).items())))
+row = list(lesion_features(study, mask, config).items())
+assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == int(sys.argv[2])  # restored
+print(json.dumps(row))
 """
 
 
@@ -110,7 +112,8 @@ def test_roles_on_two_threads_give_the_serial_row_from_a_cold_start():
     """The roles' features computed on two threads equal those computed one after the other, bit
     for bit and in the same order, in fresh processes: there both threads build pyradiomics'
     extractors at once, whose parameter validation is not thread-safe (without radimt's lock
-    most such runs failed)."""
+    most such runs failed). The roles' threads run SimpleITK's filters on one thread each, and
+    SimpleITK's setting is the caller's again afterwards."""
     import subprocess
     import sys
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -156,6 +157,43 @@ def on_full_grid(mask: sitk.Image, series: SeriesInfo) -> sitk.Image:
             full.SetMetaData(key, mask.GetMetaData(key))
     start = full.TransformPhysicalPointToIndex(mask.GetOrigin())
     return paste_in_place(full, mask, start)
+
+
+#: The blank whole grid :func:`write_on_full_grid` pastes into, kept between calls (one grid:
+#: a study's lesions share it), and the lock that gives it to one caller at a time.
+_KEPT_GRID: dict[tuple, sitk.Image] = {}
+_KEPT_GRID_LOCK = threading.Lock()
+
+
+def write_on_full_grid(mask: sitk.Image, series: SeriesInfo, write: Callable[[sitk.Image], None]) -> None:
+    """``write(on_full_grid(mask, series))``, without making the whole grid anew each time.
+
+    A blank image of the series' whole grid is kept between calls: the mask is pasted into it,
+    written, and its region blanked again. A new 512x512x160 image cost ~35 ms of first touches
+    of fresh memory (the mask file's whole grid, for every lesion); the kept one costs its
+    region. ``write`` must not keep the image it is given. The image is dropped if anything
+    fails, so a half-done paste never reaches another call.
+    """
+    geometry = geometry_of(series)
+    key = (geometry.size, geometry.spacing, geometry.origin, geometry.direction, mask.GetPixelID())
+    with _KEPT_GRID_LOCK:
+        full = _KEPT_GRID.pop(key, None)
+        _KEPT_GRID.clear()  # one grid kept, the last one asked for
+        if full is None:
+            full = sitk.Image(list(geometry.size), mask.GetPixelID())
+            full.SetSpacing(geometry.spacing)
+            full.SetOrigin(geometry.origin)
+            full.SetDirection(geometry.direction)
+        for key_ in full.GetMetaDataKeys():
+            full.EraseMetaData(key_)
+        for key_ in mask.GetMetaDataKeys():
+            if key_ not in (_WHOLE_KEY, FOCUS_KEY):
+                full.SetMetaData(key_, mask.GetMetaData(key_))
+        start = full.TransformPhysicalPointToIndex(mask.GetOrigin())
+        paste_in_place(full, mask, start)
+        write(full)
+        paste_in_place(full, sitk.Image(mask.GetSize(), mask.GetPixelID()), start)  # blank again
+        _KEPT_GRID[key] = full  # only after a clean round: a failure above drops it
 
 
 # -- whole-image statistics of focused images ---------------------------------------------------

@@ -37,7 +37,15 @@ from radimt.analysis import (
     reference_image,
     role_image,
 )
-from radimt.dicom.focus import Box, covered_fraction, geometry_of, holds, inside_focus, on_full_grid
+from radimt.dicom.focus import (
+    Box,
+    covered_fraction,
+    geometry_of,
+    holds,
+    inside_focus,
+    on_full_grid,
+    write_on_full_grid,
+)
 from radimt.dicom.scan import SeriesInfo
 from radimt.dicom.study import Study, load_study
 from radimt.errors import OutputFolderError, RadimtError
@@ -377,8 +385,12 @@ def _on_series_grid(mask: sitk.Image, focused_source: SeriesInfo | None) -> sitk
 
 
 def _write_mask_file(mask: sitk.Image, focused_source: SeriesInfo | None, path: Path) -> None:
-    """mask.nii.gz on the reference series' whole grid (see :func:`_on_series_grid`)."""
-    write_mask(_on_series_grid(mask, focused_source), path)
+    """mask.nii.gz on the reference series' whole grid (see :func:`_on_series_grid`; pasted
+    into a whole grid kept between a study's lesions)."""
+    if focused_source is None:
+        write_mask(mask, path)
+    else:
+        write_on_full_grid(mask, focused_source, functools.partial(write_mask, path=path))
 
 
 def _write_dicom_objects(
