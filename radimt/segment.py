@@ -37,6 +37,7 @@ from radimt.grids import (
     FRAME_OF_REFERENCE_KEY,
     check_frame_of_reference,
     copy_reference_metadata,
+    independent_copy,
     nonzero_box,
     nonzero_indices,
     paste_in_place,
@@ -613,6 +614,18 @@ def _around_lesion(mask: sitk.Image) -> sitk.Image:
     upper = [min(b.stop + 1, n) for b, n in zip(box, labels.shape, strict=True)]
     size = [int(hi - lo) for lo, hi in zip(lower, upper, strict=True)][::-1]
     return sitk.RegionOfInterest(mask, size, [int(lo) for lo in lower][::-1])
+
+
+def lesion_cut(mask: sitk.Image) -> sitk.Image:
+    """What :func:`resample_mask` reads of ``mask``, as an image of its own: the mask cut to
+    its non-zero box plus one voxel of background, with its provenance (frame of reference,
+    series); :func:`resample_mask` gives the same result from it as from ``mask``. For another
+    thread to carry while this one goes on using ``mask``."""
+    cut = _around_lesion(mask)
+    if cut is mask:  # empty: nothing to cut to
+        return independent_copy(mask)
+    copy_reference_metadata(mask, cut)
+    return cut
 
 
 def _volume_preserving(fraction: np.ndarray) -> np.ndarray:

@@ -109,3 +109,78 @@ def test_the_files_thread_gets_no_image_the_figures_read(tmp_path, monkeypatch, 
     for image in handed:
         for other in drawn:
             assert image is not other and not _shares(image, other)
+
+
+def test_a_lesion_cut_carries_as_the_mask_does_and_is_its_own():
+    """:func:`radimt.segment.lesion_cut`: what a thread carrying a mask gets instead of the mask
+    itself. Same carried mask (pixels, grid, provenance), the same refusal of another frame of
+    reference, and a buffer of its own (an empty mask too)."""
+    from radimt.errors import FrameOfReferenceError
+    from radimt.grids import FRAME_OF_REFERENCE_KEY
+    from radimt.segment import lesion_cut, resample_mask
+
+    mask = sitk.Image([60, 50, 20], sitk.sitkUInt8)
+    mask.SetSpacing((0.5, 0.5, 2.0))
+    mask.SetOrigin((-10.0, 4.0, 30.0))
+    mask.SetMetaData(FRAME_OF_REFERENCE_KEY, "1.2.3")
+    mask[20:31, 15:24, 6:11] = sitk.Image([11, 9, 5], sitk.sitkUInt8) + 1
+    reference = sitk.Image([24, 20, 12], sitk.sitkFloat32)
+    reference.SetSpacing((1.3, 1.2, 3.0))
+    reference.SetOrigin((-11.0, 3.0, 29.0))
+    reference.SetMetaData(FRAME_OF_REFERENCE_KEY, "1.2.3")
+    where = _buffer_address(mask)
+    cut = lesion_cut(mask)
+    assert _buffer_address(mask) == where and not _shares(cut, mask)
+    assert cut.GetSize() == (13, 11, 7)  # the lesion's box and one voxel around it
+    assert sitk.GetArrayViewFromImage(cut).sum() == sitk.GetArrayViewFromImage(mask).sum()
+    expected, carried = resample_mask(mask, reference), resample_mask(cut, reference)
+    assert sitk.GetArrayViewFromImage(expected).sum() > 0
+    assert np.array_equal(sitk.GetArrayViewFromImage(carried), sitk.GetArrayViewFromImage(expected))
+    assert carried.GetOrigin() == expected.GetOrigin() and carried.GetSpacing() == expected.GetSpacing()
+    assert {k: carried.GetMetaData(k) for k in carried.GetMetaDataKeys()} == {
+        k: expected.GetMetaData(k) for k in expected.GetMetaDataKeys()
+    }
+    reference.SetMetaData(FRAME_OF_REFERENCE_KEY, "4.5.6")
+    for source in (mask, cut):
+        with pytest.raises(FrameOfReferenceError):
+            resample_mask(source, reference)
+    empty = sitk.Image([8, 8, 4], sitk.sitkUInt8)
+    empty_cut = lesion_cut(empty)
+    assert empty_cut is not empty and not _shares(empty_cut, empty)
+
+
+def test_masks_carried_side_by_side_are_those_carried_one_after_the_other(monkeypatch):
+    """The roles' masks carried on two threads (each from a cut of its own, never the source
+    mask) equal those carried one at a time, and the roles left out keep their reasons and
+    their order (the CT of the IMT case is in another frame of reference: refused on a thread)."""
+    import radimt
+    from radimt import analysis
+
+    case = REPO / "sample_dicom" / "imt_case"
+    study = radimt.load_study(case)
+    truth = json.loads((case / "truth.json").read_text())
+    mask = radimt.segment_from_seed(radimt.subtraction(study.dce, 1), truth["lesion"]["centre_lps"])
+    roles = ["dce", "t2", "ct", "us", "adc"]
+    read: list[sitk.Image] = []
+    resample = analysis.resample_mask
+    monkeypatch.setattr(
+        analysis, "resample_mask", lambda m, *a, **k: (read.append(m), resample(m, *a, **k))[1]
+    )
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    try:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+        serial = analysis.carry_masks(study, {"dce": mask}, roles)
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(2)
+        threaded = analysis.carry_masks(study, {"dce": mask}, roles)
+        assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == 2
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
+    assert list(threaded[0]) == list(serial[0]) == ["dce", "t2", "adc"]
+    for kind, carried in threaded[0].items():
+        assert np.array_equal(
+            sitk.GetArrayViewFromImage(carried), sitk.GetArrayViewFromImage(serial[0][kind])
+        )
+    assert list(threaded[1].items()) == list(serial[1].items())
+    assert list(threaded[1]) == ["ct", "us"] and "frame of reference" in threaded[1]["ct"].lower()
+    assert len(read) == 6 and all(m is not mask and not _shares(m, mask) for m in read)
+    assert len({id(m) for m in read[3:]}) == 3  # the threaded run's three cuts, one per role
