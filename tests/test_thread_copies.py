@@ -8,6 +8,7 @@ waiting to happen, so the worker gives the files thread copies and crops that sh
 from __future__ import annotations
 
 import json
+from collections import deque
 
 import numpy as np
 import pytest
@@ -81,23 +82,27 @@ def test_the_view_region_is_the_views_crop_and_its_own(tmp_path):
 
 @pytest.mark.parametrize("seg", [False, True])
 def test_the_files_thread_gets_no_image_the_figures_read(tmp_path, monkeypatch, seg):
-    """No image a lesion hands ``_AlongSide.run`` (to be written beside the figures) is the
-    reference image or the mask, which the overlays read meanwhile, or overlaps them (copies
-    that share a buffer are ruled out by the first test)."""
+    """No image a lesion hands ``_AlongSide.run`` (to be written, or drawn, beside the figures)
+    is a volume the figures read on this thread (the reference image, the mask, a role's image
+    or mask) or overlaps one (copies that share a buffer are ruled out by the first test); each
+    queued overlay draws from sections of its own."""
     handed: list[sitk.Image] = []
+    queued: list[list[sitk.Image]] = []
     original = worker._AlongSide.run
 
     def spy(self, write, *args):
         handed.extend(a for a in args if isinstance(a, sitk.Image))
+        for pending in (a for a in args if isinstance(a, deque)):
+            queued.extend([x for x in draw.args if isinstance(x, sitk.Image)] for draw in pending)
         return original(self, write, *args)
 
     monkeypatch.setattr(worker._AlongSide, "run", spy)
-    drawn: list[sitk.Image] = []
-    overlay = worker.overlay_png
+    volumes: list[sitk.Image] = []
+    section = worker.central_section
     monkeypatch.setattr(
         worker,
-        "overlay_png",
-        lambda image, mask, *a, **k: (drawn.extend([image, mask]), overlay(image, mask, *a, **k)),
+        "central_section",
+        lambda image, mask: (volumes.extend([image, mask]), section(image, mask))[1],
     )
     config = load_config(REPO / "pipelines" / "breast_mri.yaml")
     task = next(
@@ -105,10 +110,39 @@ def test_the_files_thread_gets_no_image_the_figures_read(tmp_path, monkeypatch, 
     )
     statuses = worker.process_study([task], config, str(tmp_path), seg=seg, threads=2)
     assert [s.status for s in statuses] == ["done"], statuses
-    assert handed and drawn
-    for image in handed:
-        for other in drawn:
+    assert handed and len(queued) == 4 and len(volumes) == 8  # DCE, ADC, T2 and DWI overlays
+    for image in handed + [x for drawing in queued for x in drawing]:
+        for other in volumes:
             assert image is not other and not _shares(image, other)
+    ids = [id(x) for drawing in queued for x in drawing]
+    assert len(set(ids)) == len(ids)
+    names = {p.name for p in tmp_path.rglob("overlay_*.png")}
+    assert names == {f"overlay_{r}.png" for r in ("dce", "adc", "t2", "dwi")}
+
+
+def test_an_overlay_drawn_from_the_central_section_is_the_overlay_of_the_volume(tmp_path):
+    """:func:`radimt.report.overlay.central_section`: what a queued overlay draws from; the PNG
+    is the volume's, byte for byte (anisotropic pixels, the lesion off centre)."""
+    from radimt.report.overlay import central_section, overlay_png
+
+    values = np.random.default_rng(5).normal(300, 60, (20, 70, 90)).astype(np.float32)
+    image = sitk.GetImageFromArray(values)
+    image.SetSpacing((0.6, 0.9, 2.5))
+    image.SetOrigin((5.0, -3.0, 12.0))
+    mask = sitk.Image(image.GetSize(), sitk.sitkUInt8)
+    mask.CopyInformation(image)
+    mask[50:66, 20:31, 7:12] = sitk.Image([16, 11, 5], sitk.sitkUInt8) + 1
+    mask[55:60, 24:28, 9] = sitk.Image([5, 4], sitk.sitkUInt8) * 0 + 2  # the slice with most voxels
+    where = _buffer_address(image), _buffer_address(mask)
+    section, mask_section = central_section(image, mask)
+    assert (_buffer_address(image), _buffer_address(mask)) == where
+    assert not _shares(section, image) and not _shares(mask_section, mask)
+    assert section.GetSize() == (90, 70) and section.GetSpacing() == (0.6, 0.9)
+    overlay_png(image, mask, tmp_path / "volume.png", title="T2: 9.6 mm")
+    overlay_png(section, mask_section, tmp_path / "section.png", title="T2: 9.6 mm")
+    assert (tmp_path / "volume.png").read_bytes() == (tmp_path / "section.png").read_bytes()
+    with pytest.raises(ValueError, match="3D"):
+        central_section(section, mask_section)
 
 
 def test_a_lesion_cut_carries_as_the_mask_does_and_is_its_own():

@@ -16,6 +16,7 @@ import os
 import re
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
@@ -63,7 +64,7 @@ from radimt.pipeline.manifest import LesionTask, lesion_dir, lesion_folder
 from radimt.pipeline.record import ERROR, RESULT, LesionRecord, LesionStatus, write_json
 from radimt.progress import StageClock
 from radimt.report.curve_plot import write_curve_png
-from radimt.report.overlay import overlay_png
+from radimt.report.overlay import central_section, overlay_png
 from radimt.report.review_view import view_region, write_thumbnail, write_view, write_view_region
 from radimt.roles import Role
 from radimt.segment import resample_mask
@@ -330,7 +331,7 @@ def _process_lesion(
                 files.run(_write_mask_file, mask, _focused_source(reference), mask_file)
         with clock.stage("figures"):
             _review_views(study, task, folder, result, files)  # its file first, to write beside the figures
-            figures = _lesion_figures(study, config, folder, result)
+            figures = _lesion_figures(study, config, folder, result, files)
     row = result.row
     if config.pyradiomics_names:
         row = pyradiomics_names(row, config.analysis.roles[0])
@@ -428,33 +429,58 @@ def _longest(row: dict, stem: str) -> str:
     return "? mm"
 
 
-def _lesion_figures(study: Study, config: PipelineConfig, folder: Path, result: LesionResult) -> list[str]:
-    """Overlays on the reference image and the carried roles, and the time-intensity plot."""
+def _lesion_figures(
+    study: Study, config: PipelineConfig, folder: Path, result: LesionResult, files: _AlongSide
+) -> list[str]:
+    """Overlays on the reference image and the carried roles, and the time-intensity plot.
+
+    The 3D overlays are drawn from sections of their own (:func:`central_section`) by whichever
+    thread is free first: the files thread once its files are written, this one once the plot
+    is drawn (:func:`_drain`); 2D ones here, from the images themselves."""
+    figures: list[str] = []
+    queued: deque[Callable[[], None]] = deque()
+
+    def overlay(image: sitk.Image, mask: sitk.Image, name: str, title: str) -> None:
+        if image.GetDimension() == 3:
+            section, mask_section = central_section(image, mask)
+            queued.append(functools.partial(overlay_png, section, mask_section, folder / name, title=title))
+        else:
+            overlay_png(image, mask, folder / name, title=title)
+        figures.append(name)
+
     reference = result.reference.role or Role.T1
-    overlay_png(
-        result.reference.image,
-        result.mask,
-        folder / f"overlay_{reference}.png",
-        title=f"{reference.upper()}: {_longest(result.row, 'lesion_longest_diameter')}",
-    )
-    figures = [f"overlay_{reference}.png"]
+    title = f"{reference.upper()}: {_longest(result.row, 'lesion_longest_diameter')}"
+    overlay(result.reference.image, result.mask, f"overlay_{reference}.png", title)
     carried_roles = list(config.analysis.roles)
     if Role.ADC in carried_roles and Role.DWI not in carried_roles and study.dwi is not None:
         carried_roles.append(Role.DWI)  # the DWI the ADC came from: its own panel
     for role in carried_roles:
         if role == reference or role.planar or role in result.modalities:
             continue  # a 2D modality has no carried mask; one with its own seed gets its own overlay
-        carried = _carried_overlay(study, role, result, config, folder)
-        if carried:
-            figures.append(carried)
+        carried = _carried_overlay(study, role, result, config)
+        if carried is not None:
+            on_role, moved, title = carried
+            overlay(on_role, moved, f"overlay_{role}.png", title)
     for key, (image, mask) in result.modalities.items():  # the lesion on its other modalities
         longest = _longest(result.row, f"{key}_lesion_longest_diameter")
-        overlay_png(image.image, mask, folder / f"overlay_{key}.png", title=f"{image.label}: {longest}")
-        figures.append(f"overlay_{key}.png")
+        overlay(image.image, mask, f"overlay_{key}.png", f"{image.label}: {longest}")
+    files.run(_drain, queued)
     if result.kinetic_curve is not None:
         write_curve_png(result.kinetic_curve, folder / "tic.png")
         figures.append("tic.png")
+    _drain(queued)
     return figures
+
+
+def _drain(queued: deque[Callable[[], None]]) -> None:
+    """Run the queued drawings until none is left; two threads may drain one queue (each
+    drawing is taken by one of them: a deque's ``popleft`` is atomic)."""
+    while True:
+        try:
+            draw = queued.popleft()
+        except IndexError:
+            return
+        draw()
 
 
 def _seed_point(image: sitk.Image, task: LesionTask) -> tuple[float, ...] | None:
@@ -557,9 +583,10 @@ def pyradiomics_names(row: dict[str, Any], role: str) -> dict[str, Any]:
 
 
 def _carried_overlay(
-    study: Study, role: Role, result: LesionResult, config: PipelineConfig, folder: Path
-) -> str | None:
-    """The lesion's mask on ``role``'s image (the one its numbers used, else carried now)."""
+    study: Study, role: Role, result: LesionResult, config: PipelineConfig
+) -> tuple[sitk.Image, sitk.Image, str] | None:
+    """``role``'s image, the lesion's mask on it (the one its numbers used, else carried now)
+    and the overlay's title; ``None`` when the study cannot give them."""
     try:
         image = role_image(study, role, config.analysis.dce_phase)
         if image is None:
@@ -569,16 +596,14 @@ def _carried_overlay(
             moved = next((m for m in result.role_masks.values() if _carried_onto(m, image)), None)
         if moved is None:
             moved = resample_mask(result.mask, image)
-        name = f"overlay_{role}.png"
-        title = role.upper()
-        if role == Role.DWI and study.dwi is not None:
-            title = f"DWI b = {float(study.dwi.b_values[-1]):.0f} s/mm²"
-        elif role == Role.ADC:
-            title = "ADC (µm²/ms)"
-        overlay_png(image, moved, folder / name, title=title)
-        return name
     except RadimtError:
         return None
+    title = role.upper()
+    if role == Role.DWI and study.dwi is not None:
+        title = f"DWI b = {float(study.dwi.b_values[-1]):.0f} s/mm²"
+    elif role == Role.ADC:
+        title = "ADC (µm²/ms)"
+    return image, moved, title
 
 
 def _carried_onto(mask: sitk.Image, image: sitk.Image) -> bool:
