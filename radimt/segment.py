@@ -358,7 +358,7 @@ def _delineate(
     noise: float,
 ) -> sitk.Image:
     """One adaptive half-maximum segmentation in a cropped ROI: the region grown from the seed."""
-    values = sitk.GetArrayFromImage(roi)
+    values = sitk.GetArrayViewFromImage(roi)  # read only, while ``roi`` lives
     spacing = roi.GetSpacing()
     seed_ball = _ball(values.shape, seed, spacing, max(opts.seed_radius_mm, min(spacing)))
     lesion = float(np.median(values[seed_ball]))
@@ -486,7 +486,7 @@ def segment_from_seed(
         while True:
             roi_raw, local_seed, whole = _crop(full, index, radius)
             roi = _prepare(roi_raw, opts)
-            noise = _noise_sigma(sitk.GetArrayFromImage(roi_raw).astype(np.float32))
+            noise = _noise_sigma(sitk.GetArrayViewFromImage(roi_raw).astype(np.float32))
             region = _delineate(roi, local_seed, opts, tolerance, opening_mm, noise)
             mask = sitk.GetArrayViewFromImage(region).astype(bool)
             reaches_edge = _touches_border(mask) and not whole

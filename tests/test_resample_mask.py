@@ -85,7 +85,7 @@ def test_nonzero_box_and_indices_equal_numpy_on_any_layout():
     rng = np.random.default_rng(7)
     for _ in range(400):
         shape = tuple(int(n) for n in rng.integers(1, 7, size=int(rng.integers(1, 4))))
-        dtype = rng.choice([np.uint8, np.int16, np.float32, bool])
+        dtype = rng.choice([np.uint8, np.uint16, np.int16, np.float32, bool])
         labels = (rng.random(shape) < rng.random() * 0.3).astype(dtype)
         if dtype in (np.int16, np.float32) and rng.random() < 0.3:
             labels = labels * -1  # negative labels: non-zero, not positive
