@@ -67,7 +67,7 @@ from radimt.report.curve_plot import write_curve_png
 from radimt.report.overlay import central_section, overlay_png
 from radimt.report.review_view import view_region, write_thumbnail, write_view, write_view_region
 from radimt.roles import Role
-from radimt.segment import resample_mask
+from radimt.segment import lesion_cut, resample_mask
 
 log = logging.getLogger(__name__)
 
@@ -326,9 +326,10 @@ def _process_lesion(
                 if on_grid is result.mask:  # a whole series' mask: the figures read it as well
                     on_grid = independent_copy(on_grid)
                 files.run(write_mask, on_grid, mask_file)
-            else:
-                mask = independent_copy(result.mask)
-                files.run(_write_mask_file, mask, _focused_source(reference), mask_file)
+            else:  # the files thread's own image: the lesion's cut to paste into the whole grid
+                source = _focused_source(reference)
+                mask = independent_copy(result.mask) if source is None else lesion_cut(result.mask)
+                files.run(_write_mask_file, mask, source, mask_file)
         with clock.stage("figures"):
             _review_views(study, task, folder, result, files)  # its file first, to write beside the figures
             figures = _lesion_figures(study, config, folder, result, files)
@@ -386,8 +387,9 @@ def _on_series_grid(mask: sitk.Image, focused_source: SeriesInfo | None) -> sitk
 
 
 def _write_mask_file(mask: sitk.Image, focused_source: SeriesInfo | None, path: Path) -> None:
-    """mask.nii.gz on the reference series' whole grid (see :func:`_on_series_grid`; pasted
-    into a whole grid kept between a study's lesions)."""
+    """mask.nii.gz on the reference series' whole grid (see :func:`_on_series_grid`): ``mask``
+    (for a focused reference, any part of the mask holding the lesion) pasted into a whole grid
+    kept between a study's lesions."""
     if focused_source is None:
         write_mask(mask, path)
     else:

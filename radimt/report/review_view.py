@@ -138,11 +138,12 @@ def write_view_region(
     """Write a lesion's review view from its :func:`view_region` (see :func:`write_view`)."""
     folder = Path(folder)
     crop = sitk.Cast(crop, sitk.sitkFloat32)
-    values = np.nan_to_num(sitk.GetArrayFromImage(crop), nan=0.0, posinf=0.0, neginf=0.0)
-    low, high = np.percentile(values, [1, 99.5]) if values.size else (0.0, 1.0)
+    values = np.nan_to_num(sitk.GetArrayViewFromImage(crop), nan=0.0, posinf=0.0, neginf=0.0)  # a copy
     offset = float(values.min()) if values.size else 0.0
     scale = max(float(values.max()) - offset, 1e-6) / 60000.0 if values.size else 1.0
     stored = sitk.GetImageFromArray(np.round((values - offset) / scale - 30000.0).astype(np.int16))
+    # last, as it reorders ``values`` (no copy of its own)
+    low, high = np.percentile(values, [1, 99.5], overwrite_input=True) if values.size else (0.0, 1.0)
     stored.CopyInformation(crop)
     meta: dict[str, Any] = {
         "label": label,
