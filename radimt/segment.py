@@ -249,8 +249,9 @@ def _ball(
 
 def _noise_sigma(values: np.ndarray) -> float:
     """Robust noise SD from differences of neighbours along the fastest axis (MAD estimator)."""
-    diff = np.diff(values, axis=-1).ravel()
-    mad = np.median(np.abs(diff - np.median(diff)))
+    diff = np.diff(values, axis=-1).ravel()  # its own array: the medians below reorder it in place
+    centre = np.median(diff, overwrite_input=True)
+    mad = np.median(np.abs(np.subtract(diff, centre, out=diff), out=diff), overwrite_input=True)
     return float(1.4826 * mad / math.sqrt(2)) or 1e-6
 
 
@@ -338,7 +339,7 @@ def _touches_border(region: np.ndarray) -> bool:
 
 
 def _prepare(roi: sitk.Image, opts: SegmentOptions) -> sitk.Image:
-    image = sitk.Cast(roi, sitk.sitkFloat32)
+    image = roi if roi.GetPixelID() == sitk.sitkFloat32 else sitk.Cast(roi, sitk.sitkFloat32)
     if opts.median_radius > 0:
         image = sitk.Median(image, [opts.median_radius] * image.GetDimension())
     sigma = opts.smoothing_mm if opts.smoothing_mm is not None else 0.75 * min(image.GetSpacing())
@@ -486,7 +487,8 @@ def segment_from_seed(
         while True:
             roi_raw, local_seed, whole = _crop(full, index, radius)
             roi = _prepare(roi_raw, opts)
-            noise = _noise_sigma(sitk.GetArrayViewFromImage(roi_raw).astype(np.float32))
+            raw = sitk.GetArrayViewFromImage(roi_raw)  # read only
+            noise = _noise_sigma(raw if raw.dtype == np.float32 else raw.astype(np.float32))
             region = _delineate(roi, local_seed, opts, tolerance, opening_mm, noise)
             mask = sitk.GetArrayViewFromImage(region).astype(bool)
             reaches_edge = _touches_border(mask) and not whole

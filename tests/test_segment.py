@@ -241,3 +241,23 @@ def test_morphology_near_the_region_equals_it_on_the_whole_crop():
         assert _ring_stats(values, region) == (median, 1.4826 * float(np.median(np.abs(samples - median))))
         core = sitk.GetArrayFromImage(sitk.BinaryErode(region, [1, 1, 1])).astype(bool)
         assert _core_median(values, region) == float(np.median(values[core if core.sum() >= 3 else blob]))
+
+
+def test_the_noise_estimate_is_the_plain_mad_of_neighbour_differences():
+    """The noise SD reorders its own differences in place: the same number as the median
+    absolute deviation computed plainly (ties, odd and even counts), the image untouched."""
+    import math
+
+    from radimt.segment import _noise_sigma
+
+    rng = np.random.default_rng(11)
+    for shape in [(5, 7, 9), (4, 6, 8), (2, 3, 2), (3, 40, 41)]:
+        for values in (
+            rng.normal(100, 12, shape).astype(np.float32),
+            rng.integers(0, 6, shape).astype(np.float32),  # many ties
+        ):
+            before = values.copy()
+            diff = np.diff(values, axis=-1).ravel()
+            plain = float(1.4826 * np.median(np.abs(diff - np.median(diff))) / math.sqrt(2)) or 1e-6
+            assert _noise_sigma(values) == plain
+            assert np.array_equal(values, before)
