@@ -147,16 +147,31 @@ def inside_focus(image: sitk.Image, box: Box) -> bool:
 
 def on_full_grid(mask: sitk.Image, series: SeriesInfo) -> sitk.Image:
     """A mask made on a focused image, pasted into an empty image of the series' full grid."""
-    geometry = geometry_of(series)
-    full = sitk.Image(list(geometry.size), mask.GetPixelID())
+    full = _blank_grid(geometry_of(series), mask.GetPixelID())
+    _paste_mask(full, mask)
+    return full
+
+
+def _blank_grid(geometry: VolumeGeometry, pixel_id: int) -> sitk.Image:
+    """An empty image of ``geometry``'s grid."""
+    full = sitk.Image(list(geometry.size), pixel_id)
     full.SetSpacing(geometry.spacing)
     full.SetOrigin(geometry.origin)
     full.SetDirection(geometry.direction)
+    return full
+
+
+def _paste_mask(full: sitk.Image, mask: sitk.Image) -> list[int]:
+    """``mask`` pasted into ``full`` where it lies, with its metadata in place of ``full``'s
+    (but for what belongs to a focused image); returns the index it was pasted at."""
+    for key in full.GetMetaDataKeys():
+        full.EraseMetaData(key)
     for key in mask.GetMetaDataKeys():
         if key not in (_WHOLE_KEY, FOCUS_KEY):
             full.SetMetaData(key, mask.GetMetaData(key))
-    start = full.TransformPhysicalPointToIndex(mask.GetOrigin())
-    return paste_in_place(full, mask, start)
+    start = list(full.TransformPhysicalPointToIndex(mask.GetOrigin()))
+    paste_in_place(full, mask, start)
+    return start
 
 
 #: The blank whole grid :func:`write_on_full_grid` pastes into, kept between calls (one grid:
@@ -181,17 +196,8 @@ def write_on_full_grid(mask: sitk.Image, series: SeriesInfo, write: Callable[[si
         full = _KEPT_GRID.pop(key, None)
         _KEPT_GRID.clear()  # one grid kept, the last one asked for
         if full is None:
-            full = sitk.Image(list(geometry.size), mask.GetPixelID())
-            full.SetSpacing(geometry.spacing)
-            full.SetOrigin(geometry.origin)
-            full.SetDirection(geometry.direction)
-        for key_ in full.GetMetaDataKeys():
-            full.EraseMetaData(key_)
-        for key_ in mask.GetMetaDataKeys():
-            if key_ not in (_WHOLE_KEY, FOCUS_KEY):
-                full.SetMetaData(key_, mask.GetMetaData(key_))
-        start = full.TransformPhysicalPointToIndex(mask.GetOrigin())
-        paste_in_place(full, mask, start)
+            full = _blank_grid(geometry, mask.GetPixelID())
+        start = _paste_mask(full, mask)
         write(full)
         paste_in_place(full, sitk.Image(mask.GetSize(), mask.GetPixelID()), start)  # blank again
         _KEPT_GRID[key] = full  # only after a clean round: a failure above drops it
