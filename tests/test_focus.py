@@ -248,6 +248,10 @@ def test_a_real_scanners_series_read_in_part_is_its_whole_volume_cut(folder, key
     start = whole.TransformPhysicalPointToIndex(part.GetOrigin())
     expected[tuple(slice(a, a + n) for a, n in zip(start[::-1], part.GetSize()[::-1], strict=True))] = 1
     assert np.array_equal(sitk.GetArrayViewFromImage(back), expected)
+    written: list[np.ndarray] = []  # the mask file's way: into the kept whole grid, twice
+    for _ in range(2):
+        write_on_full_grid(inside, series, lambda full: written.append(sitk.GetArrayFromImage(full)))
+    assert all(np.array_equal(w, expected) for w in written) and len(written) == 2
 
 
 @pytest.mark.realdata
