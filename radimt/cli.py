@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from typing import NoReturn
 
 from radimt._version import __version__
 from radimt.errors import RadimtError
@@ -781,5 +782,13 @@ def _crash_log(argv: Sequence[str]) -> str:
     return path
 
 
+def run() -> NoReturn:
+    """The ``radimt`` command: :func:`main`, then the process ends at once
+    (:func:`radimt.processes.end_process`)."""
+    from radimt.processes import end_process
+
+    end_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -11,11 +11,18 @@ batch.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
+import os
+import sys
+import threading
 from multiprocessing.context import BaseContext
+from typing import NoReturn
 
 #: What the fork server imports before it forks a worker.
 WORKER_MODULES = ["radimt.pipeline.worker"]
+#: Imported after them, by the server only: it ends without tearing its interpreter down.
+SERVER_MODULE = "radimt.fork_server"
 
 _server_started = False
 
@@ -36,7 +43,7 @@ def start_worker_server(*, dask: bool = False) -> None:
     from multiprocessing import forkserver
 
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(WORKER_MODULES + (["distributed"] if dask else []))
+    context.set_forkserver_preload(WORKER_MODULES + (["distributed"] if dask else []) + [SERVER_MODULE])
     forkserver.ensure_running()
     _server_started = True
 
@@ -53,3 +60,29 @@ def stop_worker_server() -> None:
     if _server_started and stop is not None:
         stop()
     _server_started = False
+
+
+def end_process(code: int) -> NoReturn:
+    """End this process with exit status ``code`` as the interpreter would, without tearing its
+    modules down: with radimt's stack imported that took ~0.25 s at the end of every command.
+
+    Output is flushed and the exit handlers run (logging's, multiprocessing's, temporary
+    folders'); every file radimt writes is closed by then. While a thread other than a daemon
+    still runs, the usual exit is taken instead, which waits for it.
+    """
+    flush_output()
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if others:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    flush_output()
+    os._exit(code)
+
+
+def flush_output() -> None:
+    """Flush standard output and error, as far as they still take it."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or a pipe nobody reads any more
+            pass
