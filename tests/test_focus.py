@@ -148,6 +148,34 @@ def test_a_focused_volume_is_the_whole_volume_cut_with_its_whole_statistics(stud
     assert whole_statistics(focused.adc) == pytest.approx((stats.GetMean(), stats.GetSigma()), rel=1e-12)
 
 
+@pytest.mark.parametrize("slices_at_a_time", [1, 7, 48])
+def test_whole_statistics_do_not_depend_on_how_many_slices_are_read_at_a_time(
+    study_folder, monkeypatch, slices_at_a_time
+):
+    """Streamed a slice, seven (the last chunk short) or every slice at a time, a series' and a
+    subtraction's mean and SD are the same to the last bit, and the exact ones: integer sums."""
+    from radimt.dicom import focus
+
+    study = load_study(study_folder)
+    t2, (early, pre) = study.series_for("t2")[0], study.series_for("dce")[1::-1][:2]
+    monkeypatch.setattr(focus, "_CHUNK_BYTES", slices_at_a_time * GRID.size[0] * GRID.size[1] * 2)
+    got = focus.series_statistics(t2), focus.difference_statistics(early, pre)
+    for values, (mean, sd) in zip(
+        (sitk.GetArrayFromImage(read_volume(t2)), _subtraction_values(study)), got, strict=True
+    ):
+        exact = values.astype(np.int64)
+        n, total, squares = exact.size, int(exact.sum()), int((exact * exact).sum())
+        assert mean == total / n
+        assert sd == pytest.approx(np.sqrt((squares * n - total * total) / (n * (n - 1))), rel=1e-15)
+
+
+def _subtraction_values(study) -> np.ndarray:
+    """The early subtraction's values over the whole volume (integers here)."""
+    values = sitk.GetArrayFromImage(subtraction(study.dce))
+    assert np.array_equal(values, np.round(values))
+    return values
+
+
 def _blob(part: sitk.Image, centre_index, radius: int, key: str) -> sitk.Image:
     """A ball of ``radius`` voxels in a mask on ``part``'s grid, tagged with metadata ``key``."""
     grids = np.ogrid[tuple(slice(0, n) for n in part.GetSize()[::-1])]

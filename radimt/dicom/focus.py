@@ -37,8 +37,11 @@ from radimt.dicom.volume import (
 from radimt.errors import SeedError
 from radimt.grids import FOCUS_KEY, focus_of, paste_in_place
 
-#: Slices read at a time when streaming a series' statistics.
-_CHUNK = 16
+#: Stored bytes read at a time when streaming a series' statistics: a slice or a few, so that
+#: every pass over them (rescale, subtraction, sums) stays in the core's own cache. A DCE
+#: phase's and T2's statistics took 210-225 ms in chunks of 16 slices of 512x512, 150-165 ms in
+#: chunks of 2, and 250 against 160 ms beside a second process doing the same.
+_CHUNK_BYTES = 1 << 20
 _WHOLE_KEY = "radimt|whole_statistics"
 
 
@@ -237,8 +240,10 @@ def is_focused(image: sitk.Image) -> bool:
 def _streamed(series: SeriesInfo) -> Iterator[np.ndarray]:
     """A series' values after rescale (integers when exact, else float32), a few slices at a time."""
     frames, _ = order_slices(series.frames, series.label)
-    for start in range(0, len(frames), _CHUNK):
-        chunk = frames[start : start + _CHUNK]
+    first = frames[0]
+    step = max(1, _CHUNK_BYTES // (first.rows * first.columns * buffer_dtype(first).itemsize))
+    for start in range(0, len(frames), step):
+        chunk = frames[start : start + step]
         stored = read_frames_into(chunk, slice_buffer(chunk[0], len(chunk), series.label), series.label)
         yield rescaled(stored, chunk)
 
