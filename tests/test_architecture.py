@@ -27,6 +27,7 @@ FLOORS: list[tuple[str, ...]] = [
         "radimt.io.atomic",
         "radimt.dicom.uids",
         "radimt.processes",
+        "radimt.fork_server",
     ),
     # 1: DICOM in, grids and measures, plain tables and seed files
     (
