@@ -54,6 +54,11 @@ def test_end_process_waits_for_a_thread_still_at_work(tmp_path):
     assert (tmp_path / "written").read_text() == "all of it"
 
 
+def test_end_process_with_no_status_ends_with_0_as_sys_exit_does(tmp_path):
+    done = _python("from radimt.processes import end_process\nend_process(None)\n", tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
 def test_end_process_after_the_output_was_closed(tmp_path):
     code = "import sys\nfrom radimt.processes import end_process\nsys.stdout.close()\nend_process(0)\n"
     done = _python(code, tmp_path)
