@@ -29,19 +29,25 @@ def check_rescale(frames: Sequence[Frame], label: str) -> None:
             )
 
 
+def integer_rescale(frames: Sequence[Frame]) -> bool:
+    """Whether the frames' rescale maps integers to integers: one integer slope, integer
+    intercepts (:func:`rescaled` keeps such values integers when they fit in int32)."""
+    slopes = np.array([f.slope for f in frames], float)
+    intercepts = np.array([f.intercept for f in frames], float)
+    return bool(
+        np.all(slopes == slopes[0])
+        and float(slopes[0]).is_integer()
+        and np.all(intercepts == np.round(intercepts))
+    )
+
+
 def rescaled(stored: np.ndarray, frames: Sequence[Frame]) -> np.ndarray:
     """Apply RescaleSlope/Intercept per frame, keeping integers when the result is exact."""
     slopes = np.array([f.slope for f in frames], float)
     intercepts = np.array([f.intercept for f in frames], float)
     if np.all(slopes == 1) and np.all(intercepts == 0):
         return stored
-    exact = (
-        np.issubdtype(stored.dtype, np.integer)
-        and np.all(slopes == slopes[0])
-        and float(slopes[0]).is_integer()
-        and np.all(intercepts == np.round(intercepts))
-    )
-    if exact:
+    if np.issubdtype(stored.dtype, np.integer) and integer_rescale(frames):
         lo = float(stored.min()) * slopes[0] + intercepts.min()
         hi = float(stored.max()) * slopes[0] + intercepts.max()
         for dtype in (np.int16, np.int32):
