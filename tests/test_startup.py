@@ -32,6 +32,19 @@ def test_the_command_lines_help_and_version_pull_in_no_heavy_library():
         )
 
 
+def test_the_batch_workers_stack_pulls_in_only_what_a_lesion_uses():
+    """The fork server imports the worker's stack once before it forks a worker, and the batch
+    waits for it: DICOM SEG and SR writing (highdicom, pydicom's code dictionaries: 0.3 s), Dask
+    and the modelling libraries load only when a batch uses them."""
+    probe = (
+        "import sys, radimt.pipeline.worker\n"
+        "print(' '.join(m for m in ('highdicom', 'pydicom.sr', 'dask', 'distributed', 'pandas', "
+        "'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []
+
+
 def test_every_public_name_and_submodule_resolves():
     for name in radimt.__all__:
         assert getattr(radimt, name) is not None, name

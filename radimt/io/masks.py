@@ -13,7 +13,6 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 from matplotlib.path import Path as PolygonPath
-from pydicom.sr.codedict import codes
 
 from radimt._version import __version__
 from radimt.dicom.geometry import VolumeGeometry, order_slices
@@ -198,6 +197,7 @@ def write_dicom_seg(
     source's study.
     """
     import highdicom as hd  # 0.2 s to import: only when a SEG is read or written
+    from pydicom.sr.codedict import codes  # 80 ms: likewise
 
     description = hd.seg.SegmentDescription(
         segment_number=1,
@@ -223,6 +223,7 @@ def write_dicom_seg(
 
 def _algorithm(name: str) -> hd.AlgorithmIdentificationSequence:
     import highdicom as hd  # 0.2 s to import: only when a SEG is read or written
+    from pydicom.sr.codedict import codes
 
     return hd.AlgorithmIdentificationSequence(
         name=name, family=codes.cid7162.NeighborhoodAnalysis, version=__version__
@@ -256,6 +257,7 @@ def write_kinetic_map_seg(
     :func:`write_dicom_seg`.
     """
     import highdicom as hd  # 0.2 s to import: only when a SEG is read or written
+    from pydicom.sr.codedict import codes
 
     descriptions = [
         hd.seg.SegmentDescription(
