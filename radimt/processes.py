@@ -48,6 +48,23 @@ def start_worker_server(*, dask: bool = False) -> None:
     _server_started = True
 
 
+def keep_dask_off_the_server_preload() -> None:
+    """Let Dask's nannies fork their workers from the running fork server without first
+    importing Dask's own preload list into this process.
+
+    The first time a nanny starts a worker with the fork server, ``distributed`` imports every
+    package it would have a fork server preload (pandas, lz4, ...) into the calling process and
+    hands the list to multiprocessing. A preload list only reaches a server that is not running
+    yet, and the batch's server runs already with radimt's worker stack and ``distributed``
+    imported: the batch only waited for pandas (~0.45 s before its first worker could fork).
+    Should a later ``distributed`` drop the private flag, the batch waits again, nothing more.
+    """
+    import distributed.utils
+
+    if hasattr(distributed.utils, "_forkserver_preload_set"):
+        distributed.utils._forkserver_preload_set = True
+
+
 def stop_worker_server() -> None:
     """Stop the fork server and wait for it (its workers have ended with their pool): nothing
     of the batch outlives it, and the server's and workers' resource use is the batch's own

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import radimt
 
 HEAVY = ("matplotlib", "radiomics", "highdicom", "dask", "distributed", "pandas", "sklearn", "SimpleITK")
@@ -66,3 +68,20 @@ def test_a_function_named_as_its_module_stays_the_function_after_the_module_is_i
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["propose", "True", "True"]
+
+
+def test_dask_nannies_fork_from_the_running_server_without_importing_its_preload_wish_list():
+    """A local Dask batch forks its workers from the command line's fork server, which runs
+    already: Dask's own preload list (pandas, lz4, ...) would only be imported into the batch's
+    process for nothing. Fails if a ``distributed`` upgrade drops the flag that skips it."""
+    pytest.importorskip("distributed")
+    probe = (
+        "import sys, dask, distributed.utils\n"
+        "from radimt.processes import keep_dask_off_the_server_preload\n"
+        "keep_dask_off_the_server_preload()\n"
+        "with dask.config.set({'distributed.worker.multiprocessing-method': 'forkserver'}):\n"
+        "    method = distributed.utils.get_mp_context().get_start_method()\n"
+        "print(method, 'pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["forkserver", "False"]

@@ -39,7 +39,7 @@ from radimt.pipeline.quality import TableQuality, lesion_warnings, table_quality
 from radimt.pipeline.record import ERROR, LesionRecord, LesionStatus, write_json
 from radimt.pipeline.report import write_report
 from radimt.pipeline.worker import is_finished, process_study, record_failure
-from radimt.processes import worker_context
+from radimt.processes import keep_dask_off_the_server_preload, worker_context
 from radimt.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -183,6 +183,8 @@ def _execute(
                 **_PLAIN_SPAWN,
                 **_QUIET_HOUSEKEEPING,
             }
+            if settings["distributed.worker.multiprocessing-method"] == "forkserver":
+                keep_dask_off_the_server_preload()
             with dask.config.set(settings):
                 cluster = LocalCluster(
                     n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None
