@@ -18,7 +18,7 @@ single-thread workers), and one study profiled in-process by radimt stage. Every
 run is repeated in ``--rounds`` interleaved rounds: medians.
 
 Run: ``python benchmarks/bench_cohort.py [--studies 3] [--scaling-studies 12] [--rounds 3]`` (0.8 GB of
-DICOM per study).
+DICOM per study); ``--studies 0`` runs the workers' part alone (a few minutes, so more rounds).
 """
 
 from __future__ import annotations
@@ -352,7 +352,9 @@ def scaling(n: int, work: Path, rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--studies", type=int, default=3, help="studies of the route comparison")
+    parser.add_argument(
+        "--studies", type=int, default=3, help="studies of the route comparison (0: only the workers' run)"
+    )
     parser.add_argument(
         "--scaling-studies", type=int, default=12, help="studies of the workers' run (0: skip)"
     )
@@ -362,25 +364,27 @@ def main() -> None:
     # is): an editable install compiles none, and under PYTHONDONTWRITEBYTECODE every command
     # would compile radimt again. Compiles only modules whose source changed.
     compileall.compile_dir(Path(radimt.__file__).parent, quiet=1)
-    manifest = write_studies(args.studies)
     work = Path(tempfile.mkdtemp(prefix="radimt_cohort_"))
     try:
-        for name, image_types in SETTINGS.items():
-            compare(manifest, args.studies, work, name, image_types, args.rounds)
-        pairs = [
-            second_lesion(manifest, pipeline_file(work, SETTINGS["Original"]), work / "second")
-            for _ in range(args.rounds)
-        ]
-        first, second = median(p[0] for p in pairs), median(p[1] for p in pairs)
-        print(
-            f"\na study's first lesion {first:.2f} s, a second lesion of the loaded study "
-            f"{second:.2f} s (goal <= 0.5 s)"
-        )
+        if args.studies:
+            manifest = write_studies(args.studies)
+            for name, image_types in SETTINGS.items():
+                compare(manifest, args.studies, work, name, image_types, args.rounds)
+            pairs = [
+                second_lesion(manifest, pipeline_file(work, SETTINGS["Original"]), work / "second")
+                for _ in range(args.rounds)
+            ]
+            first, second = median(p[0] for p in pairs), median(p[1] for p in pairs)
+            print(
+                f"\na study's first lesion {first:.2f} s, a second lesion of the loaded study "
+                f"{second:.2f} s (goal <= 0.5 s)"
+            )
         if args.scaling_studies:
             scaling(args.scaling_studies, work, args.rounds)
-        print("\none study in-process, by radimt stage (Original):")
-        for stage, seconds in profile_one(manifest, pipeline_file(work, SETTINGS["Original"])):
-            print(f"  {stage:<46} {seconds:>8.2f} s")
+        if args.studies:
+            print("\none study in-process, by radimt stage (Original):")
+            for stage, seconds in profile_one(manifest, pipeline_file(work, SETTINGS["Original"])):
+                print(f"  {stage:<46} {seconds:>8.2f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
