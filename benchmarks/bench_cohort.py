@@ -341,7 +341,11 @@ def scaling(n: int, work: Path, rounds: int) -> None:
     print(f"\n== workers: {n} studies, Original features; medians of {rounds} rounds ==\n")
     for label, *_ in runs:
         wall = median(seconds[label])
-        print(f"{label:<36} {wall:>8.1f} s  {60 * n / wall:>6.2f} lesions/min  peak {peaks[label]:,.0f} MB")
+        rounds_seen = ", ".join(f"{s:.1f}" for s in seconds[label])
+        print(
+            f"{label:<36} {wall:>8.1f} s  {60 * n / wall:>6.2f} lesions/min  peak {peaks[label]:,.0f} MB"
+            f"  (rounds {rounds_seen} s)"
+        )
     one, one_thread, two, dask = (median(seconds[label]) for label, *_ in runs)
     print(
         f"2 workers: {one_thread / two:.2f}x one single-thread worker (goal >= 1.7x), "
