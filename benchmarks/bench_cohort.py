@@ -114,11 +114,18 @@ def measured(command: list[str]) -> tuple[float, float]:
 
 
 def user_route(manifest: Path, masks: Path, work: Path, image_types: dict) -> dict[str, tuple[float, float]]:
-    """dcm2niix, subtraction, pyradiomics CLI: {stage: (seconds, peak MB)}."""
+    """dcm2niix, subtraction, pyradiomics CLI: {stage: (seconds, peak MB)}.
+
+    ``work`` is emptied first: dcm2niix does not overwrite an earlier round's files but writes
+    beside them with a suffix (``..a.nii``), and the subtraction would read those too (twice
+    the phases; a pre phase taken for the early one).
+    """
     import numpy as np
     import SimpleITK as sitk
 
     from radimt.features import load_params
+
+    shutil.rmtree(work, ignore_errors=True)
 
     with open(manifest, newline="") as fh:
         studies = [row["study_id"] for row in csv.DictReader(fh)]
@@ -158,6 +165,8 @@ def user_route(manifest: Path, masks: Path, work: Path, image_types: dict) -> di
             if reference is None:
                 size = list(image.GetSize()[:3])
                 reference = sitk.Extract(image, size + [0], [0, 0, 0, 0]) if array.ndim == 4 else image
+        if len(volumes) != 6:
+            raise RuntimeError(f"{folder}: {len(volumes)} DCE phases from dcm2niix, 6 expected")
         first, early = volumes[0], volumes[1]
         subtraction = sitk.GetImageFromArray((early - first).astype(np.float32))
         subtraction.CopyInformation(reference)
