@@ -246,7 +246,7 @@ def _streamed(series: SeriesInfo) -> Iterator[np.ndarray]:
     """A series' values after rescale (integers when exact, else float32), a few slices at a time."""
     frames, _ = order_slices(series.frames, series.label)
     first, stored_type = frames[0], buffer_dtype(frames[0])
-    if np.issubdtype(stored_type, np.integer) and integer_rescale(frames):
+    if integer_rescale(frames, stored_type):
         step = max(1, _CHUNK_BYTES // (first.rows * first.columns * stored_type.itemsize))
     else:
         step = _FLOAT_CHUNK

@@ -29,13 +29,15 @@ def check_rescale(frames: Sequence[Frame], label: str) -> None:
             )
 
 
-def integer_rescale(frames: Sequence[Frame]) -> bool:
-    """Whether the frames' rescale maps integers to integers: one integer slope, integer
-    intercepts (:func:`rescaled` keeps such values integers when they fit in int32)."""
+def integer_rescale(frames: Sequence[Frame], stored: np.dtype) -> bool:
+    """Whether the frames' rescale keeps their stored values (of type ``stored``) integers:
+    integer storage, one integer slope, integer intercepts (:func:`rescaled` keeps such values
+    integers when they fit in int32)."""
     slopes = np.array([f.slope for f in frames], float)
     intercepts = np.array([f.intercept for f in frames], float)
     return bool(
-        np.all(slopes == slopes[0])
+        np.issubdtype(stored, np.integer)
+        and np.all(slopes == slopes[0])
         and float(slopes[0]).is_integer()
         and np.all(intercepts == np.round(intercepts))
     )
@@ -47,7 +49,7 @@ def rescaled(stored: np.ndarray, frames: Sequence[Frame]) -> np.ndarray:
     intercepts = np.array([f.intercept for f in frames], float)
     if np.all(slopes == 1) and np.all(intercepts == 0):
         return stored
-    if np.issubdtype(stored.dtype, np.integer) and integer_rescale(frames):
+    if integer_rescale(frames, stored.dtype):
         lo = float(stored.min()) * slopes[0] + intercepts.min()
         hi = float(stored.max()) * slopes[0] + intercepts.max()
         for dtype in (np.int16, np.int32):
