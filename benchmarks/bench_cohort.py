@@ -66,6 +66,12 @@ class Goal:
     met: bool
 
 
+def round_ratios(numerators: list[float], denominators: list[float]) -> tuple[float, str]:
+    """The median of the rounds' ratios, and it with their range as printed."""
+    ratios = sorted(a / b for a, b in zip(numerators, denominators, strict=True))
+    return median(ratios), f"{median(ratios):.2f}x (rounds {ratios[0]:.2f}-{ratios[-1]:.2f}x)"
+
+
 def write_studies(n: int) -> Path:
     """The cached studies and their manifest (written once)."""
     manifest = DATA / f"manifest_{n}.csv"
@@ -330,19 +336,10 @@ def compare(manifest: Path, n: int, work: Path, name: str, image_types: dict, ro
     print(f"{'dcm2niix + pyradiomics (total)':<48} {total:>8.1f} {60 * n / total:>12.2f} {route_peak:>9.0f}")
     goals = []
     for label, got in runs.items():
-        ratios = sorted(t / s for t, (s, _) in zip(totals, got, strict=True))
-        print(
-            f"{label}: {median(ratios):.2f}x the speed of the user route (rounds {ratios[0]:.2f}-"
-            f"{ratios[-1]:.2f}x; goal >= 10x with 1 worker)"
-        )
+        ratio, shown = round_ratios(totals, [s for s, _ in got])
+        print(f"{label}: {shown} the speed of the user route (goal >= 10x with 1 worker)")
         if label.endswith("--workers 1"):
-            goals.append(
-                Goal(
-                    f">= 10x the user route, 1 worker, {name}",
-                    f"{median(ratios):.2f}x (rounds {ratios[0]:.2f}-{ratios[-1]:.2f}x)",
-                    median(ratios) >= 10,
-                )
-            )
+            goals.append(Goal(f">= 10x the user route, 1 worker, {name}", shown, ratio >= 10))
     for label, _, peak in results:
         print(
             f"{label}: peak {peak:,.0f} MB = {peak / decoded_dce_mb():.2f}x the largest series "
@@ -393,31 +390,25 @@ def scaling(n: int, work: Path, rounds: int) -> list[Goal]:
             f"{label:<36} {wall:>8.1f} s  {60 * n / wall:>6.2f} lesions/min  peak {peaks[label]:,.0f} MB"
             f"  (rounds {rounds_seen} s)"
         )
-    one, one_thread, two, dask = (median(seconds[label]) for label, *_ in runs)
+    one, one_thread, two, dask = (seconds[label] for label, *_ in runs)
     print(
-        f"ratios of the medians: 2 workers {one_thread / two:.2f}x one single-thread worker, "
-        f"{one / two:.2f}x one worker on every core; Dask {dask / two:.2f}x the local pool's time"
+        f"ratios of the medians: 2 workers {median(one_thread) / median(two):.2f}x one single-thread "
+        f"worker, {median(one) / median(two):.2f}x one worker on every core; Dask "
+        f"{median(dask) / median(two):.2f}x the local pool's time"
     )
-    labels = [label for label, *_ in runs]
-    speedup = sorted(a / b for a, b in zip(seconds[labels[1]], seconds[labels[2]], strict=True))
-    dask_ratio = sorted(a / b for a, b in zip(seconds[labels[3]], seconds[labels[2]], strict=True))
+    speedup, speedup_shown = round_ratios(one_thread, two)
+    dask_ratio, dask_shown = round_ratios(dask, two)
     print(
-        f"within each round (median, range): 2 workers {median(speedup):.2f}x one single-thread worker "
-        f"({speedup[0]:.2f}-{speedup[-1]:.2f}x; goal >= 1.7x); Dask {median(dask_ratio):.2f}x the local "
-        f"pool's time ({dask_ratio[0]:.2f}-{dask_ratio[-1]:.2f}x; goal within 1.10x)"
+        f"within each round: 2 workers {speedup_shown} one single-thread worker (goal >= 1.7x); "
+        f"Dask {dask_shown} the local pool's time (goal within 1.10x)"
     )
     return [
         Goal(
             f"2 workers >= 1.7x one single-thread worker ({n} studies)",
-            f"{median(speedup):.2f}x (rounds {speedup[0]:.2f}-{speedup[-1]:.2f}x; medians "
-            f"{one_thread:.1f} -> {two:.1f} s)",
-            median(speedup) >= 1.7,
+            f"{speedup_shown}; medians {median(one_thread):.1f} -> {median(two):.1f} s",
+            speedup >= 1.7,
         ),
-        Goal(
-            "Dask, 2 single-thread workers, within 10 % of the local pool",
-            f"{median(dask_ratio):.2f}x (rounds {dask_ratio[0]:.2f}-{dask_ratio[-1]:.2f}x)",
-            median(dask_ratio) <= 1.10,
-        ),
+        Goal("Dask, 2 single-thread workers, within 10 % of the local pool", dask_shown, dask_ratio <= 1.10),
     ]
 
 
