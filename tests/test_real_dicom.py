@@ -36,6 +36,24 @@ def test_real_ct_series_geometry_and_pixels_equal_simpleitk():
     np.testing.assert_array_equal(sitk.GetArrayFromImage(ours), sitk.GetArrayFromImage(ref))
 
 
+
+@pytest.mark.parametrize("chunk_bytes", [1, None])
+def test_real_ct_whole_statistics_streamed_equal_simpleitks_volume(monkeypatch, chunk_bytes):
+    """A real CT's rescale (int16 stored, intercept -1024) keeps the streamed statistics integer
+    sums: a slice at a time or ~1 MB at a time, the mean and SD of SimpleITK's own volume."""
+    from radimt.dicom import focus
+
+    folder = DICOMDIR_TESTS / "98892001" / "CT5N"
+    [series] = [s for s in radimt.scan(folder) if s.role == "ct"]
+    assert {(f.slope, f.intercept) for f in series.frames} == {(1.0, -1024.0)}
+    if chunk_bytes is not None:
+        monkeypatch.setattr(focus, "_CHUNK_BYTES", chunk_bytes)  # every slice a chunk of its own
+    mean, sd = focus.series_statistics(series)
+    exact = sitk.GetArrayFromImage(_sitk_series(folder)).astype(np.int64)
+    n, total, squares = exact.size, int(exact.sum()), int((exact * exact).sum())
+    assert mean == total / n
+    assert sd == pytest.approx(np.sqrt((squares * n - total * total) / (n * (n - 1))), rel=1e-15)
+
 def test_scan_reads_extensionless_files_and_skips_dicomdir_and_text():
     from radimt.dicom.scan import scan_files
 
